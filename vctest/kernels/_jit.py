@@ -27,7 +27,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 CACHE = os.environ.get("VCTEST_NUMBA_CACHE", "1") != "0"
 
 _OPTIONS: dict[str, Any] = {
-    "nopython": True,
     "cache": CACHE,
     "fastmath": False,
     "error_model": "numpy",

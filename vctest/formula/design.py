@@ -1,0 +1,581 @@
+"""Turn a parsed formula and a DataFrame into the numeric design of a mixed model.
+
+:func:`build_design` is the one entry point.  It validates the data once,
+drops incomplete rows (with a warning, like R's ``na.omit`` but never
+silently), builds the fixed-effect matrix with formulaic using R's defaults
+(treatment contrasts with the first level as reference, polynomial contrasts
+for ordered factors, R-style column names) and one :class:`RandomBlock` per
+random-effects term, ordered as lme4 orders them: by decreasing number of
+levels, ties kept in written order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vctest.formula.parse import ParsedFormula, RandomTerm, _tokenize, parse_formula
+
+__all__ = ["Design", "RandomBlock", "build_design"]
+
+#: Relative tolerance for a fixed-effect column to count as a linear
+#: combination of the columns before it (R's ``lm`` uses 1e-7).
+RANK_TOL = 1e-7
+
+
+@dataclass(frozen=True, eq=False)
+class RandomBlock:
+    """The rows of one random-effects term.
+
+    Attributes
+    ----------
+    term : RandomTerm
+        The parsed term.
+    levels : tuple of str
+        Labels of the grouping factor's levels present in the data, in R's
+        order (``"b1:a1"`` style for interactions, first factor slowest).
+    codes : ndarray of int64, shape (n,)
+        Level of each row, ``0 .. n_levels - 1``.
+    columns : ndarray of float64, shape (n, k)
+        Per-row values of the term's model matrix (a column of ones for the
+        intercept, then the covariates; factors expanded with R's contrasts).
+    column_names : tuple of str
+        R-style names of ``columns``, e.g. ``("(Intercept)", "Days")``.
+    """
+
+    term: RandomTerm
+    levels: tuple[str, ...]
+    codes: np.ndarray
+    columns: np.ndarray
+    column_names: tuple[str, ...]
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+    @property
+    def k(self) -> int:
+        """Random effects per level (columns of the term)."""
+        return int(self.columns.shape[1])
+
+    @property
+    def name(self) -> str:
+        """lme4's name of the grouping factor, e.g. ``"cask:batch"``."""
+        return self.term.group
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Numeric design of a mixed model.
+
+    Attributes
+    ----------
+    formula : ParsedFormula
+        The parsed formula.
+    X : ndarray of float64, shape (n, p)
+        Fixed-effect model matrix.
+    fixed_names : tuple of str
+        R-style names of the columns of ``X``.
+    y : ndarray of float64, shape (n,)
+        Response; for ``cbind(s, f)`` the proportion ``s / (s + f)``.
+    weights : ndarray of float64 or None
+        For ``cbind`` responses the number of trials ``s + f``, else None.
+    blocks : tuple of RandomBlock
+        Random-effects terms by decreasing number of levels (stable).
+    n_dropped : int
+        Rows dropped for missing values.
+    row_index : ndarray of int64
+        Positions in the input frame of the rows used.
+    data_hash : str
+        SHA-256 hex digest of the used columns on the used rows.
+    """
+
+    formula: ParsedFormula
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    y: np.ndarray
+    weights: np.ndarray | None
+    blocks: tuple[RandomBlock, ...]
+    n_dropped: int
+    row_index: np.ndarray
+    data_hash: str
+
+    @property
+    def n(self) -> int:
+        """Number of observations used."""
+        return int(self.X.shape[0])
+
+    @property
+    def p(self) -> int:
+        """Number of fixed-effect columns."""
+        return int(self.X.shape[1])
+
+
+# -- formula text for formulaic --------------------------------------------------------
+
+
+def _to_formulaic(text: str, ordered: frozenset[str]) -> tuple[str, dict[str, str]]:
+    """Rewrite R formula text for formulaic.
+
+    Inside function calls (Python code for formulaic) R's power ``^`` becomes
+    ``**``; at formula level a bare ordered factor ``o`` becomes
+    ``C(o, contr.poly)`` (R's default contrasts for ordered factors).
+    Returns the text and a map from formulaic factor names back to columns.
+    """
+    tokens = _tokenize(text, f"term {text!r}")
+    out: list[str] = []
+    renames: dict[str, str] = {}
+    calls: list[bool] = []
+    pos = 0
+    for i, tok in enumerate(tokens):
+        out.append(text[pos : tok.start])
+        pos = tok.end
+        prev = tokens[i - 1] if i else None
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        piece = tok.text
+        if tok.kind == "open":  # a call's (...), [...] and {...} hold Python code
+            calls.append(tok.text != "(" or (
+                prev is not None and (prev.kind == "name" or prev.text in ")]")))
+        elif tok.kind == "close":
+            calls.pop()
+        elif tok.text == "^" and any(calls):
+            piece = "**"
+        elif (tok.kind == "name" and tok.value in ordered and not any(calls)
+              and (nxt is None or nxt.text != "(")):
+            piece = f"C({tok.text}, contr.poly)"
+            renames[piece] = tok.value
+        out.append(piece)
+    out.append(text[pos:])
+    return "".join(out), renames
+
+
+def _split_colon(name: str) -> list[str]:
+    """Split a formulaic column name at ``:`` outside brackets and parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(name):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            parts.append(name[start:i])
+            start = i + 1
+    parts.append(name[start:])
+    return parts
+
+
+def _level_bracket(piece: str) -> int:
+    """Index of the ``[`` matching a trailing ``]`` (formulaic's level suffix), or -1."""
+    if not piece.endswith("]"):
+        return -1
+    depth = 0
+    for i in range(len(piece) - 1, -1, -1):
+        depth += {"]": 1, "[": -1}.get(piece[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _r_name(name: str, renames: dict[str, str]) -> str:
+    """formulaic column name -> R's (``Sex[T.Female]`` -> ``SexFemale``)."""
+    if name == "Intercept":
+        return "(Intercept)"
+    pieces = []
+    for piece in _split_colon(name):
+        cut = _level_bracket(piece)
+        if cut > 0:
+            base, level = piece[:cut], piece[cut + 1 : -1]
+            level = level[2:] if level.startswith("T.") else level
+            piece = renames.get(base, base) + level
+        pieces.append(piece.replace(" ** ", "^"))
+    return ":".join(pieces)
+
+
+def _model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str],
+                  where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Evaluate a right-hand side with formulaic; R-style names; finite check."""
+    import formulaic
+
+    text, renames = _to_formulaic(rhs, ordered)
+    try:
+        # Non-finite results are reported below with the column's name.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mm = formulaic.model_matrix(text, frame, na_action="ignore", context={})
+    except Exception as exc:  # formulaic raises many types; re-raise as ours
+        raise ValueError(f"cannot evaluate {where} {rhs!r}: {exc}; check the term and the "
+                         "column types.") from exc
+    names = tuple(_r_name(str(c), renames) for c in mm.columns)
+    values = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
+    bad = ~np.isfinite(values).all(axis=0)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad)]
+        raise ValueError(f"{where} {rhs!r} gives non-finite values in column(s) {cols}; "
+                         "transform or filter the data so that every value is finite.")
+    return values, names
+
+
+def _variables(rhs: str, where: str) -> list[str]:
+    """Names of the data columns an R right-hand side refers to."""
+    from formulaic import Formula
+
+    text, _ = _to_formulaic(rhs, frozenset())
+    try:
+        variables = Formula(text).required_variables
+    except Exception as exc:
+        raise ValueError(f"cannot parse {where} {rhs!r}: {exc}") from exc
+    return sorted(str(v) for v in variables)
+
+
+def _python_expr(part: str) -> str:
+    """Wrap an R expression so formulaic evaluates it as one numeric column."""
+    return f"0 + I({part})"
+
+
+# -- validation and columns ----------------------------------------------------------------
+
+
+def _unknown_column(name: str, data: pd.DataFrame, what: str) -> ValueError:
+    available = [str(c) for c in data.columns]
+    close = difflib.get_close_matches(name, available, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(
+        f"column {name!r} used in {what} is not in `data`.{hint} Available columns: "
+        f"{', '.join(available)}."
+    )
+
+
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """All data columns the formula uses, and those used outside the groupings."""
+    resp = parsed.response
+    wanted: list[tuple[str, str]] = []
+    for part in resp.parts:
+        if resp.kind == "column":
+            wanted.append((part, f"the response {resp.text!r}"))
+        else:
+            for v in _variables(_python_expr(part), f"the response {resp.text!r}, part"):
+                wanted.append((v, f"the response {resp.text!r}"))
+    for v in _variables(parsed.fixed, "the fixed-effect part"):
+        wanted.append((v, f"the fixed-effect part {parsed.fixed!r}"))
+    for term in parsed.random:
+        if term.covariates:
+            for v in _variables(" + ".join(term.covariates), f"term {term.source}"):
+                wanted.append((v, f"the random-effects term {term.source!r}"))
+    n_model = len(wanted)
+    for term in parsed.random:
+        for g in term.group_factors:
+            wanted.append((g, f"the grouping of {term.source!r}"))
+    used: list[str] = []
+    for name, what in wanted:
+        if name not in data.columns:
+            raise _unknown_column(name, data, what)
+        if name not in used:
+            used.append(name)
+    model = list(dict.fromkeys(name for name, _ in wanted[:n_model]))
+    dup = [c for c in used if int((data.columns == c).sum()) > 1]
+    if dup:
+        raise ValueError(f"`data` has several columns named {dup[0]!r}; rename them so that "
+                         "each column the formula uses is unique.")
+    return used, model
+
+
+def _drop_missing(frame: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Drop incomplete rows (warning); reject infinite values."""
+    n = len(frame)
+    missing = frame.isna().to_numpy()
+    for col in frame.columns:
+        values = frame[col]
+        if pd.api.types.is_float_dtype(values.dtype) and np.isinf(
+                values.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+            raise ValueError(f"column {col!r} has infinite values; remove those rows or "
+                             "replace them before fitting.")
+    bad_rows = missing.any(axis=1)
+    n_dropped = int(bad_rows.sum())
+    keep = np.flatnonzero(~bad_rows).astype(np.int64)
+    if n_dropped == n:
+        raise ValueError(f"every row of `data` has a missing value in a column used by "
+                         f"{formula!r}; no observations are left.")
+    if n_dropped:
+        counts = missing.sum(axis=0)
+        cols = ", ".join(f"{c!r} ({int(k)})" for c, k in zip(frame.columns, counts, strict=True)
+                         if k)
+        warnings.warn(
+            f"dropped {n_dropped} of {n} rows with missing values in columns {cols}; "
+            "the model uses the remaining complete rows.",
+            UserWarning,
+            stacklevel=3,
+        )
+        frame = frame.iloc[keep]
+    return frame.reset_index(drop=True), keep, n_dropped
+
+
+def _label(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _as_factor(values: pd.Series) -> pd.Categorical:
+    """Categorical with R's level order and only the levels present."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = pd.Categorical(values).remove_unused_categories()
+    elif pd.api.types.is_bool_dtype(values.dtype):
+        cat = pd.Categorical(values, categories=[False, True])
+    else:
+        cat = pd.Categorical(values)  # sorted unique values, like R's factor()
+    if not all(isinstance(c, str) for c in cat.categories):
+        labels = [_label(c) for c in cat.categories]
+        if len(set(labels)) == len(labels):
+            cat = cat.rename_categories(labels)
+    return cat
+
+
+def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
+    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names."""
+    out = {}
+    ordered = set()
+    for col in frame.columns:
+        values = frame[col]
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
+                or pd.api.types.is_bool_dtype(dtype):
+            cat = _as_factor(values)
+            if cat.ordered:
+                ordered.add(col)
+            out[col] = cat
+        else:
+            out[col] = values.to_numpy(dtype=np.float64)
+    return pd.DataFrame(out), frozenset(ordered)
+
+
+def _check_factor_levels(frame: pd.DataFrame, formula: str) -> None:
+    """R refuses contrasts for a factor with one level; so do we (formulaic drops it)."""
+    for col in frame.columns:
+        values = frame[col]
+        if isinstance(values.dtype, pd.CategoricalDtype) and len(values.cat.categories) < 2:
+            raise ValueError(
+                f"factor {col!r} used in {formula!r} has only one level "
+                f"{list(values.cat.categories)} in the rows used, so it has no contrasts; "
+                "remove it from the formula."
+            )
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFrame,
+              ordered: frozenset[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    resp = parsed.response
+    parts = []
+    for part in resp.parts:
+        if resp.kind == "column" or part in frame.columns:
+            values = frame[part]
+            if isinstance(values.dtype, pd.CategoricalDtype) or not (
+                pd.api.types.is_numeric_dtype(values.dtype)
+            ):
+                raise ValueError(
+                    f"the response {part!r} is not numeric (dtype {values.dtype}); convert "
+                    f"it, e.g. data[{part!r}] = pd.to_numeric(data[{part!r}])."
+                )
+            parts.append(np.asarray(values, dtype=np.float64))
+        else:
+            cols, _ = _model_matrix(_python_expr(part), model_frame, ordered, "the response")
+            if cols.shape[1] != 1:
+                raise ValueError(f"the response {part!r} is not numeric; convert it to "
+                                 "numbers before fitting.")
+            parts.append(cols[:, 0].copy())
+    if resp.kind != "cbind":
+        y = np.ascontiguousarray(parts[0])
+        return y, None
+    successes, failures = parts
+    for part, values in zip(resp.parts, parts, strict=True):
+        if (values < 0).any():
+            raise ValueError(f"{resp.text!r}: {part!r} has negative values; cbind() needs "
+                             "counts of successes and failures (>= 0).")
+    trials = successes + failures
+    y = np.divide(successes, trials, out=np.zeros_like(trials), where=trials > 0)
+    return np.ascontiguousarray(y), np.ascontiguousarray(trials)
+
+
+def _rank_check(X: np.ndarray, names: tuple[str, ...]) -> None:
+    """Name the columns of X that are linear combinations of earlier ones."""
+    if X.shape[1] == 0:
+        return
+    r = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(X, axis=0)
+    diag = np.abs(np.diag(r))[: X.shape[1]]
+    if diag.shape[0] < X.shape[1]:  # more columns than rows
+        diag = np.concatenate([diag, np.zeros(X.shape[1] - diag.shape[0])])
+    dependent = [names[j] for j in range(X.shape[1]) if diag[j] <= RANK_TOL * norms[j]
+                 or norms[j] == 0.0]
+    if dependent:
+        raise ValueError(
+            f"the fixed-effect matrix is rank deficient: column(s) "
+            f"{', '.join(repr(d) for d in dependent)} are linear combinations of earlier "
+            "columns; drop them from the fixed part of the formula."
+        )
+
+
+def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorical]
+           ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and level labels of a term's grouping factor (interactions as in R's ``:``)."""
+    cats = []
+    for g in term.group_factors:
+        if g not in cache:
+            cache[g] = _as_factor(frame[g])
+        cats.append(cache[g])
+    if len(cats) == 1:
+        return cats[0].codes.astype(np.int64), tuple(str(c) for c in cats[0].categories)
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for cat in cats:
+        combined = combined * len(cat.categories) + cat.codes.astype(np.int64)
+    present, codes = np.unique(combined, return_inverse=True)
+    digits = []
+    for cat in reversed(cats):
+        size = len(cat.categories)
+        digits.append(np.asarray(cat.categories, dtype=object)[present % size])
+        present = present // size
+    labels = tuple(":".join(str(x) for x in row) for row in zip(*reversed(digits), strict=True))
+    return codes.astype(np.int64), labels
+
+
+def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
+            factors: pd.DataFrame) -> tuple[RandomBlock, ...]:
+    n = len(frame)
+    cache: dict[str, pd.Categorical] = {}
+    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+    blocks = []
+    for term in parsed.random:
+        codes, levels = _group(term, factors, cache)
+        if len(levels) < 2:
+            raise ValueError(
+                f"the grouping factor {term.group!r} of {term.source!r} has only one level "
+                f"({levels[0]!r}) in the rows used; a variance component needs at least two "
+                "groups. Remove the term or check the grouping column."
+            )
+        if not term.covariates:
+            columns, names = np.ones((n, 1)), ("(Intercept)",)
+        else:
+            if term.lhs not in lhs_cache:
+                lhs_cache[term.lhs] = _model_matrix(
+                    term.lhs, frame, ordered, f"the left-hand side of {term.source!r}:")
+            columns, names = lhs_cache[term.lhs]
+        q = len(levels) * columns.shape[1]
+        if q >= n:
+            raise ValueError(
+                f"term {term.label} has {q} random effects for {n} observations; the "
+                "random-effects variance and the residual variance are not identifiable. "
+                "Remove the term or use a coarser grouping factor."
+            )
+        blocks.append(RandomBlock(
+            term=term, levels=levels, codes=np.ascontiguousarray(codes),
+            columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names))
+    return tuple(sorted(blocks, key=lambda b: -b.n_levels))
+
+
+def _hash(frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256()
+    for col in frame.columns:
+        values = frame[col]
+        digest.update(f"\x00{col}\x00".encode())
+        dtype = values.dtype
+        if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+            digest.update(np.ascontiguousarray(values.to_numpy(dtype=np.float64)).tobytes())
+        else:
+            codes, uniques = pd.factorize(values)
+            digest.update(codes.astype(np.int64).tobytes())
+            digest.update("\x1f".join(str(u) for u in uniques).encode())
+    return digest.hexdigest()
+
+
+def _build_design_iv(formula: object, data: object) -> tuple[ParsedFormula, pd.DataFrame]:
+    if isinstance(formula, str):
+        parsed = parse_formula(formula)
+    elif isinstance(formula, ParsedFormula):
+        parsed = formula
+    else:
+        raise TypeError(f"`formula` must be a string such as 'y ~ x + (1 | g)' or a "
+                        f"ParsedFormula; got {type(formula).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"`data` must be a pandas DataFrame; got {type(data).__name__}. "
+                        "Convert it with pandas.DataFrame(...) first.")
+    if len(data) == 0:
+        raise ValueError("`data` has no rows; pass a DataFrame with observations.")
+    return parsed, data
+
+
+def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
+    """Build the numeric design of a mixed model from a formula and a DataFrame.
+
+    Parameters
+    ----------
+    formula : str or ParsedFormula
+        An lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame
+        The data.  Factor columns may be categorical (their category order is
+        R's level order; the first is the reference level), text (levels
+        sorted) or boolean.  Grouping columns may also be integers.
+
+    Returns
+    -------
+    Design
+        ``X``, ``y`` (and binomial ``weights``), the random-effects blocks in
+        lme4's order and provenance (rows used, data hash).
+
+    Raises
+    ------
+    TypeError
+        If ``formula`` or ``data`` has the wrong type.
+    ValueError
+        If the formula names an unknown column, the response is not numeric,
+        a column has infinite values, a grouping factor has one level, a term
+        has as many random effects as observations, ``X`` is rank deficient,
+        or no complete rows remain.  Each message says what to change.
+
+    Warns
+    -----
+    UserWarning
+        When rows with missing values are dropped (count and columns given).
+
+    Examples
+    --------
+    >>> from vctest import datasets
+    >>> from vctest.formula import build_design
+    >>> d = build_design("distance ~ age + Sex + (age | Subject)", datasets.load("Orthodont"))
+    >>> d.fixed_names
+    ('(Intercept)', 'age', 'SexFemale')
+    >>> [(b.name, b.n_levels, b.k) for b in d.blocks]
+    [('Subject', 27, 2)]
+    >>> d = build_design("strength ~ 1 + (1 | batch/cask)", datasets.load("Pastes"))
+    >>> [(b.name, b.n_levels) for b in d.blocks]
+    [('cask:batch', 30), ('batch', 10)]
+    """
+    parsed, data = _build_design_iv(formula, data)
+    used, model_columns = _used_columns(parsed, data)
+    frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
+    model_frame, ordered = _formula_frame(frame[model_columns])
+    y, weights = _response(parsed, frame, model_frame, ordered)
+    _check_factor_levels(model_frame, parsed.text)
+    if parsed.fixed.strip() == "1":
+        X, fixed_names = np.ones((len(frame), 1)), ("(Intercept)",)
+    else:
+        X, fixed_names = _model_matrix(parsed.fixed, model_frame, ordered,
+                                       "the fixed-effect part")
+    _rank_check(X, fixed_names)
+    blocks = _blocks(parsed, model_frame, ordered, frame)
+    return Design(
+        formula=parsed,
+        X=np.ascontiguousarray(X, dtype=np.float64),
+        fixed_names=fixed_names,
+        y=y,
+        weights=weights,
+        blocks=blocks,
+        n_dropped=n_dropped,
+        row_index=row_index,
+        data_hash=_hash(frame),
+    )
+
