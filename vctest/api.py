@@ -1,0 +1,277 @@
+"""The public functions: validate once, then orchestrate the pipeline.
+
+formula + data -> :func:`~vctest.formula.design.build_design` ->
+:class:`~vctest.model.lmm.LinearMixedModel` -> :func:`~vctest.model.fit.fit_model`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from vctest._data import as_frame
+from vctest._pvalue import clean_statistic, monte_carlo_pvalue
+from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest.formula.design import build_design
+from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
+from vctest.model.lmm import LinearMixedModel
+from vctest.model.reduce import drop_term, locate_term
+from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
+from vctest.nulls.exact import invert_rlrt, linear_model_objective, spectral_design
+from vctest.nulls.spectral import lrt_null, rlrt_null
+from vctest.results import TestResult
+
+
+def _fit_iv(formula: object, reml: object, optimizer: object) -> None:
+    if not isinstance(formula, str):
+        raise TypeError(f"`formula` must be a string such as 'y ~ x + (1 | g)'; got "
+                        f"{type(formula).__name__}.")
+    if not isinstance(reml, bool):
+        raise TypeError(f"`reml` must be True or False; got {reml!r}.")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {optimizer!r}.")
+
+
+def fit(
+    formula: str,
+    data: pd.DataFrame | str,
+    *,
+    reml: bool = True,
+    optimizer: str = "bfgs",
+) -> LmmFit:
+    """Fit a linear mixed model given in lme4 syntax.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        Random-effects terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``,
+        ``(1 + x || g)`` (independent), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
+        several and crossed terms.
+    data : pandas.DataFrame or str
+        The data, a path to a CSV/Parquet file, or a bundled data set name.
+        Rows with missing values in the variables used are dropped with a
+        warning that says how many.
+    reml : bool, default True
+        Fit by REML (default, as lme4) or by maximum likelihood.
+    optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
+        ``"bfgs"``: vctest's bounded quasi-Newton kernel; others: SciPy's.
+
+    Returns
+    -------
+    LmmFit
+        With ``theta``, ``beta``, ``sigma``, ``loglik``, ``varcorr``,
+        ``singular``, ``converged``, ``diagnostics``, ``n_evals`` and
+        ``refit(y)``.
+
+    Examples
+    --------
+    >>> import vctest
+    >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    >>> round(m.objective, 3)  # lme4: REMLcrit 1743.628
+    1743.628
+    >>> m.singular, m.converged
+    (False, True)
+    """
+    _fit_iv(formula, reml, optimizer)
+    frame = as_frame(data)
+    design = build_design(formula, frame)
+    model = LinearMixedModel.from_design(design)
+    return fit_model(model, reml=reml, optimizer=optimizer)
+
+
+METHODS = ("exact", "asymptotic")
+
+
+def _vc_test_iv(term: object, method: object, nsim: object, reml: object,
+                threads: object) -> None:
+    if not isinstance(term, str):
+        raise TypeError(f"`term` must be a string such as '(1 | g)'; got {type(term).__name__}.")
+    if method not in METHODS:
+        hint = " (the parametric bootstrap is not available yet)" if method == "bootstrap" else ""
+        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}{hint}.")
+    if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
+        raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
+    if not isinstance(reml, bool):
+        raise TypeError(f"`reml` must be True or False; got {reml!r}.")
+    if threads is not None and (isinstance(threads, bool)
+                                or not isinstance(threads, int | np.integer) or threads < 1):
+        raise ValueError(f"`threads` must be a positive integer or None; got {threads!r}.")
+
+
+def vc_test(
+    formula: str,
+    data: pd.DataFrame | str,
+    *,
+    term: str,
+    method: str = "exact",
+    nsim: int = 100_000,
+    seed: SeedLike = None,
+    reml: bool = True,
+    threads: int | None = None,
+) -> TestResult:
+    """Test whether the variance of one random-effects term is zero.
+
+    Fits the model and the model without ``term`` (same rows, same fixed
+    effects), computes the restricted (``reml=True``: RLRT) or ordinary
+    (``reml=False``: LRT) likelihood-ratio statistic and refers it to
+
+    * ``method="exact"``: the exact finite-sample null distribution of
+      Crainiceanu & Ruppert (2004), simulated from its spectral form
+      (``nsim`` draws).  With other random effects in the model, the null of
+      the tested term's single-component design is used (the pseudo-model
+      approach of Greven et al. 2008), as RLRsim's ``exactRLRT(m, mA, m0)``
+      does -- vctest builds the three models itself;
+    * ``method="asymptotic"``: the chi-bar-square mixture (Self & Liang 1987;
+      Stram & Lee 1994): 50:50 chi2_0:chi2_1 for one variance, 50:50
+      chi2_1:chi2_2 for a correlated random slope.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula of the full model.
+    data : pandas.DataFrame or str
+        Data frame, CSV/Parquet path or bundled data set name.
+    term : str
+        The term to test, e.g. ``"(1 | Batch)"`` or ``"(0 + Days | Subject)"``.
+        A term that names some columns of a correlated block (``"(0 + Days |
+        Subject)"`` in ``(Days | Subject)``) removes those variances and their
+        covariances.
+    method : {"exact", "asymptotic"}
+    nsim : int, default 100_000
+        Null draws for the exact method.
+    seed : int, numpy.random.SeedSequence or None
+        Same seed, same draws -- whatever the number of threads.
+    reml : bool, default True
+        RLRT (REML fits) or LRT (ML fits).
+    threads : int, optional
+        Numba threads for the simulation (default: all).
+
+    Returns
+    -------
+    TestResult
+
+    Raises
+    ------
+    ValueError
+        If the term is not in the model, or ``method="exact"`` is asked of a
+        term that is not a single variance component.
+
+    Examples
+    --------
+    >>> import vctest
+    >>> res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+    ...                      nsim=20_000, seed=1)
+    >>> round(res.statistic, 3)
+    6.369
+    >>> res.pvalue < 0.01   # exact p = 0.0044 (the ANOVA F test)
+    True
+    """
+    _vc_test_iv(term, method, nsim, reml, threads)
+    frame = as_frame(data)
+    design = build_design(formula, frame)
+    loc = locate_term(design, term)
+    null_design = drop_term(design, loc)
+    full = fit_model(LinearMixedModel.from_design(design), reml=reml)
+    if null_design.blocks:
+        null_fit = fit_model(LinearMixedModel.from_design(null_design), reml=reml)
+        null_objective = null_fit.objective
+    else:
+        null_fit = None
+        null_objective = linear_model_objective(design.X, design.y, reml)
+    statistic = float(clean_statistic(null_objective - full.objective))
+    block = design.blocks[loc.block]
+    single_scalar = loc.whole_block and block.k == 1
+    test_name = "RLRT" if reml else "LRT"
+    asym: dict[str, float] = {
+        f"naive chi2({loc.n_params_removed})": float(chi2.sf(statistic, loc.n_params_removed))
+        if statistic > 0 else 1.0
+    }
+    if single_scalar:
+        asym["50:50 mixture chi2(0):chi2(1)"] = mixture_50_50(statistic)
+    elif not loc.whole_block and len(loc.columns) == 1 and block.k == 2:
+        asym["50:50 mixture chi2(1):chi2(2)"] = mixture_slope(statistic)
+    settings = {
+        "formula": design.formula.text, "null_formula": null_design.formula.text,
+        "term": loc.label, "reml": reml, "method": method, "n": design.n,
+        "n_dropped": design.n_dropped, "data_hash": design.data_hash,
+    }
+    fits = {"full": full, "null": null_fit}
+    notes: list[str] = []
+    if full.singular:
+        notes.append("the full model is a boundary (singular) fit.")
+
+    if method == "asymptotic":
+        mixtures = [k for k in asym if k.startswith("50:50")]
+        if not mixtures:
+            raise ValueError(
+                f"no asymptotic mixture is implemented for removing {loc.label} "
+                f"({loc.n_params_removed} covariance parameters); use method='exact' for a "
+                "single variance component (the bootstrap is planned)."
+            )
+        return TestResult(
+            statistic=statistic, pvalue=asym[mixtures[0]], pvalue_mc_se=None, pvalue_ci=None,
+            method="asymptotic", test=test_name, term=loc.label,
+            reference=f"asymptotic {mixtures[0]} (Self & Liang 1987; Stram & Lee 1994)",
+            null_distribution=None, asymptotic=asym, settings=settings, seed=None,
+            seed_entropy=None, fits=fits, notes=tuple(notes),
+        )
+
+    if not single_scalar:
+        raise ValueError(
+            f"`term` {loc.label} is not a single variance component: removing it removes "
+            f"{loc.n_params_removed} covariance parameters of {block.term.label}. The exact "
+            "null applies to one variance component; use method='bootstrap' (planned) or "
+            "method='asymptotic' for the chi-bar-square reference."
+        )
+    ss = seed_sequence(seed)
+    sd = spectral_design(design, loc.block)
+    if reml:
+        sample = rlrt_null(sd.mu, sd.n, sd.p, nsim=int(nsim), seed=ss, threads=threads)
+    else:
+        sample = lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=0, nsim=int(nsim), seed=ss,
+                          threads=threads)
+    mc = monte_carlo_pvalue(statistic, sample)
+    several = len(design.blocks) > 1
+    if several:
+        reference = (
+            f"exact finite-sample null of the {test_name} for the tested term's "
+            "single-component design (Crainiceanu & Ruppert 2004), used for the model with "
+            "other random effects by the pseudo-model approach of Greven et al. (2008)"
+        )
+        notes.append("with several variance components the exact null is an approximation "
+                     "(Greven et al. 2008); it is good unless the other variance components "
+                     "are near zero.")
+        if null_fit is not None and null_fit.singular:
+            notes.append("the null model is a boundary fit: a nuisance variance is estimated "
+                         "at zero, where the pseudo-model approximation is least reliable.")
+        confint = None
+    else:
+        reference = (f"exact finite-sample null of the {test_name} (Crainiceanu & Ruppert "
+                     "2004), simulated from its spectral representation")
+        confint = _confint_closure(full, sd, ss, threads) if reml else None
+    if sd.K + sd.p >= sd.n:
+        notes.append(f"p + K = {sd.p + sd.K} >= n = {sd.n}: the spectral null is not exact.")
+    settings.update(nsim=int(nsim), K=sd.K, p=sd.p)
+    return TestResult(
+        statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
+        method="exact", test=test_name, term=loc.label, reference=reference,
+        null_distribution=sample, asymptotic=asym, settings=settings,
+        seed=None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed),
+        seed_entropy=entropy_of(ss), fits=fits, notes=tuple(notes), _confint=confint,
+    )
+
+
+def _confint_closure(full: LmmFit, sd, ss, threads):
+    model = full.model
+    intercept = model.design.blocks[0].column_names == ("(Intercept)",)
+
+    def profile(lam: float) -> float:
+        return model.objective(np.array([np.sqrt(lam)]), True)
+
+    def confint(level: float = 0.95, nsim: int = 20_000, rtol: float = 1e-3):
+        return invert_rlrt(profile, float(full.theta[0] ** 2), sd, level=level, nsim=nsim,
+                           seed=ss, threads=threads, rtol=rtol, intercept=intercept)
+
+    return confint

@@ -1,0 +1,114 @@
+"""Command-line interface: ``vctest fit`` and ``vctest test``.
+
+Examples
+--------
+``vctest fit sleepstudy "Reaction ~ Days + (Days | Subject)"``
+``vctest fit data.csv "y ~ x + (1 | g)" --ml --json``
+``vctest test Dyestuff "Yield ~ 1 + (1 | Batch)" --term "(1 | Batch)" --nsim 100000 --seed 1``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        return _jsonable(obj.item())
+    return obj
+
+
+def _emit(payload: dict[str, Any], text: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_jsonable(payload), indent=2))
+    else:
+        print(text)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from vctest.api import fit
+
+    result = fit(args.formula, args.data, reml=not args.ml)
+    _emit(result.to_dict(), result.summary(), args.json)
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from vctest.api import vc_test
+
+    result = vc_test(
+        args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
+        seed=args.seed, reml=not args.ml,
+    )
+    _emit(result.to_dict(), result.summary(), args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="vctest",
+        description="Is this random effect needed? Exact and bootstrap tests of variance "
+        "components in mixed models.",
+    )
+    from vctest import __version__
+
+    parser.add_argument("--version", action="version", version=f"vctest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("data", help="CSV or Parquet file, or a bundled data set name "
+                       "(e.g. sleepstudy, Dyestuff)")
+        p.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
+        p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p_fit = sub.add_parser("fit", help="fit a linear mixed model and print a summary")
+    common(p_fit)
+    p_fit.set_defaults(func=_cmd_fit)
+
+    p_test = sub.add_parser("test", help="test whether a variance component is zero")
+    common(p_test)
+    p_test.add_argument("--term", required=True,
+                        help='the random-effects term to test, e.g. "(0 + Days | Subject)"')
+    p_test.add_argument("--method", default="exact", choices=["exact", "asymptotic"],
+                        help="reference distribution (default: exact)")
+    p_test.add_argument("--nsim", type=int, default=100_000,
+                        help="simulated null draws (default 100000)")
+    p_test.add_argument("--seed", type=int, default=None, help="seed for reproducible draws")
+    p_test.set_defaults(func=_cmd_test)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for input errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
+    except (ValueError, TypeError) as exc:
+        print(f"vctest: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"vctest: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

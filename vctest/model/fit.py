@@ -1,0 +1,326 @@
+"""Fitting a linear mixed model: optimiser paths, boundary snapping, the Fit record.
+
+One path: minimise the profiled objective over theta with the Numba projected
+quasi-Newton kernel (:mod:`vctest.kernels.optimize`), snap parameters within
+1e-5 of their bound onto it when that does not raise the objective, then
+diagnose the optimum (:func:`vctest.diagnostics.diagnose`).  SciPy's bounded
+methods (``"L-BFGS-B"``, ``"Powell"``, ``"Nelder-Mead"``) are available by name
+as second opinions; they are what the kernel is tested against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vctest.diagnostics import FitDiagnostics, diagnose
+from vctest.kernels.optimize import STATUS_TEXT, minimize_bounded
+from vctest.model.lmm import LinearMixedModel
+from vctest.model.terms import varcorr_rows
+
+OPTIMIZERS = ("bfgs", "L-BFGS-B", "Powell", "Nelder-Mead")
+
+#: Parameters this close to their bound are tried on it (lme4's boundary.tol).
+BOUNDARY_SNAP = 1e-5
+
+#: Step into the interior used to check a parameter that ended on its bound.
+EDGE_PROBE = 1e-4
+
+#: Restarts allowed when the optimum sits on a bound the objective falls away from.
+MAX_EDGE_RESTARTS = 3
+
+#: A variance parameter this close to its bound makes a fit singular (lme4's default).
+SINGULAR_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Tolerances of the default optimiser (recorded with every fit)."""
+
+    maxiter: int = 500
+    gtol: float = 1e-9
+    ftol: float = 1e-13
+    xtol: float = 1e-8
+
+
+@dataclass(frozen=True, eq=False)
+class LmmFit:
+    """A fitted linear mixed model (frozen).
+
+    Attributes
+    ----------
+    model : LinearMixedModel
+    reml : bool
+        True for REML, False for maximum likelihood.
+    theta : ndarray
+        Relative covariance parameters (lme4's ``getME(m, "theta")``).
+    beta : pandas.Series
+        Fixed effects, named.
+    beta_se : pandas.Series
+        Standard errors of the fixed effects.
+    sigma : float
+        Residual standard deviation.
+    objective : float
+        REML criterion or ML deviance at the optimum (lme4's ``REMLcrit`` /
+        ``deviance``).
+    n_evals : int
+        Objective evaluations used by the optimiser.
+    optimizer : str
+    optimizer_message : str
+    settings : OptimizerSettings
+    """
+
+    model: LinearMixedModel
+    reml: bool
+    theta: np.ndarray
+    beta: pd.Series
+    beta_se: pd.Series
+    sigma: float
+    objective: float
+    n_evals: int
+    optimizer: str
+    optimizer_message: str
+    optimizer_ok: bool
+    settings: OptimizerSettings = field(default_factory=OptimizerSettings)
+
+    @cached_property
+    def diagnostics(self) -> FitDiagnostics:
+        """Gradient, Hessian, boundary status and the convergence verdict.
+
+        Computed on first access (finite differences cost O(d^2) objective
+        evaluations), so that refits in a loop stay fast.
+        """
+        model, reml = self.model, self.reml
+        return diagnose(lambda th: model.objective(th, reml), self.theta, model.layout.lower,
+                        names=model.layout.names, sing_tol=SINGULAR_TOL)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood as lme4's ``logLik``: the restricted one for REML fits."""
+        return -0.5 * self.objective
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        """lme4-style names of theta."""
+        return self.model.layout.names
+
+    @property
+    def singular(self) -> bool:
+        """A variance parameter is within 1e-4 of its bound (lme4's ``isSingular``)."""
+        lay = self.model.layout
+        return bool(np.any(lay.is_diagonal & (self.theta - lay.lower < SINGULAR_TOL)))
+
+    @property
+    def converged(self) -> bool:
+        """The optimiser stopped normally and the boundary-aware check passed."""
+        return bool(self.optimizer_ok and self.diagnostics.converged)
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.model.n
+
+    @property
+    def df(self) -> int:
+        """Number of parameters (fixed effects, theta and sigma), as logLik's df."""
+        return self.model.p + self.theta.size + 1
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``."""
+        return pd.DataFrame(varcorr_rows(self.model.layout, self.theta, self.sigma))
+
+    def refit(self, y: np.ndarray, *, start: np.ndarray | None = None) -> LmmFit:
+        """Fit the same model to a new response, reusing the workspace.
+
+        Parameters
+        ----------
+        y : array_like, shape (n,)
+            New response values, in the order of the rows used by the fit.
+        start : array_like, optional
+            Starting theta; defaults to this fit's estimate (a warm start).
+        """
+        model = self.model.with_response(np.asarray(y, dtype=float))
+        return fit_model(model, reml=self.reml, start=self.theta if start is None else start,
+                         optimizer=self.optimizer, settings=self.settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary of the fit."""
+        vc = self.varcorr.astype(object).where(self.varcorr.notna(), None)
+        return {
+            "formula": self.model.design.formula.text,
+            "reml": self.reml,
+            "nobs": self.nobs,
+            "loglik": self.loglik,
+            "objective": self.objective,
+            "objective_name": "REML criterion" if self.reml else "deviance",
+            "theta": dict(zip(self.theta_names, map(float, self.theta), strict=True)),
+            "beta": {k: float(v) for k, v in self.beta.items()},
+            "beta_se": {k: float(v) for k, v in self.beta_se.items()},
+            "sigma": self.sigma,
+            "varcorr": vc.to_dict(orient="records"),
+            "singular": self.singular,
+            "converged": self.converged,
+            "optimizer": self.optimizer,
+            "optimizer_message": self.optimizer_message,
+            "n_evals": self.n_evals,
+            "diagnostics": self.diagnostics.to_dict(),
+        }
+
+    def summary(self) -> str:
+        """An lme4-like text summary."""
+        kind = "REML" if self.reml else "maximum likelihood"
+        lines = [
+            f"Linear mixed model fit by {kind} (vctest)",
+            f"Formula: {self.model.design.formula.text}",
+            f"  {'REML criterion' if self.reml else 'deviance'} at convergence: "
+            f"{self.objective:.4f}   logLik: {self.loglik:.4f}   df: {self.df}",
+            "",
+            "Random effects:",
+        ]
+        vc = self.varcorr
+        lines.append(f" {'Groups':<14}{'Name':<16}{'Variance':>12}{'Std.Dev.':>11}{'Corr':>8}")
+        for _, row in vc.iterrows():
+            if row["var2"]:
+                continue
+            corr = vc[(vc.grp == row.grp) & (vc.var2 != "") & (vc.var2 == row.var1)]
+            ctext = " ".join(f"{c:6.2f}" for c in corr.sdcor) if len(corr) else ""
+            lines.append(f" {row.grp:<14}{row.var1:<16}{row.vcov:>12.4g}{row.sdcor:>11.4g}"
+                         f"{ctext:>8}")
+        lines.append(f"Number of obs: {self.nobs}")
+        lines += ["", "Fixed effects:", f" {'':<16}{'Estimate':>12}{'Std. Error':>12}"]
+        for name in self.beta.index:
+            lines.append(f" {name:<16}{self.beta[name]:>12.5g}{self.beta_se[name]:>12.5g}")
+        lines.append("")
+        if self.singular:
+            lines.append("boundary (singular) fit: a variance parameter is estimated at 0.")
+        if self.converged:
+            lines.append("Converged.")
+        else:
+            why = "; ".join(self.diagnostics.messages) or self.optimizer_message
+            lines.append(f"NOT converged: {why}")
+        return "\n".join(lines)
+
+
+def _run_optimizer(model, reml, start, optimizer, settings):
+    lower = model.layout.lower
+    if optimizer == "bfgs":
+        x, f, nev, _, status = minimize_bounded(
+            np.ascontiguousarray(start, dtype=float), lower, model.workspace(reml),
+            settings.maxiter, settings.gtol, settings.ftol, settings.xtol,
+        )
+        return np.asarray(x), float(f), int(nev), status in (0, 1), STATUS_TEXT[status]
+    from scipy.optimize import minimize
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    counter = {"n": 0}
+
+    def fun(th):
+        counter["n"] += 1
+        val = model.objective(th, reml)
+        return val if math.isfinite(val) else 1e300
+
+    opts = {"maxiter": 20_000}
+    if optimizer == "Nelder-Mead":
+        opts.update(xatol=1e-9, fatol=1e-11, maxfev=50_000)
+    res = minimize(fun, np.asarray(start, dtype=float), method=optimizer, bounds=bounds,
+                   options=opts)
+    return np.asarray(res.x), float(res.fun), counter["n"], bool(res.success), str(res.message)
+
+
+def _edge_restart(model, reml, theta, f):
+    """A better start when the optimum sits on a bound the objective falls away from.
+
+    The profiled objective depends on a variance parameter through its square,
+    so its derivative at the bound is zero and a gradient method that lands
+    there can stay on a saddle.  As lme4's ``restart_edge``, probe each
+    parameter at its bound one step into the interior; if the objective drops,
+    return a restart point with that parameter moved to the best of a few
+    interior values.  Returns ``(start or None, evaluations used)``.
+    """
+    lay = model.layout
+    nev = 0
+    start = None
+    for i in np.flatnonzero(lay.is_diagonal & (theta == lay.lower)):
+        probe = theta.copy()
+        probe[i] = lay.lower[i] + EDGE_PROBE
+        nev += 1
+        if not model.objective(probe, reml) < f:
+            continue
+        start = theta.copy() if start is None else start
+        best, fbest = None, math.inf
+        for value in (1e-2, 1e-1, 1.0):
+            probe[i] = lay.lower[i] + value
+            fv = model.objective(probe, reml)
+            nev += 1
+            if fv < fbest:
+                best, fbest = value, fv
+        start[i] = lay.lower[i] + best
+    return start, nev
+
+
+def fit_model(
+    model: LinearMixedModel,
+    *,
+    reml: bool = True,
+    start: np.ndarray | None = None,
+    optimizer: str = "bfgs",
+    settings: OptimizerSettings | None = None,
+) -> LmmFit:
+    """Fit ``model`` by REML or ML.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+    reml : bool, default True
+    start : array_like, optional
+        Starting theta (default: 1 on variance parameters, 0 elsewhere).
+    optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
+        ``"bfgs"`` is vctest's Numba kernel; the others are SciPy's.
+    settings : OptimizerSettings, optional
+        Tolerances of the ``"bfgs"`` kernel.
+
+    Returns
+    -------
+    LmmFit
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    settings = settings or OptimizerSettings()
+    layout = model.layout
+    x0 = layout.initial() if start is None else np.maximum(np.asarray(start, float), layout.lower)
+    theta, f, nev, ok, message = _run_optimizer(model, reml, x0, optimizer, settings)
+    theta = np.maximum(theta, layout.lower)
+    for _ in range(MAX_EDGE_RESTARTS):
+        restart, nprobe = _edge_restart(model, reml, theta, f)
+        nev += nprobe
+        if restart is None:
+            break
+        theta, f, nev2, ok, message = _run_optimizer(model, reml, restart, optimizer, settings)
+        theta = np.maximum(theta, layout.lower)
+        nev += nev2
+    # snap near-boundary variance parameters onto the bound if that does not hurt
+    for i in np.flatnonzero(layout.is_diagonal & (theta - layout.lower < BOUNDARY_SNAP)):
+        if theta[i] == layout.lower[i]:
+            continue
+        trial = theta.copy()
+        trial[i] = layout.lower[i]
+        ftrial = model.objective(trial, reml)
+        nev += 1
+        if ftrial <= f:
+            theta, f = trial, ftrial
+    beta, vcov, pwrss = model.fixed_effects(theta, reml)
+    dof = model.n - model.p if reml else model.n
+    sigma = math.sqrt(pwrss / dof)
+    names = list(model.design.fixed_names)
+    return LmmFit(
+        model=model, reml=reml, theta=theta, beta=pd.Series(beta, index=names, name="beta"),
+        beta_se=pd.Series(sigma * np.sqrt(np.diag(vcov)), index=names, name="se"),
+        sigma=sigma, objective=float(f), n_evals=nev, optimizer=optimizer,
+        optimizer_message=message, optimizer_ok=ok, settings=settings,
+    )

@@ -1,0 +1,191 @@
+"""The frozen record of a variance-component test.
+
+A :class:`TestResult` carries its own story: the statistic, the p-value with
+its Monte Carlo error, the null sample it came from, the method and every
+setting, the seed and its entropy, failures, the two fits and the versions of
+the software that made it.  Core code never prints; ``summary()`` and
+``to_dict()`` are how a result speaks.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99)
+
+
+def versions() -> dict[str, str]:
+    """Versions of vctest and the libraries that determine its numbers."""
+    import numba
+    import pandas
+    import scipy
+
+    from vctest import __version__
+
+    return {
+        "vctest": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "pandas": pandas.__version__,
+    }
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True, eq=False)
+class TestResult:
+    """Result of a test that a variance component is zero (or equals lambda0).
+
+    Attributes
+    ----------
+    statistic : float
+        The observed (restricted) likelihood-ratio statistic, >= 0.
+    pvalue : float
+        p-value from the reference distribution named by ``method``.
+    pvalue_mc_se : float or None
+        Monte Carlo standard error of a simulated p-value (None if exact or
+        asymptotic in closed form).
+    pvalue_ci : tuple of float or None
+        95% interval for the simulated p-value.
+    method : str
+        ``"exact"`` or ``"asymptotic"`` (``"bootstrap"`` in later versions).
+    test : str
+        ``"RLRT"`` (REML) or ``"LRT"`` (ML).
+    term : str
+        The tested random-effects term, in canonical lme4 syntax.
+    reference : str
+        One sentence naming the reference distribution and its source.
+    null_distribution : ndarray or None
+        The simulated null sample (None for asymptotic references).
+    asymptotic : dict
+        Asymptotic p-values for comparison (e.g. the 50:50 chi-bar-square).
+    settings : dict
+        Every setting of the call (formula, null formula, nsim, reml, ...).
+    seed : int or None
+        The seed given by the user.
+    seed_entropy : int or list of int or None
+        Entropy of the SeedSequence actually used (re-run with it to repeat a
+        call made with ``seed=None``).
+    n_failed : int
+        Replicates that failed (always 0 for exact draws).
+    fits : dict
+        The fitted models (``"full"``, ``"null"``).
+    versions : dict
+    notes : tuple of str
+        Caveats worth reading (approximations used, boundary fits, ...).
+    """
+
+    statistic: float
+    pvalue: float
+    pvalue_mc_se: float | None
+    pvalue_ci: tuple[float, float] | None
+    method: str
+    test: str
+    term: str
+    reference: str
+    null_distribution: np.ndarray | None
+    asymptotic: dict[str, float]
+    settings: dict[str, Any]
+    seed: int | None
+    seed_entropy: int | list[int] | None
+    n_failed: int = 0
+    fits: dict[str, Any] = field(default_factory=dict, repr=False)
+    versions: dict[str, str] = field(default_factory=versions)
+    notes: tuple[str, ...] = ()
+    _confint: Callable[..., Any] | None = field(default=None, repr=False)
+
+    @property
+    def nsim(self) -> int | None:
+        """Size of the simulated null sample."""
+        return None if self.null_distribution is None else int(self.null_distribution.size)
+
+    @property
+    def null_mass_at_zero(self) -> float | None:
+        """Fraction of null draws that are exactly zero."""
+        if self.null_distribution is None:
+            return None
+        return float(np.mean(self.null_distribution == 0.0))
+
+    def null_quantiles(self, levels: tuple[float, ...] = QUANTILE_LEVELS) -> dict[str, float]:
+        """Quantiles of the null sample, keyed by level as a string ("0.95")."""
+        if self.null_distribution is None:
+            return {}
+        qs = np.quantile(self.null_distribution, levels)
+        return {f"{lv:g}": float(q) for lv, q in zip(levels, qs, strict=True)}
+
+    def confint(self, level: float = 0.95, **kwargs: Any) -> Any:
+        """Exact confidence interval for the variance ratio by test inversion.
+
+        Available for a model whose only random effect is the tested scalar
+        term; see :func:`vctest.nulls.exact.invert_rlrt`.
+        """
+        if self._confint is None:
+            raise ValueError(
+                "confint() needs a model whose only random-effects term is the tested "
+                "scalar variance component (exact test inversion); this result has "
+                f"method={self.method!r} and settings {self.settings.get('null_formula')!r}."
+            )
+        return self._confint(level=level, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (no NaN; the null sample is summarised, not listed)."""
+        return {
+            "statistic": float(self.statistic),
+            "pvalue": float(self.pvalue),
+            "pvalue_mc_se": _finite_or_none(self.pvalue_mc_se),
+            "pvalue_ci": None if self.pvalue_ci is None else [float(v) for v in self.pvalue_ci],
+            "method": self.method,
+            "test": self.test,
+            "term": self.term,
+            "reference": self.reference,
+            "nsim": self.nsim,
+            "seed": self.seed,
+            "seed_entropy": self.seed_entropy,
+            "null_mass_at_zero": _finite_or_none(self.null_mass_at_zero),
+            "null_quantiles": self.null_quantiles(),
+            "asymptotic": {k: float(v) for k, v in self.asymptotic.items()},
+            "n_failed": int(self.n_failed),
+            "settings": dict(self.settings),
+            "notes": list(self.notes),
+            "versions": dict(self.versions),
+        }
+
+    def summary(self) -> str:
+        """A short plain-text report."""
+        lines = [
+            f"{self.test} of {self.term}: is its variance zero?",
+            f"  model:      {self.settings.get('formula')}",
+            f"  null model: {self.settings.get('null_formula')}",
+            f"  statistic = {self.statistic:.4f}",
+        ]
+        if self.pvalue_mc_se is not None:
+            lo, hi = self.pvalue_ci or (float("nan"), float("nan"))
+            lines.append(f"  p-value   = {self.pvalue:.4g}  "
+                         f"(Monte Carlo SE {self.pvalue_mc_se:.2g}; "
+                         f"95% CI {lo:.4g} to {hi:.4g}; {self.nsim} draws)")
+        else:
+            lines.append(f"  p-value   = {self.pvalue:.4g}")
+        lines.append(f"  reference: {self.reference}")
+        if self.null_distribution is not None:
+            q = self.null_quantiles()
+            lines.append(f"  null: P(T = 0) = {self.null_mass_at_zero:.4f}; "
+                         + ", ".join(f"q{k} = {v:.3f}" for k, v in q.items()))
+        for name, p in self.asymptotic.items():
+            lines.append(f"  for comparison, {name.replace('_', ' ')}: p = {p:.4g}")
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.seed is not None:
+            lines.append(f"  seed = {self.seed}")
+        return "\n".join(lines)
