@@ -131,6 +131,15 @@ class TestResult:
 
         Available for a model whose only random effect is the tested scalar
         term; see :func:`vctest.nulls.exact.invert_rlrt`.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+        ...                      nsim=1000, seed=1)
+        >>> ci = res.confint(level=0.95, nsim=20_000)
+        >>> 0.1 < ci.lower < ci.estimate < ci.upper < 6   # exact: 0.144 to 4.84
+        True
         """
         if self._confint is None:
             raise ValueError(

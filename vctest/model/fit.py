@@ -144,6 +144,17 @@ class LmmFit:
             New response values, in the order of the rows used by the fit.
         start : array_like, optional
             Starting theta; defaults to this fit's estimate (a warm start).
+
+        Examples
+        --------
+        >>> import numpy as np, vctest
+        >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+        >>> y = m.model.design.y
+        >>> m2 = m.refit(y + np.random.default_rng(1).normal(0, 10, y.size))
+        >>> m2.converged, m2.model.n == m.model.n
+        (True, True)
+        >>> bool(np.allclose(m.refit(y).theta, m.theta, atol=1e-5))
+        True
         """
         model = self.model.with_response(np.asarray(y, dtype=float))
         return fit_model(model, reml=self.reml, start=self.theta if start is None else start,
