@@ -170,7 +170,24 @@ def test_insteval_crossed_fits():
     data = vctest.datasets.load("InstEval")
     m = vctest.fit("y ~ service + (1 | s) + (1 | d) + (1 | dept)", data, reml=True)
     assert m.converged
+    ref = json.loads((REFERENCE.parent / "insteval_fits.json").read_text())["fits"][0]
+    assert ref["REML"] is True
+    assert m.objective == pytest.approx(ref["criterion"], rel=1e-6)
+    np.testing.assert_allclose(m.theta, list(ref["theta"].values()), atol=1e-3)
+    np.testing.assert_allclose(m.beta.to_numpy(), list(ref["fixef"].values()), rtol=1e-5)
     assert m.model.design.blocks[0].n_levels > m.model.design.blocks[1].n_levels
     rng = np.random.default_rng(3)
     theta = m.theta * rng.uniform(0.8, 1.2, m.theta.size)
     assert m.model.objective(theta, True) > m.objective
+
+
+@pytest.mark.parametrize(
+    ("formula", "data"),
+    [("Yield ~ 1 + (1 | Batch)", "Dyestuff"), ("Reaction ~ Days + (Days | Subject)", "sleepstudy")],
+)
+def test_start_on_the_bound_is_left(formula, data):
+    """The objective is flat to first order at theta = 0: the edge restart must leave it."""
+    m = vctest.fit(formula, data)
+    f = fit_model(m.model, start=np.zeros(m.theta.size))
+    assert f.objective == pytest.approx(m.objective, rel=1e-10)
+    assert not f.singular and f.converged

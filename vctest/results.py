@@ -180,7 +180,11 @@ class TestResult:
             f"  null model: {self.settings.get('null_formula')}",
             f"  statistic = {self.statistic:.4f}",
         ]
-        if self.pvalue_mc_se is not None:
+        smallest = self.nsim is not None and self.pvalue * (1 + self.nsim) < 1.5
+        if smallest:
+            lines.append(f"  p-value   = {self.pvalue:.4g}  (the smallest possible with "
+                         f"{self.nsim} draws: no null draw reached the statistic)")
+        elif self.pvalue_mc_se is not None:
             lo, hi = self.pvalue_ci or (float("nan"), float("nan"))
             lines.append(f"  p-value   = {self.pvalue:.4g}  "
                          f"(Monte Carlo SE {self.pvalue_mc_se:.2g}; "
