@@ -1,10 +1,11 @@
-"""Command-line interface: ``vctest fit`` and ``vctest test``.
+"""Command-line interface: ``vctest fit``, ``vctest test`` and ``vctest compare``.
 
 Examples
 --------
 ``vctest fit sleepstudy "Reaction ~ Days + (Days | Subject)"``
 ``vctest fit data.csv "y ~ x + (1 | g)" --ml --json``
 ``vctest test Dyestuff "Yield ~ 1 + (1 | Batch)" --term "(1 | Batch)" --nsim 100000 --seed 1``
+``vctest compare sleepstudy "Reaction ~ Days + (Days | Subject)" "Reaction ~ Days + (1 | Subject)"``
 """
 
 from __future__ import annotations
@@ -50,7 +51,20 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
     result = vc_test(
         args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
-        seed=args.seed, reml=not args.ml,
+        seed=args.seed, reml=not args.ml, threads=args.threads,
+        progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
+    )
+    _emit(result.to_dict(), result.summary(), args.json)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from vctest.api import compare
+
+    result = compare(
+        args.formula, args.null_formula, args.data, nsim=args.nsim, seed=args.seed,
+        reml=args.reml, threads=args.threads, progress=False if args.quiet else None,
+        stop_alpha=args.stop_alpha,
     )
     _emit(result.to_dict(), result.summary(), args.json)
     return 0
@@ -83,13 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
     common(p_test)
     p_test.add_argument("--term", required=True,
                         help='the random-effects term to test, e.g. "(0 + Days | Subject)"')
-    p_test.add_argument("--method", default="exact", choices=["exact", "asymptotic"],
+    p_test.add_argument("--method", default="exact",
+                        choices=["exact", "asymptotic", "bootstrap"],
                         help="reference distribution (default: exact)")
-    p_test.add_argument("--nsim", type=int, default=100_000,
-                        help="simulated null draws (default 100000)")
-    p_test.add_argument("--seed", type=int, default=None, help="seed for reproducible draws")
+    simulation(p_test, "null draws (default 100000 exact, 1000 bootstrap)")
     p_test.set_defaults(func=_cmd_test)
+
+    p_cmp = sub.add_parser("compare", help="parametric bootstrap test of two nested models")
+    p_cmp.add_argument("data", help="CSV or Parquet file, or a bundled data set name")
+    p_cmp.add_argument("formula", help="lme4 formula of the full model")
+    p_cmp.add_argument("null_formula", help='formula of the null model (may be "y ~ x")')
+    p_cmp.add_argument("--reml", action="store_true",
+                       help="compare REML criteria (same fixed effects only; default ML)")
+    p_cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    simulation(p_cmp, "bootstrap replicates (default 1000)", default=1000)
+    p_cmp.set_defaults(func=_cmd_compare)
     return parser
+
+
+def simulation(p: argparse.ArgumentParser, nsim_help: str, default: int | None = None) -> None:
+    """Options shared by the simulating commands."""
+    p.add_argument("--nsim", type=int, default=default, help=nsim_help)
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible draws")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--stop-alpha", type=float, default=None, dest="stop_alpha",
+                   help="bootstrap: stop early once p < or > this level is settled")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,7 +61,7 @@ class TestResult:
     pvalue_ci : tuple of float or None
         95% interval for the simulated p-value.
     method : str
-        ``"exact"`` or ``"asymptotic"`` (``"bootstrap"`` in later versions).
+        ``"exact"``, ``"asymptotic"`` or ``"bootstrap"``.
     test : str
         ``"RLRT"`` (REML) or ``"LRT"`` (ML).
     term : str
@@ -81,6 +81,17 @@ class TestResult:
         call made with ``seed=None``).
     n_failed : int
         Replicates that failed (always 0 for exact draws).
+    pvalue_bound : float or None
+        Bootstrap only: the p-value if every failed replicate had exceeded
+        the observed statistic (a sensitivity bound).
+    failures : dict
+        Bootstrap only: failed replicates by kind.
+    approximations : dict
+        Bootstrap only: p-values of the moment-matched gamma and the
+        Bartlett-scaled chi-square (as pbkrtest's PBmodcomp).
+    replicates : object or None
+        Bootstrap only: the per-replicate record
+        (:class:`vctest.nulls.bootstrap.ReplicateRecord`).
     fits : dict
         The fitted models (``"full"``, ``"null"``).
     versions : dict
@@ -102,6 +113,10 @@ class TestResult:
     seed: int | None
     seed_entropy: int | list[int] | None
     n_failed: int = 0
+    pvalue_bound: float | None = None
+    failures: dict[str, int] = field(default_factory=dict)
+    approximations: dict[str, float] = field(default_factory=dict)
+    replicates: Any = field(default=None, repr=False)
     fits: dict[str, Any] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=versions)
     notes: tuple[str, ...] = ()
@@ -167,6 +182,9 @@ class TestResult:
             "null_quantiles": self.null_quantiles(),
             "asymptotic": {k: float(v) for k, v in self.asymptotic.items()},
             "n_failed": int(self.n_failed),
+            "pvalue_bound": _finite_or_none(self.pvalue_bound),
+            "failures": dict(self.failures),
+            "approximations": {k: _finite_or_none(v) for k, v in self.approximations.items()},
             "settings": dict(self.settings),
             "notes": list(self.notes),
             "versions": dict(self.versions),
@@ -196,6 +214,13 @@ class TestResult:
             q = self.null_quantiles()
             lines.append(f"  null: P(T = 0) = {self.null_mass_at_zero:.4f}; "
                          + ", ".join(f"q{k} = {v:.3f}" for k, v in q.items()))
+        if self.method == "bootstrap":
+            lines.append(f"  failed replicates: {self.n_failed}"
+                         + (f" ({', '.join(f'{k}: {v}' for k, v in self.failures.items())}); "
+                            f"p-value if all had exceeded: {self.pvalue_bound:.4g}"
+                            if self.n_failed else ""))
+        for name, p in self.approximations.items():
+            lines.append(f"  {name}: p = {p:.4g}")
         for name, p in self.asymptotic.items():
             lines.append(f"  for comparison, {name.replace('_', ' ')}: p = {p:.4g}")
         lines += [f"  note: {n}" for n in self.notes]

@@ -178,3 +178,49 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
             status = 1
             break
     return x, f, nev, it, status
+
+
+@jit
+def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xtol, restarts):
+    """:func:`minimize_bounded`, then leave bounds the objective falls away from.
+
+    The profiled objective depends on a variance parameter through its square,
+    so its derivative at the bound is zero and a projected gradient method can
+    stop there on a saddle, or crawl towards it in ever smaller steps.  As
+    lme4's ``restart_edge``: probe each variance parameter that ended within
+    1e-4 of its bound 1e-4 further into the interior; if the objective drops,
+    move it to the best of 0.01, 0.1, 1 above the bound and restart (at most
+    ``restarts`` times).  Returns ``(x, f, n_evals, n_iter, status)``.
+    """
+    x, f, nev, nit, status = minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol)
+    for _ in range(restarts):
+        start = x.copy()
+        moved = False
+        for i in range(x.size):
+            if not is_diag[i] or x[i] - lower[i] > 1e-4:
+                continue
+            probe = x.copy()
+            probe[i] = x[i] + 1e-4
+            nev += 1
+            if not objective(probe, ws) < f:
+                continue
+            best_f = np.inf
+            for value in (1e-2, 1e-1, 1.0):
+                probe[i] = lower[i] + value
+                fv = objective(probe, ws)
+                nev += 1
+                if fv < best_f:
+                    best_f = fv
+                    start[i] = probe[i]
+            moved = True
+        if not moved:
+            break
+        x2, f2, nev2, nit2, status2 = minimize_bounded(start, lower, ws, maxiter, gtol, ftol,
+                                                       xtol)
+        nev += nev2
+        nit += nit2
+        if f2 <= f or not np.isfinite(f):
+            x, f, status = x2, f2, status2
+        else:
+            break
+    return x, f, nev, nit, status

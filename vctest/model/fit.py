@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from vctest.diagnostics import FitDiagnostics, diagnose
-from vctest.kernels.optimize import STATUS_TEXT, minimize_bounded
+from vctest.kernels.optimize import STATUS_TEXT, minimize_with_edge_restarts
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.terms import varcorr_rows
 
@@ -221,9 +221,10 @@ class LmmFit:
 def _run_optimizer(model, reml, start, optimizer, settings):
     lower = model.layout.lower
     if optimizer == "bfgs":
-        x, f, nev, _, status = minimize_bounded(
-            np.ascontiguousarray(start, dtype=float), lower, model.workspace(reml),
-            settings.maxiter, settings.gtol, settings.ftol, settings.xtol,
+        x, f, nev, _, status = minimize_with_edge_restarts(
+            np.ascontiguousarray(start, dtype=float), lower, model.layout.is_diagonal,
+            model.workspace(reml), settings.maxiter, settings.gtol, settings.ftol,
+            settings.xtol, MAX_EDGE_RESTARTS,
         )
         return np.asarray(x), float(f), int(nev), status in (0, 1), STATUS_TEXT[status]
     from scipy.optimize import minimize
@@ -250,16 +251,16 @@ def _edge_restart(model, reml, theta, f):
     The profiled objective depends on a variance parameter through its square,
     so its derivative at the bound is zero and a gradient method that lands
     there can stay on a saddle.  As lme4's ``restart_edge``, probe each
-    parameter at its bound one step into the interior; if the objective drops,
+    parameter within a step of its bound one step further in; if the objective drops,
     return a restart point with that parameter moved to the best of a few
     interior values.  Returns ``(start or None, evaluations used)``.
     """
     lay = model.layout
     nev = 0
     start = None
-    for i in np.flatnonzero(lay.is_diagonal & (theta == lay.lower)):
+    for i in np.flatnonzero(lay.is_diagonal & (theta - lay.lower <= EDGE_PROBE)):
         probe = theta.copy()
-        probe[i] = lay.lower[i] + EDGE_PROBE
+        probe[i] = theta[i] + EDGE_PROBE
         nev += 1
         if not model.objective(probe, reml) < f:
             continue
@@ -307,7 +308,8 @@ def fit_model(
     x0 = layout.initial() if start is None else np.maximum(np.asarray(start, float), layout.lower)
     theta, f, nev, ok, message = _run_optimizer(model, reml, x0, optimizer, settings)
     theta = np.maximum(theta, layout.lower)
-    for _ in range(MAX_EDGE_RESTARTS):
+    # the "bfgs" kernel restarts from bounds itself; SciPy's methods get the same here
+    for _ in range(MAX_EDGE_RESTARTS if optimizer != "bfgs" else 0):
         restart, nprobe = _edge_restart(model, reml, theta, f)
         nev += nprobe
         if restart is None:

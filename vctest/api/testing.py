@@ -1,8 +1,4 @@
-"""The public functions: validate once, then orchestrate the pipeline.
-
-formula + data -> :func:`~vctest.formula.design.build_design` ->
-:class:`~vctest.model.lmm.LinearMixedModel` -> :func:`~vctest.model.fit.fit_model`.
-"""
+"""``vc_test``: is the variance of one random-effects term zero?"""
 
 from __future__ import annotations
 
@@ -13,75 +9,21 @@ from scipy.stats import chi2
 from vctest._data import as_frame
 from vctest._pvalue import clean_statistic, monte_carlo_pvalue
 from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest.api.comparing import bootstrap_test, check_bootstrap_args, generating_model
 from vctest.formula.design import build_design
-from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
+from vctest.model.fit import LmmFit, fit_model
 from vctest.model.lmm import LinearMixedModel
+from vctest.model.nesting import nesting
 from vctest.model.reduce import drop_term, locate_term
 from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
-from vctest.nulls.exact import invert_rlrt, linear_model_objective, spectral_design
+from vctest.nulls.exact import invert_rlrt, spectral_design
 from vctest.nulls.spectral import lrt_null, rlrt_null
 from vctest.results import TestResult
 
+METHODS = ("exact", "asymptotic", "bootstrap")
 
-def _fit_iv(formula: object, reml: object, optimizer: object) -> None:
-    if not isinstance(formula, str):
-        raise TypeError(f"`formula` must be a string such as 'y ~ x + (1 | g)'; got "
-                        f"{type(formula).__name__}.")
-    if not isinstance(reml, bool):
-        raise TypeError(f"`reml` must be True or False; got {reml!r}.")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {optimizer!r}.")
-
-
-def fit(
-    formula: str,
-    data: pd.DataFrame | str,
-    *,
-    reml: bool = True,
-    optimizer: str = "bfgs",
-) -> LmmFit:
-    """Fit a linear mixed model given in lme4 syntax.
-
-    Parameters
-    ----------
-    formula : str
-        An lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-        Random-effects terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``,
-        ``(1 + x || g)`` (independent), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
-        several and crossed terms.
-    data : pandas.DataFrame or str
-        The data, a path to a CSV/Parquet file, or a bundled data set name.
-        Rows with missing values in the variables used are dropped with a
-        warning that says how many.
-    reml : bool, default True
-        Fit by REML (default, as lme4) or by maximum likelihood.
-    optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
-        ``"bfgs"``: vctest's bounded quasi-Newton kernel; others: SciPy's.
-
-    Returns
-    -------
-    LmmFit
-        With ``theta``, ``beta``, ``sigma``, ``loglik``, ``varcorr``,
-        ``singular``, ``converged``, ``diagnostics``, ``n_evals`` and
-        ``refit(y)``.
-
-    Examples
-    --------
-    >>> import vctest
-    >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
-    >>> round(m.objective, 3)  # lme4: REMLcrit 1743.628
-    1743.628
-    >>> m.singular, m.converged
-    (False, True)
-    """
-    _fit_iv(formula, reml, optimizer)
-    frame = as_frame(data)
-    design = build_design(formula, frame)
-    model = LinearMixedModel.from_design(design)
-    return fit_model(model, reml=reml, optimizer=optimizer)
-
-
-METHODS = ("exact", "asymptotic")
+#: Default number of draws: exact null draws are cheap, bootstrap refits are not.
+DEFAULT_NSIM = {"exact": 100_000, "asymptotic": 0, "bootstrap": 1000}
 
 
 def _vc_test_iv(term: object, method: object, nsim: object, reml: object,
@@ -89,10 +31,10 @@ def _vc_test_iv(term: object, method: object, nsim: object, reml: object,
     if not isinstance(term, str):
         raise TypeError(f"`term` must be a string such as '(1 | g)'; got {type(term).__name__}.")
     if method not in METHODS:
-        hint = " (the parametric bootstrap is not available yet)" if method == "bootstrap" else ""
-        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}{hint}.")
-    if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
-        raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
+        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}.")
+    if nsim is not None and (isinstance(nsim, bool) or not isinstance(nsim, int | np.integer)
+                             or nsim < 1):
+        raise ValueError(f"`nsim` must be a positive integer or None; got {nsim!r}.")
     if not isinstance(reml, bool):
         raise TypeError(f"`reml` must be True or False; got {reml!r}.")
     if threads is not None and (isinstance(threads, bool)
@@ -106,10 +48,13 @@ def vc_test(
     *,
     term: str,
     method: str = "exact",
-    nsim: int = 100_000,
+    nsim: int | None = None,
     seed: SeedLike = None,
     reml: bool = True,
     threads: int | None = None,
+    progress: bool | None = None,
+    stop_alpha: float | None = None,
+    stop_error: float = 1e-3,
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -125,7 +70,10 @@ def vc_test(
       does -- vctest builds the three models itself;
     * ``method="asymptotic"``: the chi-bar-square mixture (Self & Liang 1987;
       Stram & Lee 1994): 50:50 chi2_0:chi2_1 for one variance, 50:50
-      chi2_1:chi2_2 for a correlated random slope.
+      chi2_1:chi2_2 for a correlated random slope;
+    * ``method="bootstrap"``: a parametric bootstrap (responses simulated from
+      the fitted null model, both models refitted; see :func:`vctest.compare`)
+      -- for any term, including correlated slopes.
 
     Parameters
     ----------
@@ -138,15 +86,20 @@ def vc_test(
         A term that names some columns of a correlated block (``"(0 + Days |
         Subject)"`` in ``(Days | Subject)``) removes those variances and their
         covariances.
-    method : {"exact", "asymptotic"}
-    nsim : int, default 100_000
-        Null draws for the exact method.
+    method : {"exact", "asymptotic", "bootstrap"}
+    nsim : int, optional
+        Null draws: 100,000 for the exact method, 1,000 bootstrap replicates.
     seed : int, numpy.random.SeedSequence or None
         Same seed, same draws -- whatever the number of threads.
     reml : bool, default True
         RLRT (REML fits) or LRT (ML fits).
     threads : int, optional
         Numba threads for the simulation (default: all).
+    progress : bool, optional
+        Bootstrap progress bar (default: on a terminal, for runs longer than
+        a couple of seconds).
+    stop_alpha, stop_error : float, optional
+        Bootstrap sequential stopping (see :func:`vctest.compare`).
 
     Returns
     -------
@@ -169,18 +122,16 @@ def vc_test(
     True
     """
     _vc_test_iv(term, method, nsim, reml, threads)
+    nsim = DEFAULT_NSIM[method] if nsim is None else int(nsim)
+    if method == "bootstrap":
+        check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
     frame = as_frame(data)
     design = build_design(formula, frame)
     loc = locate_term(design, term)
     null_design = drop_term(design, loc)
     full = fit_model(LinearMixedModel.from_design(design), reml=reml)
-    if null_design.blocks:
-        null_fit = fit_model(LinearMixedModel.from_design(null_design), reml=reml)
-        null_objective = null_fit.objective
-    else:
-        null_fit = None
-        null_objective = linear_model_objective(design.X, design.y, reml)
-    statistic = float(clean_statistic(null_objective - full.objective))
+    generator, null_fit = generating_model(null_design, reml)
+    statistic = float(clean_statistic(generator.objective - full.objective))
     block = design.blocks[loc.block]
     single_scalar = loc.whole_block and block.k == 1
     test_name = "RLRT" if reml else "LRT"
@@ -202,13 +153,22 @@ def vc_test(
     if full.singular:
         notes.append("the full model is a boundary (singular) fit.")
 
+    if method == "bootstrap":
+        nest = nesting(design, null_design)
+        return bootstrap_test(
+            full=full, null=generator, null_fit=null_fit, embed=nest.embed, df=nest.df,
+            reml=reml, term=loc.label, asymptotic=asym, settings=settings, nsim=nsim,
+            seed=seed, threads=threads, progress=progress, stop_alpha=stop_alpha,
+            stop_error=stop_error, notes=notes,
+        )
+
     if method == "asymptotic":
         mixtures = [k for k in asym if k.startswith("50:50")]
         if not mixtures:
             raise ValueError(
                 f"no asymptotic mixture is implemented for removing {loc.label} "
                 f"({loc.n_params_removed} covariance parameters); use method='exact' for a "
-                "single variance component (the bootstrap is planned)."
+                "single variance component, or method='bootstrap'."
             )
         return TestResult(
             statistic=statistic, pvalue=asym[mixtures[0]], pvalue_mc_se=None, pvalue_ci=None,
@@ -222,7 +182,7 @@ def vc_test(
         raise ValueError(
             f"`term` {loc.label} is not a single variance component: removing it removes "
             f"{loc.n_params_removed} covariance parameters of {block.term.label}. The exact "
-            "null applies to one variance component; use method='bootstrap' (planned) or "
+            "null applies to one variance component; use method='bootstrap' or "
             "method='asymptotic' for the chi-bar-square reference."
         )
     ss = seed_sequence(seed)

@@ -1,0 +1,202 @@
+"""Parametric bootstrap: calibration against exact nulls, reproducibility, failures."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import vctest
+from vctest._rng import seed_sequence
+from vctest.api.comparing import BootstrapFailureWarning
+from vctest.cli import main
+from vctest.formula.design import build_design
+from vctest.model.fit import OptimizerSettings, fit_model
+from vctest.model.lmm import LinearMixedModel
+from vctest.model.nesting import nesting
+from vctest.nulls.bootstrap import GeneratingModel, _classify, run_bootstrap
+
+from .test_spectral import E1, oneway_exact, se_prop
+
+FITS = {f["id"]: f for f in json.loads(
+    (Path(__file__).parents[1] / "validation/reference/fits.json").read_text())["fits"]}
+SLEEP_FULL = "Reaction ~ Days + (Days | Subject)"
+SLEEP_NULL = "Reaction ~ Days + (1 | Subject)"
+
+
+def balanced_oneway(k, j, seed=0):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(k), j)
+    return pd.DataFrame({"y": rng.normal(size=k * j) + rng.normal(size=k)[g],
+                         "g": pd.Categorical([f"g{i}" for i in g])})
+
+
+@pytest.mark.parametrize("row", [E1[0], E1[1], E1[3]], ids=lambda r: f"K{r[0]}J{r[1]}")
+@pytest.mark.parametrize("reml", [True, False])
+def test_oneway_bootstrap_matches_exact_null(row, reml):
+    """The one-way (R)LRT null is pivotal, so the bootstrap must reproduce table E1."""
+    k, j = row[0], row[1]
+    nsim = 10_000
+    res = vctest.compare("y ~ 1 + (1 | g)", "y ~ 1", balanced_oneway(k, j), nsim=nsim,
+                         seed=k * j, reml=reml)
+    ex = oneway_exact(k, j)
+    assert res.n_failed == 0
+    key = "rlrt" if reml else "lrt"
+    p0 = ex[f"{key}_p0"]
+    assert abs(res.null_mass_at_zero - p0) < 4 * se_prop(p0, nsim)
+    below = float(np.mean(res.null_distribution <= ex[f"{key}_q95"]))
+    assert abs(below - 0.95) < 4 * se_prop(0.95, nsim)
+
+
+def test_dyestuff_bootstrap_pvalue():
+    nsim = 20_000
+    res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+                         method="bootstrap", nsim=nsim, seed=7)
+    assert res.method == "bootstrap" and res.test.startswith("RLRT")
+    assert abs(res.pvalue - 0.0043975) < 4 * se_prop(0.0043975, nsim)
+    assert res.pvalue_mc_se == pytest.approx(math.sqrt(res.pvalue * (1 - res.pvalue) / nsim),
+                                             rel=0.05)
+    assert "50:50 mixture chi2(0):chi2(1)" in res.asymptotic
+
+
+def test_sleepstudy_statistic_as_lme4():
+    res = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=100, seed=1)
+    lme4 = 2 * (FITS["fit.sleep_corr.ml"]["logLik"] - FITS["fit.sleep_int.ml"]["logLik"])
+    assert res.statistic == pytest.approx(lme4, abs=1e-5)  # 42.1393
+    assert res.settings["df"] == 2 and res.settings["reml"] is False
+    assert res.pvalue == pytest.approx(1 / 101)
+    # the same test named by its term
+    by_term = vctest.vc_test(SLEEP_FULL, "sleepstudy", term="(0 + Days | Subject)",
+                             method="bootstrap", nsim=100, seed=1, reml=False)
+    np.testing.assert_array_equal(by_term.null_distribution, res.null_distribution)
+
+
+def test_thread_count_and_batching_do_not_change_a_number():
+    one = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=600, seed=5, threads=1)
+    two = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=600, seed=5, threads=2)
+    np.testing.assert_array_equal(one.replicates.objective, two.replicates.objective)
+    np.testing.assert_array_equal(one.replicates.theta_full, two.replicates.theta_full)
+    short = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=250, seed=5)
+    np.testing.assert_array_equal(short.replicates.objective, one.replicates.objective[:250])
+    other = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=250, seed=6)
+    assert not np.array_equal(other.replicates.objective, short.replicates.objective)
+
+
+def test_fitted_models_are_refitted_in_ml():
+    full = vctest.fit(SLEEP_FULL, "sleepstudy")  # REML fits
+    null = vctest.fit(SLEEP_NULL, "sleepstudy")
+    res = vctest.compare(full, null, nsim=50, seed=1)
+    assert res.statistic == pytest.approx(
+        2 * (FITS["fit.sleep_corr.ml"]["logLik"] - FITS["fit.sleep_int.ml"]["logLik"]),
+        abs=1e-5)
+
+
+def _sleep_run(settings, nsim=200):
+    data = vctest.datasets.load("sleepstudy")
+    d1, d0 = build_design(SLEEP_FULL, data), build_design(SLEEP_NULL, data)
+    f1 = fit_model(LinearMixedModel.from_design(d1), reml=False)
+    f0 = fit_model(LinearMixedModel.from_design(d0), reml=False)
+    return run_bootstrap(GeneratingModel.from_fit(f0), f1, nesting(d1, d0).embed, reml=False,
+                         nsim=nsim, seed_seq=seed_sequence(3), observed=42.14,
+                         settings=settings)
+
+
+def test_failures_are_counted_not_fatal():
+    run = _sleep_run(OptimizerSettings(maxiter=16))
+    rec = run.replicates
+    assert rec.failure.size == 200
+    assert rec.n_failed > 0
+    assert np.all(np.isnan(rec.statistic[rec.failure != 0]))
+    assert np.all(np.isfinite(rec.statistic[rec.failure == 0]))
+    assert sum(rec.failure_counts().values()) == rec.n_failed
+    # the default settings refit every replicate
+    assert _sleep_run(None).replicates.n_failed == 0
+
+
+def test_failure_warning_and_bound(monkeypatch):
+    import vctest.api.comparing as comparing
+
+    real = comparing.run_bootstrap
+
+    def hobbled(*args, **kwargs):
+        return real(*args, **{**kwargs, "settings": OptimizerSettings(maxiter=16)})
+
+    monkeypatch.setattr(comparing, "run_bootstrap", hobbled)
+    with pytest.warns(BootstrapFailureWarning, match="failed"):
+        res = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=200, seed=1)
+    assert res.n_failed > 2
+    assert res.pvalue_bound >= res.pvalue
+    n_ok = 200 - res.n_failed
+    assert res.nsim == n_ok
+    assert res.pvalue == pytest.approx(1 / (1 + n_ok))
+    assert res.pvalue_bound == pytest.approx((1 + res.n_failed) / (1 + 200))
+    assert res.to_dict()["n_failed"] == res.n_failed
+
+
+def test_tiny_negative_statistics_become_zero_large_ones_fail():
+    obj = np.array([[100.0, 100.0 + 1e-9], [100.0, 100.1], [100.0, 99.0], [100.0, np.inf]])
+    status = np.zeros((4, 2), dtype=np.int64)
+    stat, failure = _classify(obj, status, null_fixed=False)
+    assert stat[0] == 0.0 and failure[0] == 0
+    assert failure[1] == 4 and np.isnan(stat[1])
+    assert stat[2] == pytest.approx(1.0) and failure[2] == 0
+    assert failure[3] == 3
+
+
+def test_sequential_stopping_is_a_prefix_of_the_full_run():
+    seq = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=5000, seed=9,
+                         stop_alpha=0.05)
+    assert seq.settings["stopped_early"] and seq.settings["n_run"] < 1000
+    assert any("sequential" in n for n in seq.notes)
+    full = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=seq.settings["n_run"],
+                          seed=9)
+    np.testing.assert_array_equal(seq.null_distribution, full.null_distribution)
+
+
+@pytest.mark.parametrize(
+    ("full", "null", "kwargs", "match"),
+    [
+        (SLEEP_FULL, "Reaction ~ Days + (1 | Days)", {}, "no counterpart"),
+        (SLEEP_FULL, "Reaction ~ 1 + (1 | Subject)", {"reml": True}, "REML"),
+        (SLEEP_NULL, SLEEP_FULL, {}, "not nested"),
+        (SLEEP_FULL, "Days ~ Days + (1 | Subject)", {}, "response"),
+        (SLEEP_FULL, SLEEP_NULL, {"nsim": 0}, "`nsim`"),
+        (SLEEP_FULL, SLEEP_NULL, {"stop_alpha": 2.0}, "`stop_alpha`"),
+    ],
+)
+def test_compare_input_errors(full, null, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        vctest.compare(full, null, "sleepstudy", **kwargs)
+
+
+def test_compare_needs_data_for_formulas():
+    with pytest.raises(ValueError, match="`data`"):
+        vctest.compare(SLEEP_FULL, SLEEP_NULL)
+    with pytest.raises(TypeError, match="both"):
+        vctest.compare(SLEEP_FULL, vctest.fit(SLEEP_NULL, "sleepstudy"), "sleepstudy")
+
+
+def test_progress_bar_writes_to_stderr(capsys):
+    vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=300, seed=1, progress=True)
+    assert "bootstrap" in capsys.readouterr().err
+    vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=300, seed=1)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_bootstrap_json_keys(capsys):
+    assert main(["test", "Dyestuff", "Yield ~ 1 + (1 | Batch)", "--term", "(1 | Batch)",
+                 "--method", "bootstrap", "--nsim", "300", "--seed", "2", "--json",
+                 "--quiet"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("statistic", "pvalue", "pvalue_mc_se", "method", "nsim", "seed",
+                "null_mass_at_zero", "null_quantiles", "versions", "n_failed"):
+        assert key in d
+    assert d["method"] == "bootstrap" and d["nsim"] == 300
+    assert main(["compare", "sleepstudy", SLEEP_FULL, SLEEP_NULL, "--nsim", "100", "--seed",
+                 "1", "--json", "--quiet"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["n_failed"] == 0 and d["settings"]["df"] == 2
+    assert main(["compare", "sleepstudy", SLEEP_NULL, SLEEP_FULL, "--quiet"]) == 2
+    assert "not nested" in capsys.readouterr().err

@@ -1,0 +1,12 @@
+"""The public functions: validate once, then orchestrate the pipeline.
+
+formula + data -> :func:`~vctest.formula.design.build_design` ->
+:class:`~vctest.model.lmm.LinearMixedModel` -> :func:`~vctest.model.fit.fit_model`
+-> a reference distribution from :mod:`vctest.nulls`.
+"""
+
+from vctest.api.comparing import compare
+from vctest.api.fitting import fit
+from vctest.api.testing import vc_test
+
+__all__ = ["compare", "fit", "vc_test"]
