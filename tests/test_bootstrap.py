@@ -200,3 +200,23 @@ def test_cli_bootstrap_json_keys(capsys):
     assert d["n_failed"] == 0 and d["settings"]["df"] == 2
     assert main(["compare", "sleepstudy", SLEEP_NULL, SLEEP_FULL, "--quiet"]) == 2
     assert "not nested" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_size_under_h0_one_way():
+    """Type-I error at 0.05 of the bootstrap RLRT on a small one-way design.
+
+    With B = 99 and a pivotal statistic a Monte Carlo test rejects with
+    probability exactly 5/100; over 400 null data sets the rate must lie
+    within 4 binomial standard errors of 0.05.  (The stored study with 1,000
+    data sets and the asymptotic references is validation/size/size_lmm.py.)
+    """
+    n_data, k, j = 400, 5, 4
+    g = pd.Categorical([f"g{i}" for i in np.repeat(np.arange(k), j)])
+    rejections = 0
+    for i, ss in enumerate(np.random.SeedSequence(77).spawn(n_data)):
+        y = np.random.default_rng(ss).normal(size=k * j)
+        res = vctest.compare("y ~ 1 + (1 | g)", "y ~ 1", pd.DataFrame({"y": y, "g": g}),
+                             nsim=99, seed=i, reml=True)
+        rejections += res.pvalue <= 0.05
+    assert abs(rejections / n_data - 0.05) < 4 * se_prop(0.05, n_data)
