@@ -220,3 +220,14 @@ def test_size_under_h0_one_way():
                              nsim=99, seed=i, reml=True)
         rejections += res.pvalue <= 0.05
     assert abs(rejections / n_data - 0.05) < 4 * se_prop(0.05, n_data)
+
+
+def test_replicate_summary_reports_boundary_and_second_looks():
+    res = vctest.compare("Yield ~ 1 + (1 | Batch)", "Yield ~ 1", "Dyestuff", nsim=2000, seed=3)
+    rs = res.replicate_summary
+    # under H0 the full refit sits on the boundary exactly when T* = 0
+    assert rs["full_refits_at_boundary"] == int(np.sum(res.null_distribution == 0))
+    assert rs["null_refits_at_boundary"] == 0  # a linear model has no variance to hit
+    assert 0 <= rs["refits_rechecked"] < 2000
+    assert rs["pvalue_without_rechecked"] == pytest.approx(res.pvalue, abs=0.01)
+    assert "refits at the boundary" in res.summary()

@@ -8,13 +8,14 @@ Main entry points
 fit        fit a linear mixed model written in lme4 syntax (REML or ML)
 vc_test    test whether a random-effects term's variance is zero
 compare    parametric bootstrap test of two nested models
+check      can this fit be trusted? one verdict with the evidence
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
 datasets   bundled example data with R's factor level order
 """
 
 from vctest import datasets
-from vctest.api import compare, fit, vc_test
+from vctest.api import check, compare, fit, vc_test
 from vctest.model.fit import LmmFit
 from vctest.nulls.spectral import lrt_null, rlrt_null
 from vctest.results import TestResult
@@ -25,6 +26,7 @@ __all__ = [
     "LmmFit",
     "TestResult",
     "__version__",
+    "check",
     "compare",
     "datasets",
     "fit",

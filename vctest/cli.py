@@ -1,4 +1,4 @@
-"""Command-line interface: ``vctest fit``, ``vctest test`` and ``vctest compare``.
+"""Command-line interface: ``vctest fit``, ``check``, ``test`` and ``compare``.
 
 Examples
 --------
@@ -58,6 +58,14 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from vctest.api import check, fit
+
+    report = check(fit(args.formula, args.data, reml=not args.ml))
+    _emit(report.to_dict(), report.summary(), args.json)
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from vctest.api import compare
 
@@ -92,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit = sub.add_parser("fit", help="fit a linear mixed model and print a summary")
     common(p_fit)
     p_fit.set_defaults(func=_cmd_fit)
+
+    p_check = sub.add_parser("check", help="can this fit be trusted? a convergence report")
+    common(p_check)
+    p_check.set_defaults(func=_cmd_check)
 
     p_test = sub.add_parser("test", help="test whether a variance component is zero")
     common(p_test)

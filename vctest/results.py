@@ -89,6 +89,9 @@ class TestResult:
     approximations : dict
         Bootstrap only: p-values of the moment-matched gamma and the
         Bartlett-scaled chi-square (as pbkrtest's PBmodcomp).
+    replicate_summary : dict
+        Bootstrap only: refits at the boundary, refits that needed a second
+        look by the diagnostics, and the p-value without the latter.
     replicates : object or None
         Bootstrap only: the per-replicate record
         (:class:`vctest.nulls.bootstrap.ReplicateRecord`).
@@ -117,6 +120,7 @@ class TestResult:
     failures: dict[str, int] = field(default_factory=dict)
     approximations: dict[str, float] = field(default_factory=dict)
     replicates: Any = field(default=None, repr=False)
+    replicate_summary: dict[str, Any] = field(default_factory=dict)
     fits: dict[str, Any] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=versions)
     notes: tuple[str, ...] = ()
@@ -185,6 +189,7 @@ class TestResult:
             "pvalue_bound": _finite_or_none(self.pvalue_bound),
             "failures": dict(self.failures),
             "approximations": {k: _finite_or_none(v) for k, v in self.approximations.items()},
+            "replicate_summary": dict(self.replicate_summary),
             "settings": dict(self.settings),
             "notes": list(self.notes),
             "versions": dict(self.versions),
@@ -219,6 +224,12 @@ class TestResult:
                          + (f" ({', '.join(f'{k}: {v}' for k, v in self.failures.items())}); "
                             f"p-value if all had exceeded: {self.pvalue_bound:.4g}"
                             if self.n_failed else ""))
+        if self.replicate_summary:
+            rs = self.replicate_summary
+            lines.append(f"  refits at the boundary: full {rs['full_refits_at_boundary']}, "
+                         f"null {rs['null_refits_at_boundary']}; second-look refits "
+                         f"{rs['refits_rechecked']} (p without them: "
+                         f"{rs['pvalue_without_rechecked']:.4g})")
         for name, p in self.approximations.items():
             lines.append(f"  {name}: p = {p:.4g}")
         for name, p in self.asymptotic.items():

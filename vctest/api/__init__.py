@@ -5,8 +5,9 @@ formula + data -> :func:`~vctest.formula.design.build_design` ->
 -> a reference distribution from :mod:`vctest.nulls`.
 """
 
+from vctest.api.checking import check
 from vctest.api.comparing import compare
 from vctest.api.fitting import fit
 from vctest.api.testing import vc_test
 
-__all__ = ["compare", "fit", "vc_test"]
+__all__ = ["check", "compare", "fit", "vc_test"]

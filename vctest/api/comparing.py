@@ -100,10 +100,6 @@ def bootstrap_test(
     if run.stopped_early:
         notes.append(f"sequential stopping: the decision at alpha = {stop_alpha} was settled "
                      f"after {n_run} of {nsim} replicates (error <= {stop_error}).")
-    n_boundary = int(np.count_nonzero(rec.full_singular[ok]))
-    if n_boundary:
-        notes.append(f"{n_boundary} of {sample.size} full-model refits ended on the boundary "
-                     "(a variance estimated as zero), as expected under the null.")
     return TestResult(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="bootstrap", test=test_name, term=term,
@@ -113,6 +109,7 @@ def bootstrap_test(
         seed=None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed),
         seed_entropy=entropy_of(ss), n_failed=n_failed, pvalue_bound=bound,
         failures=rec.failure_counts(), approximations=approx, replicates=rec,
+        replicate_summary=rec.summary(statistic),
         fits={"full": full, "null": null_fit}, notes=tuple(notes),
     )
 

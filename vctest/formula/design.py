@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -94,6 +94,9 @@ class Design:
         Positions in the input frame of the rows used.
     data_hash : str
         SHA-256 hex digest of the used columns on the used rows.
+    frame : pandas.DataFrame or None
+        The used columns on the used rows (for refits on transformed data,
+        e.g. rescaled predictors).
     """
 
     formula: ParsedFormula
@@ -105,6 +108,7 @@ class Design:
     n_dropped: int
     row_index: np.ndarray
     data_hash: str
+    frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -577,5 +581,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
         n_dropped=n_dropped,
         row_index=row_index,
         data_hash=_hash(frame),
+        frame=frame,
     )
 

@@ -122,8 +122,8 @@ class ReplicateRecord:
         refit the optimiser flagged but the diagnostics found converged).
     failure : ndarray of int8
         Code into :data:`FAILURE_KINDS` (0 = ok).
-    full_singular : ndarray of bool
-        The full refit has a variance parameter at its bound.
+    full_singular, null_singular : ndarray of bool
+        The refit has a variance parameter at its bound.
     """
 
     statistic: np.ndarray
@@ -134,11 +134,27 @@ class ReplicateRecord:
     status: np.ndarray
     failure: np.ndarray
     full_singular: np.ndarray
+    null_singular: np.ndarray
 
     @property
     def n_failed(self) -> int:
         """Replicates that failed."""
         return int(np.count_nonzero(self.failure))
+
+    def summary(self, observed: float) -> dict[str, float | int]:
+        """How many refits hit the boundary or needed a second look, and whether
+        leaving out the second-look replicates moves the p-value."""
+        ok = self.failure == 0
+        rechecked = np.any(self.status == RECHECKED, axis=1) & ok
+        kept = ok & ~rechecked
+        tie = 1e-9 * max(1.0, abs(observed))
+        k = int(np.count_nonzero(self.statistic[kept] >= observed - tie))
+        return {
+            "full_refits_at_boundary": int(np.count_nonzero(self.full_singular & ok)),
+            "null_refits_at_boundary": int(np.count_nonzero(self.null_singular & ok)),
+            "refits_rechecked": int(np.count_nonzero(rechecked)),
+            "pvalue_without_rechecked": (1 + k) / (1 + int(kept.sum())),
+        }
 
     def failure_counts(self) -> dict[str, int]:
         """Failed replicates by kind."""
@@ -296,9 +312,12 @@ def run_bootstrap(
     lower1 = full.model.layout.lower
     diag1 = full.model.layout.is_diagonal
     singular = np.any(diag1 & (th1[:done] - lower1 < 1e-4), axis=1)
+    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta else np.any(
+        m0.layout.is_diagonal & (th0[:done] - m0.layout.lower < 1e-4), axis=1))
     rec = ReplicateRecord(statistic=stat, objective=obj[:done], theta_null=th0[:done],
                           theta_full=th1[:done], n_evals=nev[:done], status=status[:done],
-                          failure=failure, full_singular=singular)
+                          failure=failure, full_singular=singular,
+                          null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=stopped,
                         seconds=seconds, threads=used_threads)
 
