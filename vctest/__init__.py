@@ -18,6 +18,7 @@ from vctest import datasets
 from vctest.api import check, compare, fit, vc_test
 from vctest.model.fit import LmmFit
 from vctest.nulls.spectral import lrt_null, rlrt_null
+from vctest.report.serialize import load_result
 from vctest.results import TestResult
 
 __version__ = "0.1.0.dev0"
@@ -30,6 +31,7 @@ __all__ = [
     "compare",
     "datasets",
     "fit",
+    "load_result",
     "lrt_null",
     "rlrt_null",
     "vc_test",

@@ -54,7 +54,25 @@ def _cmd_test(args: argparse.Namespace) -> int:
         seed=args.seed, reml=not args.ml, threads=args.threads,
         progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
     )
-    _emit(result.to_dict(), result.summary(), args.json)
+    return _report(result, args)
+
+
+def _report(result: Any, args: argparse.Namespace) -> int:
+    """Print a test result; save, plot and write the methods paragraph on request."""
+    payload = result.to_dict()
+    text = result.summary()
+    if args.methods:
+        payload["methods_text"] = result.methods_text()
+        text += "\n\nMethods\n" + payload["methods_text"]
+    _emit(payload, text, args.json)
+    if args.save:
+        result.to_json(args.save)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = result.plot()
+        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
     return 0
 
 
@@ -74,8 +92,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         reml=args.reml, threads=args.threads, progress=False if args.quiet else None,
         stop_alpha=args.stop_alpha,
     )
-    _emit(result.to_dict(), result.summary(), args.json)
-    return 0
+    return _report(result, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +152,12 @@ def simulation(p: argparse.ArgumentParser, nsim_help: str, default: int | None =
     p.add_argument("--stop-alpha", type=float, default=None, dest="stop_alpha",
                    help="bootstrap: stop early once p < or > this level is settled")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--methods", action="store_true",
+                   help="also print a paragraph for a paper's methods section")
+    p.add_argument("--save", metavar="FILE.json", default=None,
+                   help="save the whole result (null sample included) as JSON")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="plot the null distribution and the statistic (needs matplotlib)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -168,6 +168,40 @@ class TestResult:
             )
         return self._confint(level=level, **kwargs)
 
+    def to_json(self, path: str | None = None) -> Any:
+        """Save the whole result (null sample included) as JSON, or return the text.
+
+        :func:`vctest.load_result` reads it back exactly.  Returns the path
+        written, or the JSON text when ``path`` is None.
+        """
+        from vctest.report.serialize import result_to_json, save_result
+
+        return result_to_json(self) if path is None else save_result(self, path)
+
+    def methods_text(self) -> str:
+        """A paragraph for a paper's methods section, with references.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+        ...                      nsim=10_000, seed=1)
+        >>> print(res.methods_text())  # doctest: +ELLIPSIS
+        We tested whether the variance of the random effect (1 | Batch) was zero ...
+        """
+        from vctest.report.methods import methods_text
+
+        return methods_text(self)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Null distribution, mass at zero, observed statistic and asymptotic mixture.
+
+        Needs matplotlib (``pip install 'vctest[plot]'``); returns the Axes.
+        """
+        from vctest.report.plot import plot_result
+
+        return plot_result(self, ax)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (no NaN; the null sample is summarised, not listed)."""
         return {

@@ -122,6 +122,12 @@ def generating_model(design: Design, reml: bool) -> tuple[GeneratingModel, LmmFi
     return GeneratingModel.linear_model(design, reml), None
 
 
+def _shape(design: Design) -> list[int]:
+    """Rows used and columns used of the data."""
+    cols = design.frame.shape[1] if design.frame is not None else None
+    return [design.n, cols]
+
+
 def _aligned_designs(full: str, null: str, frame: pd.DataFrame) -> tuple[Design, Design]:
     """Both designs on the rows complete for both formulas."""
     d_full = build_design(full, frame)
@@ -237,6 +243,7 @@ def compare(
             else 1.0}
     settings = {"formula": d_full.formula.text, "null_formula": d_null.formula.text,
                 "method": "bootstrap", "n": d_full.n, "n_dropped": d_full.n_dropped,
+                "data_shape": _shape(d_full),
                 "data_hash": d_full.data_hash}
     return bootstrap_test(
         full=full_fit, null=gen, null_fit=null_fit, embed=nest.embed, df=nest.df, reml=reml,

@@ -9,7 +9,12 @@ from scipy.stats import chi2
 from vctest._data import as_frame
 from vctest._pvalue import clean_statistic, monte_carlo_pvalue
 from vctest._rng import SeedLike, entropy_of, seed_sequence
-from vctest.api.comparing import bootstrap_test, check_bootstrap_args, generating_model
+from vctest.api.comparing import (
+    _shape,
+    bootstrap_test,
+    check_bootstrap_args,
+    generating_model,
+)
 from vctest.formula.design import build_design
 from vctest.model.fit import LmmFit, fit_model
 from vctest.model.lmm import LinearMixedModel
@@ -147,6 +152,7 @@ def vc_test(
         "formula": design.formula.text, "null_formula": null_design.formula.text,
         "term": loc.label, "reml": reml, "method": method, "n": design.n,
         "n_dropped": design.n_dropped, "data_hash": design.data_hash,
+        "data_shape": _shape(design),
     }
     fits = {"full": full, "null": null_fit}
     notes: list[str] = []

@@ -1,0 +1,1 @@
+"""Reporting a test result: JSON round trip, a methods paragraph, a plot."""
