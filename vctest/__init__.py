@@ -14,12 +14,45 @@ lrt_null   exact null sample of the LRT from eigenvalues
 datasets   bundled example data with R's factor level order
 """
 
-from vctest import datasets
-from vctest.api import check, compare, fit, vc_test
-from vctest.model.fit import LmmFit
-from vctest.nulls.spectral import lrt_null, rlrt_null
-from vctest.report.serialize import load_result
-from vctest.results import TestResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vctest import datasets
+    from vctest.api import check, compare, fit, vc_test
+    from vctest.model.fit import LmmFit
+    from vctest.nulls.spectral import lrt_null, rlrt_null
+    from vctest.report.serialize import load_result
+    from vctest.results import TestResult
+
+# Loaded on first use, so that ``from vctest.nulls.spectral import rlrt_null``
+# in a lean worker does not import pandas, formulaic and the model kernels.
+_LAZY = {
+    "datasets": "vctest.datasets",
+    "check": "vctest.api",
+    "compare": "vctest.api",
+    "fit": "vctest.api",
+    "vc_test": "vctest.api",
+    "LmmFit": "vctest.model.fit",
+    "lrt_null": "vctest.nulls.spectral",
+    "rlrt_null": "vctest.nulls.spectral",
+    "load_result": "vctest.report.serialize",
+    "TestResult": "vctest.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if name == "datasets" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vctest' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0.dev0"
 

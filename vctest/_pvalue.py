@@ -112,13 +112,27 @@ def monte_carlo_pvalue(observed: float, null_sample: np.ndarray) -> MonteCarloPV
         raise ValueError("`null_sample` must be a non-empty one-dimensional array.")
     if np.isnan(sample).any():
         raise ValueError("`null_sample` contains NaN; remove failed replicates first.")
+    return pvalue_from_counts(count_exceed(observed, sample), sample.size)
+
+
+def count_exceed(observed: float, sample: np.ndarray) -> int:
+    """#{T* >= t} with ties at a relative 1e-9 (all draws when t counts as 0)."""
     t = clean_statistic(float(observed))
-    b = sample.size
     if t == 0.0:
-        k = b  # every draw is >= 0
-    else:
-        tol = TIE_RTOL * abs(t)
-        k = int(np.count_nonzero(sample >= t - tol))
+        return int(np.asarray(sample).size)  # every draw is >= 0
+    return int(np.count_nonzero(np.asarray(sample) >= t - TIE_RTOL * abs(t)))
+
+
+def pvalue_from_counts(k: int, b: int) -> MonteCarloPValue:
+    """(1 + k)/(1 + b) with its Monte Carlo SE and interval, from exceedance counts.
+
+    Examples
+    --------
+    >>> pvalue_from_counts(1, 4).pvalue
+    0.4
+    """
+    if b < 1 or not 0 <= k <= b:
+        raise ValueError(f"need 0 <= k <= b and b >= 1; got k={k}, b={b}.")
     p = (1 + k) / (1 + b)
     se = math.sqrt(p * (1 - p) / b)
     lo, hi = wilson_interval(k, b)

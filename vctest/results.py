@@ -89,6 +89,10 @@ class TestResult:
     approximations : dict
         Bootstrap only: p-values of the moment-matched gamma and the
         Bartlett-scaled chi-square (as pbkrtest's PBmodcomp).
+    null_summary : dict or None
+        When the null sample was not kept (``keep_null=False``): its size,
+        zeros, exceedances and quantiles from a log-histogram sketch
+        (:class:`vctest.nulls.sketch.NullSketch`).
     replicate_summary : dict
         Bootstrap only: refits at the boundary, refits that needed a second
         look by the diagnostics, and the p-value without the latter.
@@ -121,6 +125,7 @@ class TestResult:
     approximations: dict[str, float] = field(default_factory=dict)
     replicates: Any = field(default=None, repr=False)
     replicate_summary: dict[str, Any] = field(default_factory=dict)
+    null_summary: dict[str, Any] | None = None
     fits: dict[str, Any] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=versions)
     notes: tuple[str, ...] = ()
@@ -129,18 +134,24 @@ class TestResult:
     @property
     def nsim(self) -> int | None:
         """Size of the simulated null sample."""
-        return None if self.null_distribution is None else int(self.null_distribution.size)
+        if self.null_distribution is None:
+            return None if self.null_summary is None else int(self.null_summary["n"])
+        return int(self.null_distribution.size)
 
     @property
     def null_mass_at_zero(self) -> float | None:
         """Fraction of null draws that are exactly zero."""
         if self.null_distribution is None:
-            return None
+            if self.null_summary is None:
+                return None
+            return self.null_summary["n_zero"] / self.null_summary["n"]
         return float(np.mean(self.null_distribution == 0.0))
 
     def null_quantiles(self, levels: tuple[float, ...] = QUANTILE_LEVELS) -> dict[str, float]:
         """Quantiles of the null sample, keyed by level as a string ("0.95")."""
         if self.null_distribution is None:
+            if self.null_summary is not None and levels == QUANTILE_LEVELS:
+                return dict(self.null_summary["quantiles"])
             return {}
         qs = np.quantile(self.null_distribution, levels)
         return {f"{lv:g}": float(q) for lv, q in zip(levels, qs, strict=True)}
@@ -224,6 +235,7 @@ class TestResult:
             "failures": dict(self.failures),
             "approximations": {k: _finite_or_none(v) for k, v in self.approximations.items()},
             "replicate_summary": dict(self.replicate_summary),
+            "null_summary": self.null_summary,
             "settings": dict(self.settings),
             "notes": list(self.notes),
             "versions": dict(self.versions),

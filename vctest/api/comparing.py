@@ -18,6 +18,7 @@ from vctest.model.lmm import LinearMixedModel
 from vctest.model.nesting import nesting
 from vctest.nulls.approximations import bartlett_pvalue, gamma_pvalue
 from vctest.nulls.bootstrap import GeneratingModel, run_bootstrap
+from vctest.nulls.executor import BACKENDS, resolve_client
 from vctest.results import TestResult
 
 
@@ -42,6 +43,20 @@ def check_bootstrap_args(nsim: object, threads: object, progress: object,
         raise ValueError(f"`stop_error` must be in (0, 1); got {stop_error!r}.")
 
 
+def check_backend(backend: object, keep_null: object = None) -> None:
+    """Validate ``backend`` (and ``keep_null``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}; got {backend!r}.")
+    if keep_null is not None and not isinstance(keep_null, bool):
+        raise TypeError(f"`keep_null` must be True, False or None; got {keep_null!r}.")
+
+
+def _n_workers(backend: str, client: Any) -> int:
+    if backend != "dask":
+        return 1
+    return max(len(resolve_client(client).scheduler_info().get("workers", {})), 1)
+
+
 def bootstrap_test(
     *,
     full: LmmFit,
@@ -60,13 +75,16 @@ def bootstrap_test(
     stop_alpha: float | None,
     stop_error: float,
     notes: list[str],
+    backend: str = "local",
+    client: Any = None,
 ) -> TestResult:
     """Run the bootstrap for two fitted models and assemble the result."""
     statistic = float(clean_statistic(null.objective - full.objective))
     ss = seed_sequence(seed)
     run = run_bootstrap(null, full, embed, reml=reml, nsim=int(nsim), seed_seq=ss,
                         observed=statistic, threads=threads, progress=progress,
-                        stop_alpha=stop_alpha, stop_error=stop_error)
+                        stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,
+                        client=client, n_workers=_n_workers(backend, client))
     rec = run.replicates
     ok = rec.failure == 0
     sample = rec.statistic[ok]
@@ -95,8 +113,14 @@ def bootstrap_test(
     settings = {**settings, "nsim": int(nsim), "n_run": n_run, "reml": reml, "df": df,
                 "threads": run.threads, "seconds": round(run.seconds, 3),
                 "stop_alpha": stop_alpha, "stop_error": stop_error if stop_alpha else None,
-                "stopped_early": run.stopped_early}
+                "stopped_early": run.stopped_early, "interrupted": run.interrupted,
+                "backend": backend}
     notes = list(notes)
+    if run.interrupted:
+        notes.append(f"interrupted: the result uses the {n_run} of {nsim} replicates that "
+                     "finished.")
+        warnings.warn(f"bootstrap interrupted after {n_run} of {nsim} replicates; the result "
+                      "uses those that finished.", RuntimeWarning, stacklevel=3)
     if run.stopped_early:
         notes.append(f"sequential stopping: the decision at alpha = {stop_alpha} was settled "
                      f"after {n_run} of {nsim} replicates (error <= {stop_error}).")
@@ -153,6 +177,8 @@ def compare(
     progress: bool | None = None,
     stop_alpha: float | None = None,
     stop_error: float = 1e-3,
+    backend: str = "local",
+    client: Any = None,
 ) -> TestResult:
     """Parametric bootstrap likelihood-ratio test of two nested linear mixed models.
 
@@ -188,6 +214,11 @@ def compare(
         with error ``stop_error`` (Clopper-Pearson looks at B = 100, 200, 400,
         ...; see :mod:`vctest.nulls.approximations`).
     stop_error : float, default 1e-3
+    backend : {"local", "dask"}, default "local"
+        ``"dask"`` runs chunks of replicates on a Dask cluster (``client`` or
+        the default client), with the model shipped once per worker; the
+        numbers equal a local run with the same seed.
+    client : dask.distributed.Client, optional
 
     Returns
     -------
@@ -214,6 +245,7 @@ def compare(
     (True, 0)
     """
     check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
+    check_backend(backend)
     if not isinstance(reml, bool):
         raise TypeError(f"`reml` must be True or False; got {reml!r}.")
     if isinstance(full, str) != isinstance(null, str):
@@ -249,6 +281,6 @@ def compare(
         full=full_fit, null=gen, null_fit=null_fit, embed=nest.embed, df=nest.df, reml=reml,
         term=f"{d_full.formula.text}  vs  {d_null.formula.text}", asymptotic=asym,
         settings=settings, nsim=int(nsim), seed=seed, threads=threads, progress=progress,
-        stop_alpha=stop_alpha, stop_error=stop_error,
+        stop_alpha=stop_alpha, stop_error=stop_error, backend=backend, client=client,
         notes=["the full model is a boundary (singular) fit."] if full_fit.singular else [],
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
 from vctest._data import as_frame
-from vctest._pvalue import clean_statistic, monte_carlo_pvalue
+from vctest._pvalue import clean_statistic, monte_carlo_pvalue, pvalue_from_counts
 from vctest._rng import SeedLike, entropy_of, seed_sequence
 from vctest.api.comparing import (
+    _n_workers,
     _shape,
     bootstrap_test,
+    check_backend,
     check_bootstrap_args,
     generating_model,
 )
@@ -21,11 +25,13 @@ from vctest.model.lmm import LinearMixedModel
 from vctest.model.nesting import nesting
 from vctest.model.reduce import drop_term, locate_term
 from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
-from vctest.nulls.exact import invert_rlrt, spectral_design
-from vctest.nulls.spectral import lrt_null, rlrt_null
-from vctest.results import TestResult
+from vctest.nulls.exact import SpectralTask, invert_rlrt, simulate_null, spectral_design
+from vctest.results import QUANTILE_LEVELS, TestResult
 
 METHODS = ("exact", "asymptotic", "bootstrap")
+
+#: Exact null samples up to this size are kept in the result by default.
+KEEP_NULL_UP_TO = 1_000_000
 
 #: Default number of draws: exact null draws are cheap, bootstrap refits are not.
 DEFAULT_NSIM = {"exact": 100_000, "asymptotic": 0, "bootstrap": 1000}
@@ -60,6 +66,9 @@ def vc_test(
     progress: bool | None = None,
     stop_alpha: float | None = None,
     stop_error: float = 1e-3,
+    backend: str = "local",
+    client: Any = None,
+    keep_null: bool | None = None,
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -105,6 +114,15 @@ def vc_test(
         a couple of seconds).
     stop_alpha, stop_error : float, optional
         Bootstrap sequential stopping (see :func:`vctest.compare`).
+    backend : {"local", "dask"}, default "local"
+        Where the draws or replicates run.  ``"dask"`` splits them into chunks
+        on a Dask cluster (``client``, or the default client); the numbers are
+        identical to a local run with the same seed.
+    client : dask.distributed.Client, optional
+    keep_null : bool, optional
+        Keep the whole null sample (default: up to 10^6 draws).  Without it
+        memory stays flat: the p-value comes from exceedance counts and the
+        quantiles from a log-histogram sketch (``result.null_summary``).
 
     Returns
     -------
@@ -127,6 +145,7 @@ def vc_test(
     True
     """
     _vc_test_iv(term, method, nsim, reml, threads)
+    check_backend(backend, keep_null)
     nsim = DEFAULT_NSIM[method] if nsim is None else int(nsim)
     if method == "bootstrap":
         check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
@@ -165,7 +184,7 @@ def vc_test(
             full=full, null=generator, null_fit=null_fit, embed=nest.embed, df=nest.df,
             reml=reml, term=loc.label, asymptotic=asym, settings=settings, nsim=nsim,
             seed=seed, threads=threads, progress=progress, stop_alpha=stop_alpha,
-            stop_error=stop_error, notes=notes,
+            stop_error=stop_error, notes=notes, backend=backend, client=client,
         )
 
     if method == "asymptotic":
@@ -193,12 +212,18 @@ def vc_test(
         )
     ss = seed_sequence(seed)
     sd = spectral_design(design, loc.block)
-    if reml:
-        sample = rlrt_null(sd.mu, sd.n, sd.p, nsim=int(nsim), seed=ss, threads=threads)
+    keep = nsim <= KEEP_NULL_UP_TO if keep_null is None else keep_null
+    sample, sketch = simulate_null(
+        SpectralTask(sd, reml, ss, threads if backend == "local" else None), int(nsim),
+        statistic, keep=keep, backend=backend, client=client,
+        n_workers=_n_workers(backend, client),
+    )
+    if sample is not None:
+        mc = monte_carlo_pvalue(statistic, sample)
+        null_summary = None
     else:
-        sample = lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=0, nsim=int(nsim), seed=ss,
-                          threads=threads)
-    mc = monte_carlo_pvalue(statistic, sample)
+        mc = pvalue_from_counts(sketch.n_exceed, sketch.n)
+        null_summary = sketch.summary(QUANTILE_LEVELS)
     several = len(design.blocks) > 1
     if several:
         reference = (
@@ -226,6 +251,7 @@ def vc_test(
         null_distribution=sample, asymptotic=asym, settings=settings,
         seed=None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed),
         seed_entropy=entropy_of(ss), fits=fits, notes=tuple(notes), _confint=confint,
+        null_summary=null_summary,
     )
 
 

@@ -21,6 +21,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -35,6 +36,7 @@ from vctest.kernels.bootstrap import lmm_bootstrap, simulate_one
 from vctest.model.fit import MAX_EDGE_RESTARTS, LmmFit, OptimizerSettings
 from vctest.model.lmm import LinearMixedModel
 from vctest.nulls.approximations import decision_is_clear, looks, per_look_error
+from vctest.nulls.executor import chunk_ranges, run_chunks
 
 #: Failure codes of a replicate (index = code).
 FAILURE_KINDS = (
@@ -172,6 +174,7 @@ class BootstrapRun:
     stopped_early: bool
     seconds: float
     threads: int
+    interrupted: bool = False
 
 
 def _model_tuples(gen_model: LinearMixedModel, theta_start: np.ndarray, reml: bool,
@@ -199,6 +202,62 @@ def _classify(obj, status, null_fixed) -> tuple[np.ndarray, np.ndarray]:
     return stat, failure
 
 
+@dataclass(frozen=True, eq=False)
+class BootstrapTask:
+    """Replicates ``start .. stop - 1`` of one bootstrap (picklable; see executor).
+
+    Holds the packed null and full models; returns the per-replicate arrays
+    ``(objective, theta_null, theta_full, n_evals, status)``.
+    """
+
+    sim: tuple
+    null: tuple
+    full: tuple
+    embed: np.ndarray
+    options: np.ndarray
+    seed: np.random.SeedSequence
+    threads: int | None = None
+
+    def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        m = stop - start
+        ws0, resp0, start0 = self.null
+        ws1, resp1, start1 = self.full
+        obj = np.empty((m, 2))
+        th0 = np.empty((m, start0.size))
+        th1 = np.empty((m, start1.size))
+        nev = np.empty((m, 2), dtype=np.int64)
+        status = np.empty((m, 2), dtype=np.int64)
+        previous = set_threads(self.threads) if self.threads is not None else None
+        try:
+            lmm_bootstrap(replicate_seeds(self.seed, start, stop), self.sim, ws0, resp0,
+                          start0, ws1, resp1, start1, self.embed, self.options, obj, th0, th1,
+                          nev, status)
+        finally:
+            if previous is not None:
+                set_threads(previous)
+        return obj, th0, th1, nev, status
+
+
+def make_task(null: GeneratingModel, full: LmmFit, embed: np.ndarray, *, reml: bool,
+              seed_seq: np.random.SeedSequence, threads: int | None,
+              settings: OptimizerSettings | None = None) -> BootstrapTask:
+    """Pack two fitted models into a :class:`BootstrapTask`."""
+    settings = settings or full.settings
+    opt = np.array([settings.maxiter, settings.gtol, settings.ftol, settings.xtol,
+                    MAX_EDGE_RESTARTS], dtype=float)
+    m0 = null.model
+    lay0 = m0.layout
+    sim = (np.ascontiguousarray(null.mu), m0.structure.codes, m0.structure.zcols,
+           m0.structure.zoff, lay0.k, m0.structure.nlev, np.ascontiguousarray(null.theta),
+           lay0.offsets, int(m0.structure.kmax), float(null.sigma))
+    embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
+    return BootstrapTask(
+        sim=sim, null=_model_tuples(m0, null.theta, reml, null.fixed_theta),
+        full=_model_tuples(full.model, full.theta, reml, False), embed=embed, options=opt,
+        seed=seed_seq, threads=threads,
+    )
+
+
 def run_bootstrap(
     null: GeneratingModel,
     full: LmmFit,
@@ -213,6 +272,9 @@ def run_bootstrap(
     stop_alpha: float | None = None,
     stop_error: float = 1e-3,
     settings: OptimizerSettings | None = None,
+    backend: str = "local",
+    client: Any = None,
+    n_workers: int = 1,
 ) -> BootstrapRun:
     """Simulate ``nsim`` responses from ``null`` and refit both models to each.
 
@@ -233,7 +295,7 @@ def run_bootstrap(
     observed : float
         The observed statistic (for sequential stopping).
     threads : int, optional
-        Numba threads (default all).
+        Numba threads (default all; ignored on Dask workers).
     progress : bool, optional
         Show a tqdm bar; ``None`` shows one on a terminal when the run is
         expected to take more than a couple of seconds.
@@ -242,24 +304,21 @@ def run_bootstrap(
         is settled with error ``stop_error`` (see
         :mod:`vctest.nulls.approximations`).
     settings : OptimizerSettings, optional
+    backend : {"local", "dask"}
+    client : dask.distributed.Client, optional
+    n_workers : int
+        Dask workers (sets the chunk size).
 
     Returns
     -------
     BootstrapRun
+        A run interrupted by ``KeyboardInterrupt`` keeps the replicates that
+        finished and says so (``interrupted``).
     """
-    settings = settings or full.settings
-    opt = np.array([settings.maxiter, settings.gtol, settings.ftol, settings.xtol,
-                    MAX_EDGE_RESTARTS], dtype=float)
-    m0 = null.model
-    lay0 = m0.layout
-    sim = (np.ascontiguousarray(null.mu), m0.structure.codes, m0.structure.zcols,
-           m0.structure.zoff, lay0.k, m0.structure.nlev, np.ascontiguousarray(null.theta),
-           lay0.offsets, int(m0.structure.kmax), float(null.sigma))
-    ws0, resp0, start0 = _model_tuples(m0, null.theta, reml, null.fixed_theta)
-    ws1, resp1, start1 = _model_tuples(full.model, full.theta, reml, False)
-    embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
-    d0, d1 = start0.size, start1.size
-
+    local = backend == "local"
+    task = make_task(null, full, embed, reml=reml, seed_seq=seed_seq,
+                     threads=threads if local else None, settings=settings)
+    d0, d1 = task.null[2].size, task.full[2].size
     obj = np.empty((nsim, 2))
     th0 = np.empty((nsim, d0))
     th1 = np.empty((nsim, d1))
@@ -268,32 +327,42 @@ def run_bootstrap(
     checkpoints = looks(nsim) if stop_alpha is not None else [nsim]
     err = per_look_error(nsim, stop_error)
 
-    previous = set_threads(threads)
-    used_threads = numba.get_num_threads()
-    bar = None
+    previous = set_threads(threads) if local else None
+    used_threads = numba.get_num_threads() if local else n_workers
+    state = {"bar": None, "t": time.perf_counter(), "filled": 0}
     start_time = time.perf_counter()
-    done, stopped = 0, False
+    done, stopped, interrupted = 0, False, False
+
+    def take(a: int, b: int, arrays: tuple[np.ndarray, ...]) -> None:
+        for out, part in zip((obj, th0, th1, nev, status), arrays, strict=True):
+            out[a:b] = part
+        state["filled"] += b - a
+        now = time.perf_counter()
+        per_rep = (now - start_time) / max(state["filled"], 1)
+        if state["bar"] is None and _want_progress(progress, per_rep * (nsim - state["filled"])):
+            from tqdm.auto import tqdm
+
+            state["bar"] = tqdm(total=nsim, initial=state["filled"], unit="rep",
+                                desc="bootstrap", leave=False, file=sys.stderr)
+        elif state["bar"] is not None:
+            state["bar"].update(b - a)
+
     try:
         batch = min(nsim, 16 * used_threads)
         for checkpoint in checkpoints:
             while done < checkpoint:
-                stop = min(checkpoint, done + batch)
-                t0 = time.perf_counter()
-                lmm_bootstrap(replicate_seeds(seed_seq, done, stop), sim, ws0, resp0, start0,
-                              ws1, resp1, start1, embed, opt, obj[done:stop],
-                              th0[done:stop], th1[done:stop], nev[done:stop],
-                              status[done:stop])
-                elapsed = time.perf_counter() - t0
-                per_rep = elapsed / (stop - done)
-                done = stop
-                if bar is None and _want_progress(progress, per_rep * (nsim - done)):
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=nsim, initial=done, unit="rep", desc="bootstrap",
-                               leave=False, file=sys.stderr)
-                elif bar is not None:
-                    bar.update(stop - bar.n)
-                batch = int(min(max(batch, 0.25 / max(per_rep, 1e-9)), 1 << 16))
+                if local:
+                    stop = min(checkpoint, done + batch)
+                    t0 = time.perf_counter()
+                    take(done, stop, task(done, stop))
+                    per_rep = (time.perf_counter() - t0) / (stop - done)
+                    batch = int(min(max(batch, 0.25 / max(per_rep, 1e-9)), 1 << 16))
+                    done = stop
+                else:
+                    size = max(1, -(-(checkpoint - done) // (4 * max(n_workers, 1))))
+                    run_chunks(task, chunk_ranges(done, checkpoint, size), take,
+                               backend=backend, client=client)
+                    done = checkpoint
             if stop_alpha is not None and done < nsim:
                 stat, failure = _classify(obj[:done], status[:done], null.fixed_theta)
                 good = failure == 0
@@ -301,11 +370,17 @@ def run_bootstrap(
                 if decision_is_clear(k, int(good.sum()), stop_alpha, err):
                     stopped = True
                     break
+    except KeyboardInterrupt:
+        if done == 0:
+            raise
+        interrupted = True
     finally:
-        if bar is not None:
-            bar.close()
-        set_threads(previous)
-    _recheck(status[:done], obj[:done], (th0[:done], th1[:done]), (m0, full.model), sim,
+        if state["bar"] is not None:
+            state["bar"].close()
+        if previous is not None:
+            set_threads(previous)
+    m0 = null.model
+    _recheck(status[:done], obj[:done], (th0[:done], th1[:done]), (m0, full.model), task.sim,
              replicate_seeds(seed_seq, 0, done), reml)
     seconds = time.perf_counter() - start_time
     stat, failure = _classify(obj[:done], status[:done], null.fixed_theta)
@@ -319,7 +394,7 @@ def run_bootstrap(
                           failure=failure, full_singular=singular,
                           null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=stopped,
-                        seconds=seconds, threads=used_threads)
+                        seconds=seconds, threads=used_threads, interrupted=interrupted)
 
 
 def _recheck(status, obj, thetas, models, sim, seeds, reml) -> None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vctest.formula.design import Design
-from vctest.nulls.spectral import rlrt_null
+if TYPE_CHECKING:  # pragma: no cover
+    from vctest.formula.design import Design
+from vctest.nulls.spectral import lrt_null, rlrt_null
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,3 +187,57 @@ def invert_rlrt(profile, estimate: float, sd: SpectralDesign, *, level: float, n
         icc = (lower / (1 + lower), 1.0 if math.isinf(upper) else upper / (1 + upper))
     return ConfidenceInterval(level=level, lower=lower, upper=upper, estimate=estimate,
                               icc=icc, nsim=nsim)
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralTask:
+    """Draws ``start .. stop - 1`` of the exact null of one design (picklable).
+
+    Draw ``i`` depends only on the seed and ``i``, so chunks can run anywhere.
+    """
+
+    design: SpectralDesign
+    reml: bool
+    seed: np.random.SeedSequence
+    threads: int | None = None
+    lambda0: float = 0.0
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        sd = self.design
+        if self.reml:
+            return rlrt_null(sd.mu, sd.n, sd.p, lambda0=self.lambda0, nsim=stop - start,
+                             seed=self.seed, threads=self.threads, start=start)
+        return lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=0, nsim=stop - start, seed=self.seed,
+                        threads=self.threads, start=start)
+
+
+#: Draws per chunk when the sample is not kept (8 MB of float64).
+CHUNK_DRAWS = 1_000_000
+
+
+def simulate_null(task: SpectralTask, nsim: int, observed: float, *, keep: bool,
+                  backend: str = "local", client=None, n_workers: int = 1):
+    """Run ``task`` for ``nsim`` draws in chunks; return ``(sample or None, sketch)``.
+
+    With ``keep=False`` memory stays flat: each chunk is folded into a
+    :class:`~vctest.nulls.sketch.NullSketch` and dropped.
+    """
+    from vctest.nulls.executor import chunk_ranges, run_chunks
+    from vctest.nulls.sketch import NullSketch
+
+    size = CHUNK_DRAWS
+    if backend == "dask":
+        size = min(CHUNK_DRAWS, max(1, -(-nsim // (4 * max(n_workers, 1)))))
+    elif keep:
+        size = nsim
+    sample = np.empty(nsim) if keep else None
+    sketch = NullSketch(observed=observed)
+
+    def take(a: int, b: int, draws: np.ndarray) -> None:
+        if sample is not None:
+            sample[a:b] = draws
+        else:
+            sketch.add(draws)
+
+    run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
+    return sample, sketch

@@ -215,10 +215,11 @@ def _run(
     threads: int | None,
     closed_form: bool = True,
     ppd: int = POINTS_PER_DECADE,
+    start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed, call the kernel under a temporary thread count, return (stat, lam)."""
+    """Seed draws ``start .. start + nsim - 1``, call the kernel, return (stat, lam)."""
     ss = seed_sequence(seed)
-    seeds = replicate_seeds(ss, 0, nsim)
+    seeds = replicate_seeds(ss, start, start + nsim)
     grid, active, pmat, emat = _search_grid(vals, dfa, pen, n_eff, ppd)
     stat = np.empty(nsim)
     lam = np.empty(nsim)
@@ -260,6 +261,7 @@ def rlrt_null(
     seed: SeedLike = None,
     threads: int | None = None,
     return_lambda: bool = False,
+    start: int = 0,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Simulate the exact null distribution of the RLRT for one variance component.
 
@@ -294,6 +296,10 @@ def rlrt_null(
         depend on it.
     return_lambda : bool, default False
         Also return the minimising lambda of each draw (on the scale of ``mu``).
+    start : int, default 0
+        Index of the first draw: ``start=s, nsim=m`` returns draws ``s`` to
+        ``s + m - 1`` of the same seed's sequence, so a run can be split
+        into chunks (e.g. over a Dask cluster) without changing a number.
 
     Returns
     -------
@@ -369,6 +375,7 @@ def rlrt_null(
         nsim,
         seed,
         threads,
+        start=_as_int(start, "start", 0),
     )
     if return_lambda:
         return stat, lam / scale
@@ -386,6 +393,7 @@ def lrt_null(
     seed: SeedLike = None,
     threads: int | None = None,
     return_lambda: bool = False,
+    start: int = 0,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Simulate the exact null distribution of the ML LRT for one variance component.
 
@@ -422,6 +430,8 @@ def lrt_null(
         depend on it.
     return_lambda : bool, default False
         Also return the minimising lambda of each draw (on the scale of ``mu``).
+    start : int, default 0
+        Index of the first draw (see :func:`rlrt_null`).
 
     Returns
     -------
@@ -483,7 +493,8 @@ def lrt_null(
         )
     scale = max(float(vmu.max()), float(vxi.max()))
     vals, dfa, pen = _merge_groups(vmu / scale, mmu, vxi / scale, mxi, 1e-9)
-    stat, lam = _run(vals, dfa, pen, float(n), float(n - p - k), float(q), 0.0, nsim, seed, threads)
+    stat, lam = _run(vals, dfa, pen, float(n), float(n - p - k), float(q), 0.0, nsim, seed,
+                     threads, start=_as_int(start, "start", 0))
     if return_lambda:
         return stat, lam / scale
     return stat

@@ -131,5 +131,6 @@ def load_result(path: str | Path) -> Any:
                         for k, v in payload.get("approximations", {}).items()},
         replicates=replicates, replicate_summary=payload.get("replicate_summary", {}),
         fits=payload.get("fits", {}), versions=payload["versions"],
+        null_summary=payload.get("null_summary"),
         notes=tuple(payload.get("notes", ())),
     )
