@@ -84,3 +84,52 @@ def test_backend_errors():
         vctest.vc_test(*DYE, term="(1 | Batch)", backend="spark")
     with pytest.raises(TypeError, match="`keep_null`"):
         vctest.vc_test(*DYE, term="(1 | Batch)", keep_null="no")
+
+
+def test_power_runs_reproducibly_and_rises_with_the_effect():
+    kw = {"term": "(1 | Batch)", "effect_sizes": [0.0, 2.0], "nsim": 40,
+          "methods": ("exact", "asymptotic"), "nsim_exact": 2000, "seed": 5}
+    a = vctest.power(*DYE, **kw)
+    b = vctest.power(*DYE, **kw)
+    assert a.table.equals(b.table)
+    exact = a.table[a.table.method == "exact"].set_index("effect_size")
+    assert exact.loc[2.0, "rate"] > exact.loc[0.0, "rate"]
+    assert exact.loc[2.0, "rate"] > 0.8  # lambda = 4 with 6 batches of 5: power near 1
+    assert (a.table.ci_low <= a.table.rate).all() and (a.table.rate <= a.table.ci_high).all()
+
+
+@pytest.mark.slow
+def test_power_at_zero_is_the_size():
+    pw = vctest.power(*DYE, term="(1 | Batch)", effect_sizes=[0.0], nsim=600,
+                      methods=("exact",), nsim_exact=2000, seed=6)
+    from .test_spectral import se_prop
+
+    assert abs(pw.table.rate.iloc[0] - 0.05) < 4 * se_prop(0.05, 600)
+
+
+def test_power_on_dask_equals_local(client):
+    kw = {"term": "(1 | Batch)", "effect_sizes": [1.0], "nsim": 16,
+          "methods": ("exact", "bootstrap"), "nsim_exact": 1000, "nsim_bootstrap": 49,
+          "seed": 7}
+    assert vctest.power(*DYE, **kw).table.equals(
+        vctest.power(*DYE, backend="dask", client=client, **kw).table)
+
+
+def test_power_input_errors():
+    with pytest.raises(ValueError, match="`effect_sizes`"):
+        vctest.power(*DYE, term="(1 | Batch)", effect_sizes=[-1.0])
+    with pytest.raises(ValueError, match="`methods`"):
+        vctest.power(*DYE, term="(1 | Batch)", effect_sizes=[1.0], methods=("magic",))
+    with pytest.raises(ValueError, match="single variance component"):
+        vctest.power("Reaction ~ Days + (Days | Subject)", "sleepstudy",
+                     term="(0 + Days | Subject)", effect_sizes=[1.0])
+
+
+def test_power_plot():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    pw = vctest.power(*DYE, term="(1 | Batch)", effect_sizes=[0.0, 1.0], nsim=8,
+                      methods=("exact",), nsim_exact=500, seed=1)
+    ax = pw.plot()
+    assert ax.get_ylabel() == "rejection rate"
+    matplotlib.pyplot.close(ax.figure)

@@ -9,6 +9,7 @@ fit        fit a linear mixed model written in lme4 syntax (REML or ML)
 vc_test    test whether a random-effects term's variance is zero
 compare    parametric bootstrap test of two nested models
 check      can this fit be trusted? one verdict with the evidence
+power      rejection rates of the tests under specified alternatives
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
 datasets   bundled example data with R's factor level order
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from vctest import datasets
-    from vctest.api import check, compare, fit, vc_test
+    from vctest.api import check, compare, fit, power, vc_test
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
     from vctest.report.serialize import load_result
@@ -33,6 +34,7 @@ _LAZY = {
     "compare": "vctest.api",
     "fit": "vctest.api",
     "vc_test": "vctest.api",
+    "power": "vctest.api",
     "LmmFit": "vctest.model.fit",
     "lrt_null": "vctest.nulls.spectral",
     "rlrt_null": "vctest.nulls.spectral",
@@ -66,6 +68,7 @@ __all__ = [
     "fit",
     "load_result",
     "lrt_null",
+    "power",
     "rlrt_null",
     "vc_test",
 ]

@@ -8,6 +8,7 @@ formula + data -> :func:`~vctest.formula.design.build_design` ->
 from vctest.api.checking import check
 from vctest.api.comparing import compare
 from vctest.api.fitting import fit
+from vctest.api.power import power
 from vctest.api.testing import vc_test
 
-__all__ = ["check", "compare", "fit", "vc_test"]
+__all__ = ["check", "compare", "fit", "power", "vc_test"]

@@ -1,0 +1,215 @@
+"""``power``: rejection rates of the tests under specified alternatives."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vctest._data import as_frame
+from vctest._pvalue import wilson_interval
+from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest.api.comparing import check_backend, generating_model
+from vctest.api.testing import vc_test
+from vctest.formula.design import Design, build_design
+from vctest.model.reduce import drop_term, locate_term
+from vctest.nulls.executor import chunk_ranges, run_chunks
+
+POWER_METHODS = ("exact", "bootstrap", "asymptotic")
+
+
+@dataclass(frozen=True, eq=False)
+class PowerResult:
+    """Rejection rates by effect size and method.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns ``effect_size``, ``method``, ``rejections``, ``datasets``,
+        ``rate``, ``ci_low``, ``ci_high`` (Wilson 95%).
+    alpha : float
+    settings : dict
+    """
+
+    table: pd.DataFrame
+    alpha: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Power curves with their Monte Carlo intervals (needs matplotlib)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover
+            raise ImportError("plotting needs matplotlib: pip install 'vctest[plot]'") from None
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.0, 4.0))
+        for method, rows in self.table.groupby("method", sort=False):
+            ax.errorbar(rows.effect_size, rows.rate,
+                        yerr=[rows.rate - rows.ci_low, rows.ci_high - rows.rate],
+                        marker="o", capsize=3, label=method)
+        ax.axhline(self.alpha, color="0.5", ls=":", label=f"alpha = {self.alpha:g}")
+        ax.set_xlabel("effect size (sd of the tested effect / residual sd)")
+        ax.set_ylabel("rejection rate")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize="small")
+        return ax
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"alpha": self.alpha, "settings": dict(self.settings),
+                "table": self.table.to_dict(orient="records")}
+
+
+@dataclass(frozen=True, eq=False)
+class _PowerTask:
+    """Simulate and test data sets ``start .. stop - 1`` of one effect size (picklable)."""
+
+    design: Design
+    formula: str
+    term: str
+    block: int
+    null_fit_params: tuple[np.ndarray, list[np.ndarray], float]
+    effect: float
+    methods: tuple[str, ...]
+    alpha: float
+    nsim_exact: int
+    nsim_bootstrap: int
+    reml: bool
+    seed: np.random.SeedSequence
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        mu, other, sigma = self.null_fit_params
+        frame = self.design.frame.reset_index(drop=True)
+        response = self.design.formula.response.text
+        out = np.zeros((stop - start, len(self.methods)), dtype=bool)
+        block = self.design.blocks[self.block]
+        for i in range(start, stop):
+            rng = np.random.default_rng(np.random.SeedSequence(
+                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
+            y = mu + sigma * rng.standard_normal(mu.size)
+            for blk, factor in other:
+                u = rng.standard_normal((blk.n_levels, blk.k)) @ factor.T
+                y += sigma * np.einsum("ij,ij->i", blk.columns, u[blk.codes])
+            b = rng.standard_normal(block.n_levels) * self.effect * sigma
+            y += block.columns[:, 0] * b[block.codes]
+            data = frame.assign(**{response: y})
+            for m, method in enumerate(self.methods):
+                res = vc_test(self.formula, data, term=self.term, method=method,
+                              nsim=self.nsim_exact if method == "exact" else
+                              self.nsim_bootstrap, seed=i, reml=self.reml, threads=1,
+                              progress=False)
+                out[i - start, m] = res.pvalue <= self.alpha
+        return out
+
+
+def power(
+    formula: str,
+    data: pd.DataFrame | str,
+    *,
+    term: str,
+    effect_sizes: list[float] | np.ndarray,
+    nsim: int = 200,
+    alpha: float = 0.05,
+    methods: tuple[str, ...] = POWER_METHODS,
+    nsim_exact: int = 10_000,
+    nsim_bootstrap: int = 199,
+    reml: bool = True,
+    seed: SeedLike = None,
+    backend: str = "local",
+    client: Any = None,
+) -> PowerResult:
+    """Power of the tests of a scalar variance component by simulation.
+
+    Data sets are simulated from the model fitted without ``term`` (its fixed
+    effects, residual sd and other variance components) plus the tested effect
+    with standard deviation ``effect_size * sigma``; every method tests each
+    data set.  ``effect_size = 0`` gives the type-I error.
+
+    Parameters
+    ----------
+    formula, data, term
+        As for :func:`vctest.vc_test`; ``term`` must be one scalar variance
+        component.
+    effect_sizes : sequence of float
+        Standard deviations of the tested effect in units of the residual sd.
+    nsim : int, default 200
+        Data sets per effect size.
+    alpha : float, default 0.05
+    methods : tuple of {"exact", "bootstrap", "asymptotic"}
+    nsim_exact, nsim_bootstrap : int
+        Draws of each test (exact null draws; bootstrap replicates).
+    reml : bool, default True
+    seed : int or SeedSequence, optional
+        Data set ``i`` of effect size ``k`` has its own stream.
+    backend : {"local", "dask"}, default "local"
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    PowerResult
+
+    Examples
+    --------
+    >>> import vctest
+    >>> pw = vctest.power("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+    ...                   effect_sizes=[0.0, 1.5], nsim=20, methods=("exact",),
+    ...                   nsim_exact=2000, seed=1)
+    >>> list(pw.table.columns)
+    ['effect_size', 'method', 'rejections', 'datasets', 'rate', 'ci_low', 'ci_high']
+    """
+    check_backend(backend)
+    if isinstance(nsim, bool) or not isinstance(nsim, int) or nsim < 1:
+        raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must be in (0, 1); got {alpha!r}.")
+    bad = [m for m in methods if m not in POWER_METHODS]
+    if bad or not methods:
+        raise ValueError(f"`methods` must be a non-empty subset of {POWER_METHODS}; got "
+                         f"{methods!r}.")
+    sizes = np.asarray(effect_sizes, dtype=float).ravel()
+    if sizes.size == 0 or np.any(~np.isfinite(sizes)) or np.any(sizes < 0):
+        raise ValueError("`effect_sizes` must be finite, non-negative numbers.")
+    design = build_design(formula, as_frame(data))
+    loc = locate_term(design, term)
+    block = design.blocks[loc.block]
+    if not (loc.whole_block and block.k == 1):
+        raise ValueError(f"`term` {loc.label} must be a single variance component for "
+                         "power(); it sets the standard deviation of one effect.")
+    null_design = drop_term(design, loc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gen, null_fit = generating_model(null_design, reml)
+    other = []
+    if null_fit is not None:
+        for blk, factor in zip(null_design.blocks, null_fit.model.layout.factors(null_fit.theta),
+                               strict=True):
+            other.append((blk, np.asarray(factor)))
+    params = (gen.mu, other, gen.sigma)
+    root = seed_sequence(seed)
+    rows = []
+    for k, effect in enumerate(sizes):
+        task = _PowerTask(design=design, formula=formula, term=term, block=loc.block,
+                          null_fit_params=params, effect=float(effect),
+                          methods=tuple(methods), alpha=alpha, nsim_exact=nsim_exact,
+                          nsim_bootstrap=nsim_bootstrap, reml=reml,
+                          seed=np.random.SeedSequence(root.entropy,
+                                                      spawn_key=(*root.spawn_key, k)))
+        rejected = np.zeros((nsim, len(methods)), dtype=bool)
+
+        def take(a: int, b: int, r: np.ndarray, rejected: np.ndarray = rejected) -> None:
+            rejected[a:b] = r
+
+        size = nsim if backend == "local" else max(1, nsim // 8)
+        run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
+        for m, method in enumerate(methods):
+            r = int(rejected[:, m].sum())
+            lo, hi = wilson_interval(r, nsim)
+            rows.append({"effect_size": float(effect), "method": method, "rejections": r,
+                         "datasets": nsim, "rate": r / nsim, "ci_low": lo, "ci_high": hi})
+    settings = {"formula": formula, "term": loc.label, "nsim": nsim, "alpha": alpha,
+                "nsim_exact": nsim_exact, "nsim_bootstrap": nsim_bootstrap, "reml": reml,
+                "seed_entropy": entropy_of(root), "backend": backend}
+    return PowerResult(table=pd.DataFrame(rows), alpha=alpha, settings=settings)
