@@ -104,7 +104,7 @@ def _sleep_run(settings, nsim=200):
 
 
 def test_failures_are_counted_not_fatal():
-    run = _sleep_run(OptimizerSettings(maxiter=16))
+    run = _sleep_run(OptimizerSettings(maxiter=9))
     rec = run.replicates
     assert rec.failure.size == 200
     assert rec.n_failed > 0
@@ -121,7 +121,7 @@ def test_failure_warning_and_bound(monkeypatch):
     real = comparing.run_bootstrap
 
     def hobbled(*args, **kwargs):
-        return real(*args, **{**kwargs, "settings": OptimizerSettings(maxiter=16)})
+        return real(*args, **{**kwargs, "settings": OptimizerSettings(maxiter=9)})
 
     monkeypatch.setattr(comparing, "run_bootstrap", hobbled)
     with pytest.warns(BootstrapFailureWarning, match="failed"):

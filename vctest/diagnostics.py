@@ -29,6 +29,7 @@ The Hessian's finite-difference rounding error is about ``4 eps |f| / step^2``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,6 +198,7 @@ def diagnose(
     grad_tol: float = 2e-3,
     sing_tol: float = 1e-4,
     hess_tol: float = 1e-6,
+    scale: Sequence[float] | np.ndarray | None = None,
 ) -> FitDiagnostics:
     """Check an optimum of ``objective`` over the box ``theta >= lower``.
 
@@ -221,6 +223,12 @@ def diagnose(
     hess_tol : float, default 1e-6
         Tolerance of the Hessian eigenvalue checks (raised automatically to
         the finite-difference noise level).
+    scale : array_like, optional
+        Positive per-parameter scales: derivatives, steps and the boundary
+        distance are then taken in ``theta * scale`` (for a mixed model the
+        root-mean-square of each parameter's random-effect column), so the
+        verdict does not depend on a covariate's units.  ``theta`` and
+        ``lower`` are reported unscaled.
 
     Returns
     -------
@@ -241,6 +249,14 @@ def diagnose(
     """
     theta = np.array(theta, dtype=float).ravel()
     lower = np.broadcast_to(np.asarray(lower, dtype=float), theta.shape).copy()
+    if scale is not None:
+        sc = np.broadcast_to(np.asarray(scale, dtype=float), theta.shape).copy()
+        if not np.all(sc > 0):
+            raise ValueError("`scale` must be positive.")
+        raw = diagnose(lambda x: objective(x / sc), theta * sc, lower * sc, names=names,
+                       step=step, grad_tol=grad_tol, sing_tol=sing_tol, hess_tol=hess_tol)
+        return dataclasses.replace(raw, theta=theta, lower=lower,
+                                   tolerances={**raw.tolerances, "scaled": True})
     d = theta.size
     names = tuple(names) if names is not None else tuple(f"theta{i}" for i in range(d))
     if len(names) != d:

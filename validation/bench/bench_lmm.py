@@ -58,7 +58,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for y in ys:
         ws = fit.model.with_response(y).workspace(True)
-        minimize_bounded(fit.theta.copy(), lower, ws, 500, 1e-9, 1e-13, 1e-8)
+        minimize_bounded(fit.theta.copy(), lower, ws, 500, 1e-9, 1e-13, 1e-8,
+                         fit.model.theta_scale)
     t_kernel = (time.perf_counter() - t0) / args.refits
 
     import statsmodels.formula.api as smf

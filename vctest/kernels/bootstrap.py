@@ -62,7 +62,7 @@ def simulate_response(state, mu, codes, zcols, zoff, k, nlev, theta, toff, kmax,
 @jit
 def refit(y, ws, resp, start, maxiter, gtol, ftol, xtol, restarts):
     """Refit one model to response ``y``: ``(theta, objective, n_evals, status)``."""
-    codes, zcols, zoff, x, lower, is_diag, fixed = resp
+    codes, zcols, zoff, x, lower, is_diag, fixed, scale = resp
     dims, k = ws[0], ws[1]
     bval = ws[10].copy()
     c = ws[11].copy()
@@ -73,7 +73,7 @@ def refit(y, ws, resp, start, maxiter, gtol, ftol, xtol, restarts):
         f = objective(start, wsb)
         return start.copy(), f, 1, 0 if np.isfinite(f) else 4
     th, f, nev, _, status = minimize_with_edge_restarts(
-        start, lower, is_diag, wsb, maxiter, gtol, ftol, xtol, restarts
+        start, lower, is_diag, wsb, maxiter, gtol, ftol, xtol, restarts, scale
     )
     return th, f, nev, status
 

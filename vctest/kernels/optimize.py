@@ -38,6 +38,12 @@ STATUS_TEXT = (
 
 
 @jit
+def _scaled(x, scale, ws):
+    """The objective at theta = x / scale (the optimiser works in x)."""
+    return objective(x / scale, ws)
+
+
+@jit
 def _dot(a, b):
     s = 0.0
     for i in range(a.size):
@@ -46,7 +52,7 @@ def _dot(a, b):
 
 
 @jit
-def fd_gradient(x, lower, f0, ws, h_rel, grad):
+def fd_gradient(x, lower, f0, ws, h_rel, grad, scale):
     """Finite-difference gradient of ``objective`` at ``x``; returns #evaluations."""
     d = x.size
     xt = x.copy()
@@ -55,15 +61,15 @@ def fd_gradient(x, lower, f0, ws, h_rel, grad):
         h = h_rel * max(1.0, abs(x[i]))
         if x[i] - h < lower[i]:
             xt[i] = x[i] + h
-            f1 = objective(xt, ws)
+            f1 = _scaled(xt, scale, ws)
             xt[i] = x[i] + 2.0 * h
-            f2 = objective(xt, ws)
+            f2 = _scaled(xt, scale, ws)
             grad[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * h)
         else:
             xt[i] = x[i] + h
-            f1 = objective(xt, ws)
+            f1 = _scaled(xt, scale, ws)
             xt[i] = x[i] - h
-            f2 = objective(xt, ws)
+            f2 = _scaled(xt, scale, ws)
             grad[i] = (f1 - f2) / (2.0 * h)
         xt[i] = x[i]
         nev += 2
@@ -71,8 +77,13 @@ def fd_gradient(x, lower, f0, ws, h_rel, grad):
 
 
 @jit
-def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
-    """Minimise ``objective(x, ws)`` subject to ``x >= lower``.
+def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale):
+    """Minimise ``objective(theta, ws)`` subject to ``theta >= lower``.
+
+    The search runs in ``x = theta * scale`` (``scale > 0`` per parameter, e.g.
+    the root-mean-square of the random-effect column the parameter multiplies),
+    so a covariate's units do not change the path; ``x0`` and ``lower`` are
+    given and ``x`` is returned on the theta scale.
 
     Returns
     -------
@@ -84,13 +95,14 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
     """
     d = x0.size
     h_rel = 1e-6
-    x = np.maximum(x0, lower)
-    f = objective(x, ws)
+    lower = lower * scale
+    x = np.maximum(x0 * scale, lower)
+    f = _scaled(x, scale, ws)
     nev = 1
     if not np.isfinite(f):
-        return x, f, nev, 0, 4
+        return x / scale, f, nev, 0, 4
     g = np.empty(d)
-    nev += fd_gradient(x, lower, f, ws, h_rel, g)
+    nev += fd_gradient(x, lower, f, ws, h_rel, g, scale)
     hinv = np.eye(d)
     first = True
     status = 2
@@ -140,7 +152,7 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
             for i in range(d):
                 xnew[i] = max(lower[i], x[i] + alpha * direction[i])
                 lin += g[i] * (xnew[i] - x[i])
-            fnew = objective(xnew, ws)
+            fnew = _scaled(xnew, scale, ws)
             nev += 1
             if np.isfinite(fnew) and fnew <= f + 1e-4 * lin:
                 accepted = True
@@ -149,7 +161,7 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
         if not accepted:
             status = 3
             break
-        nev += fd_gradient(xnew, lower, fnew, ws, h_rel, gnew)
+        nev += fd_gradient(xnew, lower, fnew, ws, h_rel, gnew, scale)
         s_vec = xnew - x
         y_vec = gnew - g
         sy = _dot(s_vec, y_vec)
@@ -177,11 +189,12 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol):
         if small_f and small_x:
             status = 1
             break
-    return x, f, nev, it, status
+    return x / scale, f, nev, it, status
 
 
 @jit
-def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xtol, restarts):
+def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xtol, restarts,
+                                scale):
     """:func:`minimize_bounded`, then leave bounds the objective falls away from.
 
     The profiled objective depends on a variance parameter through its square,
@@ -192,21 +205,21 @@ def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xto
     move it to the best of 0.01, 0.1, 1 above the bound and restart (at most
     ``restarts`` times).  Returns ``(x, f, n_evals, n_iter, status)``.
     """
-    x, f, nev, nit, status = minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol)
+    x, f, nev, nit, status = minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale)
     for _ in range(restarts):
         start = x.copy()
         moved = False
         for i in range(x.size):
-            if not is_diag[i] or x[i] - lower[i] > 1e-4:
+            if not is_diag[i] or (x[i] - lower[i]) * scale[i] > 1e-4:
                 continue
             probe = x.copy()
-            probe[i] = x[i] + 1e-4
+            probe[i] = x[i] + 1e-4 / scale[i]
             nev += 1
             if not objective(probe, ws) < f:
                 continue
             best_f = np.inf
             for value in (1e-2, 1e-1, 1.0):
-                probe[i] = lower[i] + value
+                probe[i] = lower[i] + value / scale[i]
                 fv = objective(probe, ws)
                 nev += 1
                 if fv < best_f:
@@ -216,7 +229,7 @@ def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xto
         if not moved:
             break
         x2, f2, nev2, nit2, status2 = minimize_bounded(start, lower, ws, maxiter, gtol, ftol,
-                                                       xtol)
+                                                       xtol, scale)
         nev += nev2
         nit += nit2
         if f2 <= f or not np.isfinite(f):

@@ -179,8 +179,8 @@ class ConvergenceReport:
         for r in self.runs:
             lines.append(f"  {r.label:<26} logLik {r.loglik:>14.6f}  "
                          f"{'converged' if r.converged else 'not converged'}")
-        lines.append(f"  spread: logLik {self.loglik_spread:.2g}, theta {self.theta_spread:.2g}, "
-                     f"beta (relative) {self.beta_spread:.2g}")
+        lines.append(f"  spread of converged runs: logLik {self.loglik_spread:.2g}, theta "
+                     f"{self.theta_spread:.2g}, beta (relative) {self.beta_spread:.2g}")
         if self.scaling:
             lines += ["", "Scaling:"]
             lines += [f"  {a.column}: mean {a.mean:.4g}, sd {a.sd:.4g} -- {a.reason}"
@@ -284,7 +284,8 @@ def check_fit(
         run = refit_with("bfgs", start)
         runs.append(OptimizerRun(f"bfgs, perturbed start {i + 1}", run.loglik, run.theta,
                                  run.beta, run.converged, run.message))
-    ll_spread, th_spread, be_spread = _spread(runs)
+    # spread among the runs that report convergence (all runs if none does)
+    ll_spread, th_spread, be_spread = _spread([r for r in runs if r.converged] or runs)
     best = max(runs, key=lambda r: r.loglik if math.isfinite(r.loglik) else -math.inf)
 
     # runs that reach the best log-likelihood: do they agree on the estimates?
@@ -299,7 +300,7 @@ def check_fit(
     advice = scaling_advice(getattr(fit.model.design, "frame", None), response)
     notes: list[str] = []
     rescaled = rescaled_clean = None
-    if advice and refit_rescaled is not None and (not d.converged or ill):
+    if advice and refit_rescaled is not None:
         rescaled = refit_rescaled([a.column for a in advice])
         rescaled_clean = rescaled.converged
     same_optimum = ll_spread < LOGLIK_TOL

@@ -97,7 +97,8 @@ class LmmFit:
         """
         model, reml = self.model, self.reml
         return diagnose(lambda th: model.objective(th, reml), self.theta, model.layout.lower,
-                        names=model.layout.names, sing_tol=SINGULAR_TOL)
+                        names=model.layout.names, sing_tol=SINGULAR_TOL,
+                        scale=model.theta_scale)
 
     @property
     def loglik(self) -> float:
@@ -111,9 +112,15 @@ class LmmFit:
 
     @property
     def singular(self) -> bool:
-        """A variance parameter is within 1e-4 of its bound (lme4's ``isSingular``)."""
+        """A variance parameter is within 1e-4 of its bound (lme4's ``isSingular``).
+
+        Measured in units of the parameter's random-effect column
+        (``theta * model.theta_scale``), so a covariate's units do not matter;
+        for intercepts this is lme4's rule.
+        """
         lay = self.model.layout
-        return bool(np.any(lay.is_diagonal & (self.theta - lay.lower < SINGULAR_TOL)))
+        dist = (self.theta - lay.lower) * self.model.theta_scale
+        return bool(np.any(lay.is_diagonal & (dist < SINGULAR_TOL)))
 
     @property
     def converged(self) -> bool:
@@ -224,25 +231,29 @@ def _run_optimizer(model, reml, start, optimizer, settings):
         x, f, nev, _, status = minimize_with_edge_restarts(
             np.ascontiguousarray(start, dtype=float), lower, model.layout.is_diagonal,
             model.workspace(reml), settings.maxiter, settings.gtol, settings.ftol,
-            settings.xtol, MAX_EDGE_RESTARTS,
+            settings.xtol, MAX_EDGE_RESTARTS, model.theta_scale,
         )
         return np.asarray(x), float(f), int(nev), status in (0, 1), STATUS_TEXT[status]
     from scipy.optimize import minimize
 
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    # SciPy's methods search theta * scale too, so units do not steer them
+    scale = model.theta_scale
+    bounds = [(lo * sc if np.isfinite(lo) else None, None) for lo, sc in zip(lower, scale,
+                                                                           strict=True)]
     counter = {"n": 0}
 
-    def fun(th):
+    def fun(x):
         counter["n"] += 1
-        val = model.objective(th, reml)
+        val = model.objective(x / scale, reml)
         return val if math.isfinite(val) else 1e300
 
     opts = {"maxiter": 20_000}
     if optimizer == "Nelder-Mead":
         opts.update(xatol=1e-9, fatol=1e-11, maxfev=50_000)
-    res = minimize(fun, np.asarray(start, dtype=float), method=optimizer, bounds=bounds,
-                   options=opts)
-    return np.asarray(res.x), float(res.fun), counter["n"], bool(res.success), str(res.message)
+    res = minimize(fun, np.asarray(start, dtype=float) * scale, method=optimizer,
+                   bounds=bounds, options=opts)
+    return (np.asarray(res.x) / scale, float(res.fun), counter["n"], bool(res.success),
+            str(res.message))
 
 
 def _edge_restart(model, reml, theta, f):
@@ -291,7 +302,8 @@ def fit_model(
     model : LinearMixedModel
     reml : bool, default True
     start : array_like, optional
-        Starting theta (default: 1 on variance parameters, 0 elsewhere).
+        Starting theta (default: 1 / (root-mean-square of the column) on
+        variance parameters, 0 elsewhere -- 1 for intercepts, as lme4).
     optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
         ``"bfgs"`` is vctest's Numba kernel; the others are SciPy's.
     settings : OptimizerSettings, optional
@@ -305,7 +317,9 @@ def fit_model(
         raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {optimizer!r}.")
     settings = settings or OptimizerSettings()
     layout = model.layout
-    x0 = layout.initial() if start is None else np.maximum(np.asarray(start, float), layout.lower)
+    # default start: 1 on variance parameters in units of their column's scale
+    x0 = (layout.initial() / model.theta_scale if start is None
+          else np.maximum(np.asarray(start, float), layout.lower))
     theta, f, nev, ok, message = _run_optimizer(model, reml, x0, optimizer, settings)
     theta = np.maximum(theta, layout.lower)
     # the "bfgs" kernel restarts from bounds itself; SciPy's methods get the same here
@@ -318,7 +332,8 @@ def fit_model(
         theta = np.maximum(theta, layout.lower)
         nev += nev2
     # snap near-boundary variance parameters onto the bound if that does not hurt
-    for i in np.flatnonzero(layout.is_diagonal & (theta - layout.lower < BOUNDARY_SNAP)):
+    near = (theta - layout.lower) * model.theta_scale < BOUNDARY_SNAP
+    for i in np.flatnonzero(layout.is_diagonal & near):
         if theta[i] == layout.lower[i]:
             continue
         trial = theta.copy()

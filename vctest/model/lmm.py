@@ -175,6 +175,27 @@ class LinearMixedModel:
             st.pos_term, st.pos_within, self.d1, st.bptr, st.bidx, self.bval, self.c,
         )
 
+    @property
+    def theta_scale(self) -> np.ndarray:
+        """Per-parameter scale for the optimiser: the root-mean-square of the
+        random-effect column each theta entry multiplies (its row of T).
+
+        The optimiser searches ``theta * theta_scale``, so changing a
+        covariate's units does not change its path (1 for zero columns).
+        """
+        st, lay = self.structure, self.layout
+        out = np.empty(lay.size)
+        pos = 0
+        for j, k in enumerate(lay.k):
+            cols = st.zcols[:, st.zoff[j]:st.zoff[j] + k]
+            rms = np.sqrt(np.mean(cols * cols, axis=0))
+            rms[~(rms > 0)] = 1.0
+            for c in range(k):
+                for r in range(c, k):
+                    out[pos] = rms[r]
+                    pos += 1
+        return out
+
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion (``reml=True``) or ML deviance at ``theta`` (+inf if undefined)."""
         theta = np.ascontiguousarray(theta, dtype=float)

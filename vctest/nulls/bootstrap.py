@@ -33,7 +33,7 @@ from vctest.formula.design import Design, RandomBlock
 from vctest.formula.parse import random_term_from_text
 from vctest.kernels._jit import set_threads
 from vctest.kernels.bootstrap import lmm_bootstrap, simulate_one
-from vctest.model.fit import MAX_EDGE_RESTARTS, LmmFit, OptimizerSettings
+from vctest.model.fit import MAX_EDGE_RESTARTS, SINGULAR_TOL, LmmFit, OptimizerSettings
 from vctest.model.lmm import LinearMixedModel
 from vctest.nulls.approximations import decision_is_clear, looks, per_look_error
 from vctest.nulls.executor import chunk_ranges, run_chunks
@@ -183,7 +183,7 @@ def _model_tuples(gen_model: LinearMixedModel, theta_start: np.ndarray, reml: bo
     lay = gen_model.layout
     ws = gen_model.workspace(reml)
     resp = (st.codes, st.zcols, st.zoff, np.ascontiguousarray(gen_model.design.X, float),
-            lay.lower, lay.is_diagonal.copy(), fixed)
+            lay.lower, lay.is_diagonal.copy(), fixed, gen_model.theta_scale)
     return ws, resp, np.ascontiguousarray(theta_start, dtype=float)
 
 
@@ -386,9 +386,11 @@ def run_bootstrap(
     stat, failure = _classify(obj[:done], status[:done], null.fixed_theta)
     lower1 = full.model.layout.lower
     diag1 = full.model.layout.is_diagonal
-    singular = np.any(diag1 & (th1[:done] - lower1 < 1e-4), axis=1)
+    singular = np.any(diag1 & ((th1[:done] - lower1) * full.model.theta_scale < SINGULAR_TOL),
+                      axis=1)
     null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta else np.any(
-        m0.layout.is_diagonal & (th0[:done] - m0.layout.lower < 1e-4), axis=1))
+        m0.layout.is_diagonal & ((th0[:done] - m0.layout.lower) * m0.theta_scale
+                                 < SINGULAR_TOL), axis=1))
     rec = ReplicateRecord(statistic=stat, objective=obj[:done], theta_null=th0[:done],
                           theta_full=th1[:done], n_evals=nev[:done], status=status[:done],
                           failure=failure, full_singular=singular,
@@ -411,7 +413,7 @@ def _recheck(status, obj, thetas, models, sim, seeds, reml) -> None:
             model = models[which].with_response(y)
             lay = model.layout
             diag = diagnose(lambda th, m=model: m.objective(th, reml), thetas[which][i],
-                            lay.lower)
+                            lay.lower, scale=model.theta_scale)
             if diag.converged:
                 status[i, which] = RECHECKED
 

@@ -1,0 +1,146 @@
+"""Property-based and invariance tests over random designs (hypothesis).
+
+Every call must return a valid result or raise a clear ValueError: never an
+unhandled exception, a NaN p-value, a negative statistic or a hang.  Fits must
+agree with the dense NumPy reference of the likelihood.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vctest
+
+from .dense_reference import dense_objective
+
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def designs(draw):
+    """Unbalanced grouped data with optional badly scaled or collinear covariates."""
+    n_groups = draw(st.integers(2, 60))
+    sizes = draw(st.lists(st.integers(1, 8), min_size=n_groups, max_size=n_groups))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), sizes)
+    n = g.size
+    x_scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    y_scale = draw(st.sampled_from([1e-6, 1.0, 1e6]))
+    sd_group = draw(st.sampled_from([0.0, 0.3, 2.0]))
+    x = rng.normal(size=n) * x_scale
+    y = (1.0 + 0.5 * x / x_scale + sd_group * rng.normal(size=n_groups)[g]
+         + rng.normal(size=n)) * y_scale
+    frame = pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"g{i}" for i in g])})
+    if draw(st.booleans()):
+        frame["x2"] = 2.0 * frame["x"]  # collinear with x
+    return frame
+
+
+def _valid(res):
+    assert np.isfinite(res.statistic) and res.statistic >= 0
+    assert np.isfinite(res.pvalue) and 0 < res.pvalue <= 1
+    if res.null_distribution is not None:
+        assert np.all(res.null_distribution >= 0)
+
+
+@SETTINGS
+@given(designs())
+def test_exact_test_is_valid_or_a_clear_error(frame):
+    try:
+        res = vctest.vc_test("y ~ x + (1 | g)", frame, term="(1 | g)", nsim=500, seed=1)
+    except ValueError as exc:
+        assert str(exc)  # a message, naming the problem
+        return
+    _valid(res)
+    fit = res.fits["full"]
+    assert np.isfinite(fit.objective) and np.isfinite(fit.sigma) and fit.sigma > 0
+    # the fit is a minimum: the dense reference agrees with the engine's objective there
+    ref = dense_objective(fit.model, fit.theta, True)
+    assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+
+
+@SETTINGS
+@given(designs())
+def test_bootstrap_is_valid_or_a_clear_error(frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            res = vctest.compare("y ~ x + (1 | g)", "y ~ x", frame, nsim=30, seed=2)
+        except ValueError as exc:
+            assert str(exc)
+            return
+    _valid(res)
+    assert res.n_failed <= 30
+
+
+@SETTINGS
+@given(designs(), st.sampled_from(["(x | g)", "(1 + x || g)", "(0 + x | g)"]))
+def test_slopes_fit_or_fail_clearly(frame, re):
+    try:
+        fit = vctest.fit(f"y ~ x + {re}", frame)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert np.isfinite(fit.objective)
+    assert np.all(fit.theta >= fit.model.layout.lower)
+    ref = dense_objective(fit.model, fit.theta, True)
+    assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+    assert isinstance(fit.converged, bool)
+
+
+# ----------------------------------------------------------------------------- invariances
+
+SLEEP = vctest.datasets.load("sleepstudy")
+TERM = "(0 + Days | Subject)"
+FORMULA = "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"
+
+
+@pytest.fixture(scope="module")
+def base():
+    return vctest.vc_test(FORMULA, SLEEP, term=TERM, nsim=20_000, seed=3)
+
+
+def _same(res, base, rtol=1e-6):
+    assert res.statistic == pytest.approx(base.statistic, rel=rtol, abs=1e-7)
+    assert res.pvalue == pytest.approx(base.pvalue, rel=rtol)
+
+
+@pytest.mark.parametrize(("a", "b"), [(1.0, 1000.0), (0.001, -5.0), (1e4, 0.0)])
+def test_shifting_and_scaling_the_response(base, a, b):
+    data = SLEEP.assign(Reaction=a * SLEEP.Reaction + b)
+    _same(vctest.vc_test(FORMULA, data, term=TERM, nsim=20_000, seed=3), base)
+
+
+def test_reordering_rows(base):
+    data = SLEEP.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    _same(vctest.vc_test(FORMULA, data, term=TERM, nsim=20_000, seed=3), base)
+
+
+def test_relabelling_groups(base):
+    data = SLEEP.copy()
+    data["Subject"] = data["Subject"].cat.rename_categories(
+        {c: f"id-{i}" for i, c in enumerate(reversed(data["Subject"].cat.categories))})
+    _same(vctest.vc_test(FORMULA, data, term=TERM, nsim=20_000, seed=3), base)
+
+
+def test_rescaling_a_covariate(base):
+    formula = "Reaction ~ Hours + (1 | Subject) + (0 + Hours | Subject)"
+    data = SLEEP.assign(Hours=24.0 * SLEEP.Days)
+    res = vctest.vc_test(formula, data, term="(0 + Hours | Subject)", nsim=20_000, seed=3)
+    # theta of the slope scales by 1/24; the test does not change
+    _same(res, base, rtol=1e-5)
+
+
+def test_bootstrap_invariant_to_response_scale():
+    a = vctest.compare("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)",
+                       SLEEP, nsim=100, seed=4)
+    b = vctest.compare("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)",
+                       SLEEP.assign(Reaction=SLEEP.Reaction / 1000 + 3), nsim=100, seed=4)
+    assert b.statistic == pytest.approx(a.statistic, rel=1e-6)
+    np.testing.assert_allclose(b.null_distribution, a.null_distribution, rtol=1e-4, atol=1e-6)
