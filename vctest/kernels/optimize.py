@@ -114,7 +114,8 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale):
         it += 1
         pg_max = 0.0
         for i in range(d):
-            at_bound = x[i] <= lower[i] + 1e-14 * max(1.0, abs(lower[i]))
+            at_bound = np.isfinite(lower[i]) and (
+                x[i] <= lower[i] + 1e-14 * max(1.0, abs(lower[i])))
             free[i] = not (at_bound and g[i] > 0.0)
             if free[i]:
                 pg_max = max(pg_max, abs(g[i]))

@@ -229,9 +229,12 @@ class BootstrapTask:
         status = np.empty((m, 2), dtype=np.int64)
         previous = set_threads(self.threads) if self.threads is not None else None
         try:
-            lmm_bootstrap(replicate_seeds(self.seed, start, stop), self.sim, ws0, resp0,
-                          start0, ws1, resp1, start1, self.embed, self.options, obj, th0, th1,
-                          nev, status)
+            # uint64 wrap-around in the generators is intended (matters only when the
+            # kernels run as plain Python with NUMBA_DISABLE_JIT=1)
+            with np.errstate(over="ignore"):
+                lmm_bootstrap(replicate_seeds(self.seed, start, stop), self.sim, ws0, resp0,
+                              start0, ws1, resp1, start1, self.embed, self.options, obj, th0,
+                              th1, nev, status)
         finally:
             if previous is not None:
                 set_threads(previous)
@@ -408,7 +411,8 @@ def _recheck(status, obj, thetas, models, sim, seeds, reml) -> None:
     """
     bad = ~np.isin(status, (0, 1)) & np.isfinite(obj)
     for i in np.flatnonzero(bad.any(axis=1)):
-        y = simulate_one(seeds[i], sim)
+        with np.errstate(over="ignore"):
+            y = simulate_one(seeds[i], sim)
         for which in np.flatnonzero(bad[i]):
             model = models[which].with_response(y)
             lay = model.layout
