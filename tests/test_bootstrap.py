@@ -231,3 +231,25 @@ def test_replicate_summary_reports_boundary_and_second_looks():
     assert 0 <= rs["refits_rechecked"] < 2000
     assert rs["pvalue_without_rechecked"] == pytest.approx(res.pvalue, abs=0.01)
     assert "refits at the boundary" in res.summary()
+
+
+def test_ctrl_c_keeps_the_finished_replicates(monkeypatch):
+    import vctest.nulls.bootstrap as boot
+
+    real = boot.BootstrapTask.__call__
+    calls = {"n": 0}
+
+    def interrupted(self, start, stop):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, start, stop)
+
+    monkeypatch.setattr(boot.BootstrapTask, "__call__", interrupted)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        res = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=5000, seed=8)
+    n_run = res.settings["n_run"]
+    assert 0 < n_run < 5000 and res.settings["interrupted"]
+    monkeypatch.setattr(boot.BootstrapTask, "__call__", real)
+    full = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=n_run, seed=8)
+    np.testing.assert_array_equal(res.null_distribution, full.null_distribution)

@@ -133,3 +133,29 @@ def test_power_plot():
     ax = pw.plot()
     assert ax.get_ylabel() == "rejection rate"
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_a_killed_worker_does_not_change_the_result(client):
+    """Kill one Dask worker while chunks are running; the scheduler reruns them."""
+    import contextlib
+    import os
+    import threading
+    import time
+
+    kw = {"nsim": 3000, "seed": 21}
+    local = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", **kw)
+    victim = sorted(client.scheduler_info()["workers"])[0]
+
+    def kill_soon():
+        time.sleep(0.3)
+        with contextlib.suppress(Exception):  # the worker dies mid-call, as intended
+            client.run(os._exit, 1, workers=[victim])
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    dask = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", backend="dask", client=client,
+                          **kw)
+    killer.join()
+    np.testing.assert_array_equal(local.replicates.objective, dask.replicates.objective)
+    assert local.pvalue == dask.pvalue
+    client.wait_for_workers(2, timeout=60)

@@ -11,6 +11,7 @@ the scheduler with the same seeds.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -71,9 +72,38 @@ def run_chunks(
     from dask.distributed import as_completed
 
     c = resolve_client(client)
-    remote = c.scatter(task, broadcast=True, hash=False)
-    futures = {c.submit(_call, remote, a, b, pure=False): (a, b) for a, b in ranges}
-    for future, result in as_completed(futures, with_results=True):
-        a, b = futures[future]
+    remote = _ship(c, task)
+    pending = {c.submit(_call, remote, a, b, pure=False): (a, b) for a, b in ranges}
+    tries: dict[tuple[int, int], int] = {}
+    queue = as_completed(list(pending))
+    for future in queue:
+        a, b = pending.pop(future)
+        try:
+            result = future.result()
+        except Exception:  # a worker died, or the shipped task was lost with it
+            tries[a, b] = tries.get((a, b), 0) + 1
+            if tries[a, b] > MAX_RETRIES:
+                raise
+            if remote.status != "finished":
+                remote = _ship(c, task)
+            retry = c.submit(_call, remote, a, b, pure=False)
+            pending[retry] = (a, b)
+            queue.add(retry)
+            continue
         on_result(a, b, result)
 
+
+#: Times a chunk is resubmitted after its worker died.
+MAX_RETRIES = 3
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _ship(client: Any, task: Any) -> Any:
+    """A future holding ``task``, copied to every worker (recomputable if lost)."""
+    remote = client.submit(_identity, task, pure=False)
+    with contextlib.suppress(Exception):  # replication is an optimisation only
+        client.replicate([remote])
+    return remote
