@@ -25,6 +25,7 @@ CASES = [
     ("rank-deficient X", "Reaction ~ Days + D2 + (1 | Subject)", D.assign(D2=2 * D.Days),
      "column(s) 'D2' are linear combinations"),
     ("no random effects", "Reaction ~ Days", D, "no random-effects term"),
+    ("constant response", "y ~ Days + (1 | Subject)", D.assign(y=3.0), "is constant"),
 ]
 
 

@@ -563,6 +563,9 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
     frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
     model_frame, ordered = _formula_frame(frame[model_columns])
     y, weights = _response(parsed, frame, model_frame, ordered)
+    if weights is None and y.size and np.ptp(y) == 0:
+        raise ValueError(f"the response {parsed.response.text!r} is constant ({y[0]:g}) in "
+                         "the rows used; there is no variation to model.")
     _check_factor_levels(model_frame, parsed.text)
     if parsed.fixed.strip() == "1":
         X, fixed_names = np.ones((len(frame), 1)), ("(Intercept)",)

@@ -93,9 +93,10 @@ def lmm_bootstrap(seeds, sim, ws0, resp0, start0, ws1, resp1, start1, embed, set
     ws0, resp0, start0 : null model workspace, response tuple, start theta.
     ws1, resp1, start1 : the same for the full model.
     embed : int64[d0]
-        Position of each null theta in the full theta, or ``-1`` if the null
-        does not embed simply; used to restart a full fit that ended worse
-        than the null fit.
+        Position of each null theta in the full theta; ``[-2]`` when the null
+        is a linear model (it embeds at theta = 0); ``[-1]`` if the null does
+        not embed simply.  Used to restart a full fit that ended worse than
+        the null fit.
     settings : float64[5]
         ``maxiter, gtol, ftol, xtol, restarts``.
     obj_out : float64[B, 2]; theta0_out : float64[B, d0]; theta1_out :
@@ -116,10 +117,11 @@ def lmm_bootstrap(seeds, sim, ws0, resp0, start0, ws1, resp1, start1, embed, set
         th1, f1, nev1, st1 = refit(y, ws1, resp1, start1, maxiter, gtol, ftol, xtol, restarts)
         # the full model contains the null: a worse full fit is an optimiser
         # failure -- restart it from the null estimate embedded in the full space
-        if f1 > f0 + 1e-9 * (1.0 + abs(f0)) and embed.size > 0 and embed[0] >= 0:
+        if f1 > f0 + 1e-9 * (1.0 + abs(f0)) and embed[0] != -1:
             start = np.zeros(start1.size)
-            for i in range(embed.size):
-                start[embed[i]] = th0[i]
+            if embed[0] >= 0:
+                for i in range(embed.size):
+                    start[embed[i]] = th0[i]
             th2, f2, nev2, st2 = refit(y, ws1, resp1, start, maxiter, gtol, ftol, xtol,
                                        restarts)
             nev1 += nev2

@@ -253,6 +253,8 @@ def make_task(null: GeneratingModel, full: LmmFit, embed: np.ndarray, *, reml: b
     sim = (np.ascontiguousarray(null.mu), m0.structure.codes, m0.structure.zcols,
            m0.structure.zoff, lay0.k, m0.structure.nlev, np.ascontiguousarray(null.theta),
            lay0.offsets, int(m0.structure.kmax), float(null.sigma))
+    if null.fixed_theta:
+        embed = np.array([-2])  # a linear model is the full model at theta = 0
     embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
     return BootstrapTask(
         sim=sim, null=_model_tuples(m0, null.theta, reml, null.fixed_theta),
