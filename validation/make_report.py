@@ -209,9 +209,12 @@ def _md_table(rows: list[dict]) -> str:
 def _rst_table(rows: list[dict]) -> str:
     cols = list(rows[0])
     out = [".. list-table::", "   :header-rows: 1", ""]
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+
     for row in [dict(zip(cols, cols, strict=True)), *rows]:
-        out.append("   * - " + str(row[cols[0]]))
-        out += [f"     - {row[c]}" for c in cols[1:]]
+        out.append("   * - " + cell(row[cols[0]]))
+        out += [f"     - {cell(row[c])}" for c in cols[1:]]
     return "\n".join(out)
 
 
