@@ -179,6 +179,18 @@ class TestResult:
             )
         return self._confint(level=level, **kwargs)
 
+    def to_frame(self) -> Any:
+        """The p-values side by side as a DataFrame: this test's reference first,
+        then the approximations and asymptotic references."""
+        from vctest.report.tables import result_frame
+
+        return result_frame(self)
+
+    def _repr_html_(self) -> str:
+        from vctest.report.tables import result_html
+
+        return result_html(self)
+
     def to_json(self, path: str | None = None) -> Any:
         """Save the whole result (null sample included) as JSON, or return the text.
 

@@ -166,6 +166,11 @@ class ConvergenceReport:
             "notes": list(self.notes),
         }
 
+    def _repr_html_(self) -> str:
+        from vctest.report.tables import report_html
+
+        return report_html(self)
+
     def summary(self) -> str:
         """Plain-text report."""
         lines = [f"Convergence check: {self.verdict.upper()}", "", self.explanation, "",

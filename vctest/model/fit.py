@@ -190,6 +190,17 @@ class LmmFit:
             "diagnostics": self.diagnostics.to_dict(),
         }
 
+    def coef_table(self) -> pd.DataFrame:
+        """Fixed effects as a DataFrame: Estimate, Std. Error, t value."""
+        from vctest.report.tables import coef_table
+
+        return coef_table(self)
+
+    def _repr_html_(self) -> str:
+        from vctest.report.tables import fit_html
+
+        return fit_html(self)
+
     def summary(self) -> str:
         """An lme4-like text summary."""
         kind = "REML" if self.reml else "maximum likelihood"
