@@ -41,7 +41,7 @@ def _emit(payload: dict[str, Any], text: str, as_json: bool) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from vctest.api import fit
 
-    result = fit(args.formula, args.data, reml=not args.ml)
+    result = fit(args.formula, args.data, reml=not args.ml, family=args.family)
     _emit(result.to_dict(), result.summary(), args.json)
     return 0
 
@@ -53,6 +53,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
         seed=args.seed, reml=not args.ml, threads=args.threads,
         progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
+        family=args.family,
     )
     return _report(result, args)
 
@@ -79,7 +80,7 @@ def _report(result: Any, args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from vctest.api import check, fit
 
-    report = check(fit(args.formula, args.data, reml=not args.ml))
+    report = check(fit(args.formula, args.data, reml=not args.ml, family=args.family))
     _emit(report.to_dict(), report.summary(), args.json)
     return 0
 
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(e.g. sleepstudy, Dyestuff)")
         p.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
         p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+        p.add_argument("--family", default="gaussian",
+                       choices=["gaussian", "binomial", "poisson"],
+                       help="response family (binomial/poisson: GLMM by Laplace)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p_fit = sub.add_parser("fit", help="fit a linear mixed model and print a summary")

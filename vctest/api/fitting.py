@@ -26,6 +26,7 @@ def fit(
     *,
     reml: bool = True,
     optimizer: str = "bfgs",
+    family: str = "gaussian",
 ) -> LmmFit:
     """Fit a linear mixed model given in lme4 syntax.
 
@@ -44,6 +45,10 @@ def fit(
         Fit by REML (default, as lme4) or by maximum likelihood.
     optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
         ``"bfgs"``: vctest's bounded quasi-Newton kernel; others: SciPy's.
+    family : {"gaussian", "binomial", "poisson"}, default "gaussian"
+        ``"binomial"`` (logit; 0/1 or ``cbind(successes, failures)``) and
+        ``"poisson"`` (log) fit a GLMM by the Laplace approximation
+        (:class:`vctest.model.laplace.GlmmFit`, always maximum likelihood).
 
     Returns
     -------
@@ -62,7 +67,14 @@ def fit(
     (False, True)
     """
     _fit_iv(formula, reml, optimizer)
+    if family not in ("gaussian", "binomial", "poisson"):
+        raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
+                         f"{family!r}.")
     frame = as_frame(data)
     design = build_design(formula, frame)
+    if family != "gaussian":
+        from vctest.api.glmm_testing import fit_glmm_design
+
+        return fit_glmm_design(design, family)
     model = LinearMixedModel.from_design(design)
     return fit_model(model, reml=reml, optimizer=optimizer)

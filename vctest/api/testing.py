@@ -69,6 +69,7 @@ def vc_test(
     backend: str = "local",
     client: Any = None,
     keep_null: bool | None = None,
+    family: str = "gaussian",
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -119,6 +120,9 @@ def vc_test(
         on a Dask cluster (``client``, or the default client); the numbers are
         identical to a local run with the same seed.
     client : dask.distributed.Client, optional
+    family : {"gaussian", "binomial", "poisson"}, default "gaussian"
+        For a GLMM (Laplace fits) the test is the ML LRT with
+        ``method="bootstrap"`` (or ``"asymptotic"``); there is no exact null.
     keep_null : bool, optional
         Keep the whole null sample (default: up to 10^6 draws).  Without it
         memory stays flat: the p-value comes from exceedance counts and the
@@ -151,6 +155,16 @@ def vc_test(
         check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
     frame = as_frame(data)
     design = build_design(formula, frame)
+    if family != "gaussian":
+        from vctest.api.glmm_testing import GLMM_FAMILIES, glmm_vc_test
+
+        if family not in GLMM_FAMILIES:
+            raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
+                             f"{family!r}.")
+        return glmm_vc_test(design, family=family, term=term, method=method, nsim=nsim,
+                            seed=seed, backend=backend, client=client, progress=progress,
+                            settings_extra={"n_dropped": design.n_dropped,
+                                            "data_shape": _shape(design)})
     loc = locate_term(design, term)
     null_design = drop_term(design, loc)
     full = fit_model(LinearMixedModel.from_design(design), reml=reml)
