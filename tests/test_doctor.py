@@ -87,3 +87,25 @@ def test_cli_check_json(capsys):
     assert {"gradient", "parameters", "runs", "scaling", "explanation"} <= set(d)
     assert main(["check", "sleepstudy", "Reaction ~ Days + (Days | Subject)"]) == 0
     assert "CONVERGED" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_grouseticks_warning_is_a_false_alarm():
+    """lme4 warns max|grad| = 0.0398 with uncentred HEIGHT; the report explains it."""
+    fit = vctest.fit("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", "grouseticks",
+                     family="poisson")
+    report = vctest.check(fit)
+    assert [a.column for a in report.scaling] == ["HEIGHT"]
+    assert report.rescaled is not None and report.rescaled_clean
+    lls = [r.loglik for r in report.runs] + [report.rescaled.loglik]
+    assert max(lls) - min(lls) < 1e-4  # every optimiser and the rescaled refit agree
+    assert report.verdict == "converged"
+    assert any("false alarm" in n and "HEIGHT" in n for n in report.notes)
+
+
+def test_glmm_cbpp_is_clean():
+    fit = vctest.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
+                     family="binomial")
+    report = vctest.check(fit)
+    assert report.verdict == "converged"
+    assert max(r.loglik for r in report.runs) - min(r.loglik for r in report.runs) < 1e-4

@@ -44,13 +44,47 @@ def _lmm_refitters(fit: LmmFit):
     return refit_with, refit_rescaled
 
 
+def _glmm_refitters(fit):
+    from vctest.model.laplace import GeneralizedLinearMixedModel, fit_glmm
+
+    def run(label, new):
+        return OptimizerRun(label, new.loglik, np.asarray(new.theta), new.beta.to_numpy(),
+                            bool(new.converged), new.optimizer_message)
+
+    def refit_with(optimizer: str, start: np.ndarray | None) -> OptimizerRun:
+        name = "default" if optimizer == "bfgs" else optimizer
+        st = None if start is None else (start, fit.beta.to_numpy())
+        try:
+            return run(optimizer, fit_glmm(fit.model, start=st, optimizer=name))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            return OptimizerRun(optimizer, float("-inf"), fit.theta * np.nan,
+                                fit.beta.to_numpy() * np.nan, False, str(exc))
+
+    design = fit.model.design
+    if design.frame is None:
+        return refit_with, None
+
+    def refit_rescaled(columns: list[str]) -> OptimizerRun:
+        frame = design.frame.copy()
+        for col in columns:
+            x = frame[col].astype(float)
+            frame[col] = (x - x.mean()) / x.std(ddof=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            new_design = build_design(design.formula.text, frame)
+        model = GeneralizedLinearMixedModel.from_design(new_design, fit.model.family)
+        return run("rescaled " + ", ".join(columns), fit_glmm(model))
+
+    return refit_with, refit_rescaled
+
+
 def check(fit: LmmFit) -> ConvergenceReport:
     """Diagnose a fit: gradient measures, boundary status, optimisers, scaling, verdict.
 
     Parameters
     ----------
-    fit : LmmFit
-        From :func:`vctest.fit`.
+    fit : LmmFit or GlmmFit
+        From :func:`vctest.fit` (any family).
 
     Returns
     -------
@@ -70,12 +104,20 @@ def check(fit: LmmFit) -> ConvergenceReport:
     >>> vctest.check(vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")).verdict
     'converged'
     """
-    if not isinstance(fit, LmmFit):
+    from vctest.model.laplace import GlmmFit
+
+    if isinstance(fit, LmmFit):
+        refit_with, refit_rescaled = _lmm_refitters(fit)
+    elif isinstance(fit, GlmmFit):
+        refit_with, refit_rescaled = _glmm_refitters(fit)
+    else:
         raise TypeError(f"`fit` must be a fit from vctest.fit; got {type(fit).__name__}.")
-    refit_with, refit_rescaled = _lmm_refitters(fit)
     response = fit.model.design.formula.response.text
+    # Powell's coordinate search is a poor second opinion on (theta, beta) jointly
+    optimizers = ("L-BFGS-B", "Powell", "Nelder-Mead") if isinstance(fit, LmmFit) else (
+        "L-BFGS-B", "Nelder-Mead")
     return check_fit(fit, refit_with=refit_with, refit_rescaled=refit_rescaled,
-                     response=response)
+                     response=response, optimizers=optimizers)
 
 
 __all__ = ["check"]

@@ -117,6 +117,8 @@ def _offsets(k):
 @jit
 def _chol_solve_logdet(m, rhs):
     """Solve m x = rhs (m SPD) and return (x, log det m, ok)."""
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(rhs))):
+        return rhs * np.nan, np.inf, False
     try:
         low = np.linalg.cholesky(m)
     except Exception:

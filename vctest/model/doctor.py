@@ -239,6 +239,7 @@ def check_fit(
     refit_rescaled: Callable[[list[str]], OptimizerRun] | None,
     response: str | None,
     n_random_starts: int = 2,
+    optimizers: tuple[str, ...] = ("L-BFGS-B", "Powell", "Nelder-Mead"),
 ) -> ConvergenceReport:
     """Assemble the convergence report of ``fit``.
 
@@ -256,6 +257,8 @@ def check_fit(
         The response column (never flagged for scaling).
     n_random_starts : int, default 2
         Refits of the default optimiser from perturbed starts.
+    optimizers : tuple of str
+        Other optimisers to refit with.
     """
     d = fit.diagnostics
     free = ~d.at_bound
@@ -279,10 +282,10 @@ def check_fit(
 
     runs = [OptimizerRun("reported fit", fit.loglik, np.asarray(fit.theta),
                          np.asarray(fit.beta), bool(fit.converged), "")]
-    for optimizer in ("L-BFGS-B", "Powell", "Nelder-Mead"):
+    for optimizer in optimizers:
         runs.append(refit_with(optimizer, None))
     rng = np.random.default_rng(0)
-    lower = d.lower
+    lower = fit.model.layout.lower  # theta only (GLMM diagnostics include beta)
     for i in range(n_random_starts):
         start = np.maximum(fit.theta * rng.uniform(0.5, 1.5, fit.theta.size)
                            + np.where(np.isfinite(lower), 0.1, 0.0), lower)
@@ -309,10 +312,19 @@ def check_fit(
         rescaled = refit_rescaled([a.column for a in advice])
         rescaled_clean = rescaled.converged
     same_optimum = ll_spread < LOGLIK_TOL
-    if rescaled_clean and not d.converged:
+    cols = ", ".join(a.column for a in advice)
+    rescaled_same = rescaled is not None and abs(rescaled.loglik - fit.loglik) < LOGLIK_TOL
+    if rescaled_clean and rescaled_same and not d.converged and best.loglik <= (
+            fit.loglik + LOGLIK_TOL):
+        verdict = "boundary" if d.singular else "converged"
+        notes.append(f"the gradient warning is a false alarm caused by the scale of {cols}: "
+                     "every optimiser reaches the same log-likelihood, and the refit with "
+                     f"{cols} centred and scaled reaches it too and passes every check. "
+                     "Rescale to silence the warning; the fit itself is fine.")
+    elif rescaled_clean and not d.converged:
         verdict = "failed"
-        notes.append("the refit with " + ", ".join(a.column for a in advice) + " centred and "
-                     "scaled is clean: the problem is the predictors' scale; rescale them.")
+        notes.append(f"the refit with {cols} centred and scaled is clean and reaches a higher "
+                     "log-likelihood: the problem is the predictors' scale; rescale them.")
     elif flat or (ridge and not fit.singular):
         verdict = "unidentified"
         if ridge:

@@ -255,11 +255,25 @@ def _beta_se(model, theta, beta, u) -> np.ndarray:
     g = np.hstack([a, x])
     m = (g.T * w) @ g
     m[np.arange(model.q), np.arange(model.q)] += 1.0
-    return np.sqrt(np.diag(np.linalg.inv(m))[model.q:])
+    try:
+        return np.sqrt(np.diag(np.linalg.inv(m))[model.q:])
+    except np.linalg.LinAlgError:  # a degenerate point; the diagnostics flag the fit
+        return np.full(beta.size, np.nan)
 
 
-def fit_glmm(model: GeneralizedLinearMixedModel, *, start=None) -> GlmmFit:
-    """Fit by the two-stage Laplace method (see the module docstring)."""
+GLMM_OPTIMIZERS = ("default", "L-BFGS-B", "Powell", "Nelder-Mead")
+
+
+def fit_glmm(model: GeneralizedLinearMixedModel, *, start=None,
+             optimizer: str = "default") -> GlmmFit:
+    """Fit by the two-stage Laplace method (see the module docstring).
+
+    ``optimizer`` picks the second stage: ``"default"`` is L-BFGS-B polished by
+    Nelder-Mead; the others run alone (second opinions for ``vctest.check``).
+    ``start`` is ``(theta, beta)``, skipping the first stage.
+    """
+    if optimizer not in GLMM_OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS}; got {optimizer!r}.")
     lay, scale = model.layout, model.theta_scale
     d, p = lay.size, model.design.p
     nev = 0
@@ -286,7 +300,9 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start=None) -> GlmmFit:
     else:
         theta1, beta1 = (np.asarray(v, float) for v in start)
 
-    bscale = np.maximum(np.abs(beta1), 1.0)
+    # search beta in units of its column (root-mean-square), as theta
+    xr = np.sqrt(np.mean(np.asarray(model.design.X, float) ** 2, axis=0))
+    bscale = 1.0 / np.where(xr > 0, xr, 1.0)
 
     def stage2(v):
         nonlocal nev
@@ -301,10 +317,14 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start=None) -> GlmmFit:
     bounds = [(lo * s if np.isfinite(lo) else None, None)
               for lo, s in zip(lay.lower, scale, strict=True)] + [(None, None)] * p
     v0 = np.concatenate([theta1 * scale, beta1 / bscale])
-    r2 = minimize(stage2, v0, method="L-BFGS-B", bounds=bounds,
-                  options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
-    r2 = minimize(stage2, r2.x, method="Nelder-Mead", bounds=bounds,
-                  options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 4000})
+    options = {"L-BFGS-B": {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000},
+               "Nelder-Mead": {"xatol": 1e-10, "fatol": 1e-12, "maxfev": 4000},
+               "Powell": {"xtol": 1e-10, "ftol": 1e-13, "maxfev": 20_000}}
+    methods = ("L-BFGS-B", "Nelder-Mead") if optimizer == "default" else (optimizer,)
+    x = v0
+    for method in methods:
+        r2 = minimize(stage2, x, method=method, bounds=bounds, options=options[method])
+        x = r2.x
     theta = np.maximum(r2.x[:d] / scale, lay.lower)
     beta = r2.x[d:] * bscale
     lap, u, _, dev, _ = model.laplace(theta, beta, None)
