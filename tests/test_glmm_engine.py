@@ -72,6 +72,14 @@ def test_glmm_bootstrap_test(cbpp):
                            method="bootstrap", nsim=40, seed=3)
     assert np.array_equal(res.null_distribution, again.null_distribution)
     assert np.all(res.null_distribution >= 0)
+    # per-replicate record: theta of every full refit, boundary counts, JSON round trip
+    rs = res.replicate_summary
+    assert rs["full_refits_at_boundary"] == int(np.sum(res.replicates.full_singular))
+    assert res.replicates.theta_full.shape == (40, 1)
+    import tempfile
+
+    back = vctest.load_result(res.to_json(tempfile.mkdtemp() + "/glmm.json"))
+    assert back.to_dict() == res.to_dict()
 
 
 def cbpp_lrt(fit):

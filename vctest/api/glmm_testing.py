@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,9 +69,12 @@ def glmm_vc_test(design: Design, *, family: str, term: str, method: str, nsim: i
                              seed=ss)
     obj = np.full((nsim, 2), np.nan)
     failed = np.zeros(nsim, dtype=bool)
+    theta = np.full((nsim, full.theta.size), np.nan)
+    sing1 = np.zeros(nsim, dtype=bool)
+    sing0 = np.zeros(nsim, dtype=bool)
 
     def take(a: int, b: int, r) -> None:
-        obj[a:b], failed[a:b] = r
+        obj[a:b], failed[a:b], theta[a:b], sing1[a:b], sing0[a:b] = r
 
     size = 50 if backend == "local" else max(1, nsim // 16)
     run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
@@ -100,4 +104,23 @@ def glmm_vc_test(design: Design, *, family: str, term: str, method: str, nsim: i
         approximations={f"gamma approximation (df={df})": gamma_pvalue(statistic, sample),
                         f"Bartlett-scaled chi2({df})": bartlett_pvalue(statistic, sample, df)},
         fits=fits,
+        replicate_summary={"full_refits_at_boundary": int(np.sum(sing1 & ok)),
+                           "null_refits_at_boundary": int(np.sum(sing0 & ok)),
+                           "refits_rechecked": 0,
+                           "pvalue_without_rechecked": mc.pvalue},
+        replicates=_GlmmRecord(statistic=stat, objective=obj, theta_full=theta,
+                               failure=(~ok).astype(np.int8), full_singular=sing1,
+                               null_singular=sing0),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class _GlmmRecord:
+    """Per-replicate outcome of a GLMM bootstrap (NaN statistic where failed)."""
+
+    statistic: np.ndarray
+    objective: np.ndarray
+    theta_full: np.ndarray
+    failure: np.ndarray
+    full_singular: np.ndarray
+    null_singular: np.ndarray

@@ -45,9 +45,14 @@ class GlmmBootstrapTask:
             return rng.binomial(n.astype(np.int64), mu) / np.where(n > 0, n, 1.0)
         return rng.poisson(np.exp(eta)).astype(float)
 
-    def __call__(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """(objectives (m, 2), failed (m,), full-model theta (m, d), full singular (m,),
+        null singular (m,))."""
         obj = np.full((stop - start, 2), np.nan)
         failed = np.zeros(stop - start, dtype=bool)
+        theta = np.full((stop - start, self.full.theta.size), np.nan)
+        sing1 = np.zeros(stop - start, dtype=bool)
+        sing0 = np.zeros(stop - start, dtype=bool)
         for i in range(start, stop):
             rng = np.random.default_rng(np.random.SeedSequence(
                 self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
@@ -56,14 +61,19 @@ class GlmmBootstrapTask:
                 if self.null is None:
                     _, f0 = glm_fit(self.null_design, self.family, y)
                 else:
-                    f0 = self.null.refit(y).objective
-                f1 = self.full.refit(y).objective
+                    r0 = self.null.refit(y)
+                    f0 = r0.objective
+                    sing0[i - start] = r0.singular
+                r1 = self.full.refit(y)
+                f1 = r1.objective
             except (FloatingPointError, ValueError, np.linalg.LinAlgError):
                 failed[i - start] = True
                 continue
             obj[i - start] = (f0, f1)
+            theta[i - start] = r1.theta
+            sing1[i - start] = r1.singular
             failed[i - start] = not (np.isfinite(f0) and np.isfinite(f1))
-        return obj, failed
+        return obj, failed, theta, sing1, sing0
 
 
 def statistics(obj: np.ndarray, failed: np.ndarray) -> np.ndarray:

@@ -51,7 +51,8 @@ def result_to_json(result: Any) -> str:
                                     else _array(np.asarray(result.null_distribution)))
     rec = result.replicates
     payload["replicates"] = (None if rec is None else
-                             {f: _array(np.asarray(getattr(rec, f))) for f in _RECORD_FIELDS})
+                             {f: _array(np.asarray(getattr(rec, f))) for f in _RECORD_FIELDS
+                              if hasattr(rec, f)})
     payload["fits"] = {k: (v.to_dict() if hasattr(v, "to_dict") else v)
                        for k, v in result.fits.items()}
     payload["notes"] = list(result.notes)
@@ -112,10 +113,13 @@ def load_result(path: str | Path) -> Any:
                          f"{payload['format_version']}); upgrade vctest to read it.")
     replicates = None
     if payload.get("replicates"):
+        from types import SimpleNamespace
+
         from vctest.nulls.bootstrap import ReplicateRecord
 
-        replicates = ReplicateRecord(**{f: _unarray(payload["replicates"][f])
-                                        for f in _RECORD_FIELDS})
+        fields = {f: _unarray(v) for f, v in payload["replicates"].items()}
+        replicates = (ReplicateRecord(**fields) if set(fields) == set(_RECORD_FIELDS)
+                      else SimpleNamespace(**fields))
     null = payload.get("null_distribution")
     ci = payload.get("pvalue_ci")
     return TestResult(
