@@ -253,3 +253,16 @@ def test_ctrl_c_keeps_the_finished_replicates(monkeypatch):
     monkeypatch.setattr(boot.BootstrapTask, "__call__", real)
     full = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=n_run, seed=8)
     np.testing.assert_array_equal(res.null_distribution, full.null_distribution)
+
+
+def test_bootstrap_null_matches_pbkrtest():
+    """Our bootstrap reference distribution against pbkrtest's PBrefdist (stored, 2000)."""
+    ref = json.loads((Path(__file__).parents[1] / "validation/reference"
+                      / "pbkrtest_reference.json").read_text())
+    res = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", nsim=2000, seed=2026)
+    assert res.statistic == pytest.approx(ref["statistic"], abs=1e-5)
+    for level in (0.5, 0.9, 0.95):
+        q = ref["quantiles"][round(level * 100) - 1]
+        frac = float(np.mean(res.null_distribution <= q))
+        se = math.sqrt(level * (1 - level) * (1 / 2000 + 1 / ref["nsim"]))
+        assert abs(frac - level) < 4 * se, level

@@ -215,7 +215,8 @@ class GlmmFit:
 
     def refit(self, y: np.ndarray) -> GlmmFit:
         """Fit the same model to a new response, warm-started here."""
-        return fit_glmm(self.model.with_response(y), start=(self.theta, self.beta.to_numpy()))
+        return fit_glmm(self.model.with_response(y), start=(self.theta, self.beta.to_numpy()),
+                        optimizer="L-BFGS-B")
 
     def to_dict(self) -> dict[str, Any]:
         return {"formula": self.model.design.formula.text, "family": self.model.family,
