@@ -10,6 +10,7 @@ vc_test    test whether a random-effects term's variance is zero
 compare    parametric bootstrap test of two nested models
 check      can this fit be trusted? one verdict with the evidence
 power      rejection rates of the tests under specified alternatives
+from_statsmodels  a statsmodels MixedLM model or result as a vctest fit
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
 datasets   bundled example data with R's factor level order
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from vctest import datasets
     from vctest.api import check, compare, fit, power, vc_test
+    from vctest.api.statsmodels import from_statsmodels
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
     from vctest.report.serialize import load_result
@@ -35,6 +37,7 @@ _LAZY = {
     "fit": "vctest.api",
     "vc_test": "vctest.api",
     "power": "vctest.api",
+    "from_statsmodels": "vctest.api.statsmodels",
     "LmmFit": "vctest.model.fit",
     "lrt_null": "vctest.nulls.spectral",
     "rlrt_null": "vctest.nulls.spectral",
@@ -66,6 +69,7 @@ __all__ = [
     "compare",
     "datasets",
     "fit",
+    "from_statsmodels",
     "load_result",
     "lrt_null",
     "power",

@@ -54,8 +54,8 @@ def _vc_test_iv(term: object, method: object, nsim: object, reml: object,
 
 
 def vc_test(
-    formula: str,
-    data: pd.DataFrame | str,
+    formula: str | Any,
+    data: pd.DataFrame | str | None = None,
     *,
     term: str,
     method: str = "exact",
@@ -92,12 +92,16 @@ def vc_test(
 
     Parameters
     ----------
-    formula : str
-        lme4 formula of the full model.
+    formula : str or statsmodels MixedLM model/result
+        lme4 formula of the full model, or a statsmodels ``MixedLM`` model or
+        result (translated by :func:`vctest.api.statsmodels.translate`; omit
+        ``data`` then).
     data : pandas.DataFrame or str
         Data frame, CSV/Parquet path or bundled data set name.
     term : str
-        The term to test, e.g. ``"(1 | Batch)"`` or ``"(0 + Days | Subject)"``.
+        The term to test, e.g. ``"(1 | Batch)"`` or ``"(0 + Days | Subject)"``; for
+        a statsmodels model also its printed name (``"Group Var"``, a
+        ``vc_formula`` key such as ``"cask Var"``).
         A term that names some columns of a correlated block (``"(0 + Days |
         Subject)"`` in ``(Days | Subject)``) removes those variances and their
         covariances.
@@ -150,6 +154,17 @@ def vc_test(
     """
     _vc_test_iv(term, method, nsim, reml, threads)
     check_backend(backend, keep_null)
+    if not isinstance(formula, str) and type(formula).__module__.startswith("statsmodels."):
+        from vctest.api.statsmodels import term_from_statsmodels, translate
+
+        if data is not None:
+            raise TypeError("`data` must be omitted when `formula` is a statsmodels model or "
+                            "result; its own data are used.")
+        translation = translate(formula)
+        formula, data = translation.formula, translation.data
+        term = term_from_statsmodels(translation, term)
+    elif data is None:
+        raise TypeError("`data` is required when `formula` is a formula string.")
     nsim = DEFAULT_NSIM[method] if nsim is None else int(nsim)
     if method == "bootstrap":
         check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
