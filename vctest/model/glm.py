@@ -1,0 +1,280 @@
+"""Generalised linear models (binomial, Poisson) and the checks GLMMs share with them.
+
+:class:`GeneralizedLinearModel` is the model without random effects; :func:`fit_glm`
+fits it by IRLS in Numba (:func:`vctest.kernels.glm.glm_irls`) and gives R's
+``logLik`` -- the null model of a likelihood-ratio test of every variance
+component of a GLMM (:mod:`vctest.model.glmm`).  The input checks here
+(:func:`family_iv`, :func:`response_iv`, :func:`offset_iv`) serve both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vctest.formula.design import Design
+from vctest.kernels import glmm as kernels
+from vctest.kernels.glm import glm_irls
+
+__all__ = ["FAMILIES", "GeneralizedLinearModel", "GlmFit", "fit_glm"]
+
+FAMILIES = {"binomial": kernels.BINOMIAL, "poisson": kernels.POISSON}
+LINKS = {"logit": kernels.LOGIT, "probit": kernels.PROBIT, "cloglog": kernels.CLOGLOG,
+         "log": kernels.LOG}
+FAMILY_LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
+
+
+def as_f64(a: Any) -> np.ndarray:
+    """A fresh, writable, C-contiguous float64 copy (what the kernels are compiled for:
+    a read-only array would make Numba compile and cache another specialisation)."""
+    return np.array(a, dtype=np.float64, order="C")
+
+
+def family_iv(family: object, link: object) -> tuple[str, str]:
+    """Normalise ``family`` and ``link`` (lower case; the canonical link by default)."""
+    if not isinstance(family, str):
+        raise TypeError(f"`family` must be a string, 'binomial' or 'poisson'; got "
+                        f"{type(family).__name__}.")
+    fam = family.strip().lower()
+    if fam not in FAMILY_LINKS:
+        raise ValueError(f"`family` must be one of {tuple(FAMILY_LINKS)}; got {family!r}. "
+                         "The GLMM engine covers the binomial and Poisson families.")
+    if link is None:
+        return fam, FAMILY_LINKS[fam][0]
+    if not isinstance(link, str):
+        raise TypeError(f"`link` must be a string or None; got {type(link).__name__}.")
+    if link.strip().lower() not in FAMILY_LINKS[fam]:
+        raise ValueError(f"`link` must be one of {FAMILY_LINKS[fam]} for the {fam} family; "
+                         f"got {link!r}.")
+    return fam, link.strip().lower()
+
+
+def _integer_like(v: np.ndarray) -> bool:
+    return bool(np.all(np.abs(v - np.round(v)) <= 1e-8 * np.maximum(1.0, np.abs(v))))
+
+
+def response_iv(y: Any, weights: Any, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check a response for ``family``; return ``(y, prior weights)``.
+
+    Binomial: ``y`` in [0, 1] (0/1 or proportions with ``weights`` = trials,
+    as ``cbind(successes, failures)`` gives).  Poisson: non-negative counts.
+    Non-integer successes or counts are allowed with a warning (the
+    log-likelihood then uses ``lgamma`` in place of factorials).
+    """
+    y = as_f64(y)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("the response must be finite.")
+    if family == "binomial":
+        wt = np.ones_like(y) if weights is None else as_f64(weights)
+        if np.any(wt < 0) or not np.all(np.isfinite(wt)):
+            raise ValueError("binomial trials (prior weights) must be finite and >= 0.")
+        if np.any((y < 0) | (y > 1)):
+            raise ValueError(
+                f"a binomial response must be 0/1 or a proportion in [0, 1]; got values in "
+                f"[{y.min():g}, {y.max():g}]. For counts of successes out of trials write "
+                "the response as cbind(successes, failures).")
+        if not (_integer_like(wt * y) and _integer_like(wt)):
+            warnings.warn("the binomial response has non-integer counts of successes or "
+                          "trials; the log-likelihood uses lgamma() in place of factorials.",
+                          UserWarning, stacklevel=3)
+        return y, wt
+    if weights is not None:
+        raise ValueError("a cbind(successes, failures) response needs family='binomial'; a "
+                         "Poisson response is one column of counts.")
+    if np.any(y < 0):
+        raise ValueError(f"a Poisson response must be non-negative counts; got negative "
+                         f"values (smallest {y.min():g}).")
+    if not _integer_like(y):
+        warnings.warn("the Poisson response has non-integer values; the log-likelihood uses "
+                      "lgamma(y + 1) in place of y!, so it is not a Poisson likelihood.",
+                      UserWarning, stacklevel=3)
+    return y, np.ones_like(y)
+
+
+def offset_iv(offset: Any, n: int) -> np.ndarray:
+    """``offset`` as a float array of length ``n`` (zeros when None)."""
+    if offset is None:
+        return np.zeros(n)
+    try:
+        off = as_f64(offset)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`offset` must be numeric; got {type(offset).__name__}.") from exc
+    if off.shape != (n,):
+        raise ValueError(f"`offset` must have one value per row used ({n}); got shape "
+                         f"{off.shape}. Subset it with design.row_index if rows were dropped.")
+    if not np.all(np.isfinite(off)):
+        raise ValueError("`offset` must be finite.")
+    return off
+
+
+def simulate_response(fam: int, link: int, eta: np.ndarray, weights: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Draw y | eta: binomial successes / trials (proportions) or Poisson counts."""
+    mu = np.empty_like(eta)
+    kernels.inverse_link(fam, link, eta, mu)
+    if fam == kernels.POISSON:
+        return rng.poisson(mu).astype(float)
+    trials = np.round(weights).astype(np.int64)
+    return rng.binomial(trials, mu) / np.where(trials > 0, trials, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearModel:
+    """A GLM (no random effects): design, family, link, response, weights, offset."""
+
+    design: Design
+    family: str
+    link: str
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def from_design(cls, design: Design, family: str, link: str | None = None,
+                    offset: Any = None) -> GeneralizedLinearModel:
+        """Check the response against ``family`` and keep the arrays.
+
+        Random-effects terms of ``design`` are ignored.
+
+        Examples
+        --------
+        >>> from vctest import datasets
+        >>> from vctest.formula import build_design
+        >>> d = build_design("cbind(incidence, size - incidence) ~ period", datasets.load("cbpp"))
+        >>> round(fit_glm(GeneralizedLinearModel.from_design(d, "binomial")).loglik, 4)
+        -99.0292
+        """
+        family, link = family_iv(family, link)
+        y, wt = response_iv(design.y, design.weights, family)
+        return cls(design=design, family=family, link=link, y=y, weights=wt,
+                   offset=offset_iv(offset, design.n))
+
+    @property
+    def fam_code(self) -> int:
+        """Family code of the kernels."""
+        return FAMILIES[self.family]
+
+    @property
+    def link_code(self) -> int:
+        """Link code of the kernels."""
+        return LINKS[self.link]
+
+    @property
+    def x(self) -> np.ndarray:
+        """The fixed-effect matrix (C-contiguous)."""
+        return as_f64(self.design.X)
+
+    def with_response(self, y: Any) -> GeneralizedLinearModel:
+        """The same model for a new response."""
+        y = as_f64(y)
+        if y.shape != (self.design.n,):
+            raise ValueError(f"`y` must have shape ({self.design.n},); got {y.shape}.")
+        response_iv(y, self.weights if self.family == "binomial" else None, self.family)
+        return dataclasses.replace(self, y=y)
+
+
+@dataclass(frozen=True, eq=False)
+class GlmFit:
+    """A fitted GLM.
+
+    Attributes
+    ----------
+    model : GeneralizedLinearModel
+    beta, beta_se : pandas.Series
+        Coefficients and their standard errors (from X'WX).
+    objective : float
+        -2 log-likelihood (R's ``-2 * logLik``).
+    deviance : float
+        Residual deviance (R's ``deviance``).
+    n_iter : int
+    converged : bool
+    """
+
+    model: GeneralizedLinearModel
+    beta: pd.Series
+    beta_se: pd.Series
+    objective: float
+    deviance: float
+    n_iter: int
+    converged: bool
+
+    @property
+    def loglik(self) -> float:
+        """R's ``logLik``."""
+        return -0.5 * self.objective
+
+    @property
+    def df(self) -> int:
+        """Number of parameters."""
+        return self.model.design.p
+
+    def refit(self, y: Any) -> GlmFit:
+        """Fit the same model to a new response (warm start here)."""
+        return fit_glm(self.model.with_response(y), start=self.beta.to_numpy())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"formula": self.model.design.formula.text, "family": self.model.family,
+                "link": self.model.link, "loglik": self.loglik, "minus2loglik": self.objective,
+                "deviance": self.deviance, "beta": {k: float(v) for k, v in self.beta.items()},
+                "beta_se": {k: float(v) for k, v in self.beta_se.items()},
+                "converged": self.converged, "n_iter": self.n_iter}
+
+
+def fit_glm(model: GeneralizedLinearModel, *, start: Any = None, maxit: int = 100,
+            tol: float = 1e-12) -> GlmFit:
+    """Fit a GLM by IRLS with step halving (Numba).
+
+    Parameters
+    ----------
+    model : GeneralizedLinearModel
+    start : array_like, optional
+        Starting coefficients (default: R's ``mustart``).
+    maxit : int, default 100
+    tol : float, default 1e-12
+        Stop when the next step changes no coefficient by more than
+        ``tol * (1 + |beta|)``.
+
+    Returns
+    -------
+    GlmFit
+
+    Examples
+    --------
+    >>> from vctest import datasets
+    >>> from vctest.formula import build_design
+    >>> d = build_design("TICKS ~ YEAR", datasets.load("grouseticks"))
+    >>> fit = fit_glm(GeneralizedLinearModel.from_design(d, "poisson"))
+    >>> fit.converged, round(float(fit.beta["YEAR96"]), 4)
+    (True, 0.6235)
+    """
+    if not isinstance(model, GeneralizedLinearModel):
+        raise TypeError(f"`model` must be a GeneralizedLinearModel; got "
+                        f"{type(model).__name__}.")
+    p = model.design.p
+    use_start = start is not None
+    b0 = np.zeros(p) if start is None else as_f64(start)
+    if b0.shape != (p,):
+        raise ValueError(f"`start` must have {p} entries; got shape {b0.shape}.")
+    beta = np.empty(p)
+    lxx = np.zeros((p, p))
+    dev, iters, status = glm_irls(model.y, model.weights, model.offset, model.x,
+                                          model.fam_code, model.link_code, b0, use_start,
+                                          int(maxit), float(tol), beta, lxx)
+    if status == kernels.PIRLS_NOT_PD or not math.isfinite(dev):
+        raise FloatingPointError("the GLM fit failed: X'WX is not positive definite "
+                                 "(complete separation or a degenerate design).")
+    linv = np.linalg.inv(np.tril(lxx))
+    se = np.sqrt(np.sum(linv * linv, axis=0))
+    names = list(model.design.fixed_names)
+    sat = kernels.saturated_constant(model.fam_code, model.y, model.weights)
+    return GlmFit(model=model, beta=pd.Series(beta, index=names, name="beta"),
+                  beta_se=pd.Series(se, index=names, name="se"), objective=float(dev + sat),
+                  deviance=float(dev), n_iter=int(iters), converged=status == kernels.PIRLS_OK)
+

@@ -1,0 +1,577 @@
+"""Generalised linear mixed models (binomial, Poisson) by the Laplace approximation.
+
+:class:`GeneralizedLinearMixedModel` packs a :class:`~vctest.formula.design.Design`
+into the arrays of :mod:`vctest.kernels.glmm`; :func:`fit_glmm` fits it as
+lme4's ``glmer`` (``nAGQ = 1``) does, in two stages, with the Numba optimiser
+of :mod:`vctest.kernels.glmm_optimize` (or SciPy's methods as second
+opinions); :class:`GlmmFit` holds the result.  The objective is -2
+log-likelihood by the Laplace approximation (lme4's ``-2 * logLik``);
+lme4's ``deviance()`` for a GLMM (the sum of deviance residuals at the
+conditional modes) is reported as ``deviance``.
+:class:`GeneralizedLinearModel` and :func:`fit_glm` fit the model without
+random effects (the null model of a likelihood-ratio test of all variance
+components).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from vctest.diagnostics import FitDiagnostics, diagnose
+from vctest.formula.design import Design
+from vctest.kernels import glmm as kernels
+from vctest.kernels.glmm_optimize import STATUS_TEXT, glmm_fit
+from vctest.kernels.lmm import theta_to_factors
+from vctest.model.glm import (
+    FAMILIES,
+    LINKS,
+    GeneralizedLinearModel,
+    as_f64,
+    family_iv,
+    offset_iv,
+    response_iv,
+    simulate_response,
+)
+from vctest.model.terms import ThetaLayout, theta_layout, varcorr_rows
+
+__all__ = ["GeneralizedLinearMixedModel", "GlmmFit", "GlmmSettings", "fit_glmm"]
+
+OPTIMIZERS = ("bfgs", "L-BFGS-B", "Nelder-Mead", "Powell")
+
+#: PIRLS settings of single Laplace evaluations (as GlmmSettings' defaults).
+PIRLS_MAXIT, PIRLS_TOL = 100, 1e-10
+
+#: Largest order of the dense block (random effects after the first term, plus X).
+MAX_DENSE_ORDER = 5_000
+
+#: A variance parameter this close to its bound (in units of its column) is singular.
+SINGULAR_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class GlmmSettings:
+    """Settings of the Numba GLMM optimiser (recorded with every fit).
+
+    ``two_stage`` runs lme4's nAGQ = 0 stage first; ``gtol``/``ftol``/``xtol``
+    stop the BFGS iterations (projected gradient below ``gtol (1 + |f|)``, or
+    changes below ``ftol (1 + |f|)`` and ``xtol``); PIRLS stops when its next
+    step is below ``pirls_tol``; ``restarts`` bounds the edge restarts.
+    """
+
+    two_stage: bool = True
+    maxiter: int = 500
+    gtol: float = 1e-9
+    ftol: float = 1e-13
+    xtol: float = 1e-8
+    pirls_maxit: int = 100
+    pirls_tol: float = 1e-10
+    restarts: int = 3
+
+    def as_array(self) -> np.ndarray:
+        """The ``ctrl`` array of :func:`vctest.kernels.glmm_optimize.glmm_refit`."""
+        return np.array([float(self.two_stage), self.maxiter, self.gtol, self.ftol, self.xtol,
+                         self.pirls_maxit, self.pirls_tol, self.restarts], dtype=float)
+
+
+def _structure(design: Design) -> tuple:
+    """The structure tuple ``ws`` of :mod:`vctest.kernels.glmm` (X included)."""
+    blocks, (n, p) = design.blocks, design.X.shape
+    k = np.array([b.k for b in blocks], dtype=np.int64)
+    nlev = np.array([b.n_levels for b in blocks], dtype=np.int64)
+    codes = np.vstack([b.codes for b in blocks]).astype(np.int64)
+    zcols = np.hstack([b.columns for b in blocks]).astype(float)
+    zoff = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
+    toff = np.concatenate([[0], np.cumsum(k * (k + 1) // 2)]).astype(np.int64)
+    roff = np.zeros(k.size, dtype=np.int64)
+    m_re = 0
+    for j in range(1, k.size):
+        roff[j] = m_re
+        m_re += int(nlev[j] * k[j])
+    if m_re + p > MAX_DENSE_ORDER:
+        raise ValueError(f"the random-effects terms after the first have {m_re} columns; the "
+                         f"GLMM engine's dense block supports at most {MAX_DENSE_ORDER} "
+                         "(with the fixed effects). Reduce the other terms' levels.")
+    # per level g of term 0: co-occurring rest positions, then the p X positions
+    nlev0, big = int(nlev[0]), m_re + p
+    g_parts, pos_parts = [], []
+    for j in range(1, k.size):
+        key = np.unique(codes[0] * nlev[j] + codes[j])
+        for c in range(k[j]):
+            g_parts.append(key // nlev[j])
+            pos_parts.append(roff[j] + (key % nlev[j]) * k[j] + c)
+    levels0 = np.arange(nlev0, dtype=np.int64)
+    for i in range(p):
+        g_parts.append(levels0)
+        pos_parts.append(np.full(nlev0, m_re + i, dtype=np.int64))
+    g_all = np.concatenate(g_parts).astype(np.int64) if g_parts else np.zeros(0, np.int64)
+    pos_all = np.concatenate(pos_parts).astype(np.int64) if pos_parts else np.zeros(0, np.int64)
+    order = np.lexsort((pos_all, g_all))
+    g_all, pos_all = g_all[order], pos_all[order]
+    bptr = np.concatenate([[0], np.cumsum(np.bincount(g_all, minlength=nlev0))]).astype(np.int64)
+    keys = g_all * big + pos_all
+    rowslot = np.zeros((n, k.size - 1), dtype=np.int64)
+    for j in range(1, k.size):
+        rowslot[:, j - 1] = np.searchsorted(keys, codes[0] * big + roff[j] + codes[j] * k[j])
+    dims = np.array([n, p, m_re, int(k.max())], dtype=np.int64)
+    return (dims, k, nlev, toff, roff, codes, zcols, zoff, bptr, np.array(pos_all),
+            np.array(rowslot), as_f64(design.X))
+
+
+class LaplaceValue(NamedTuple):
+    """One Laplace evaluation: -2 log-likelihood, deviance, modes and PIRLS status."""
+
+    m2ll: float
+    deviance: float
+    u: np.ndarray
+    beta: np.ndarray
+    status: int
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearMixedModel:
+    """A GLMM ready for Laplace evaluations (build it with :meth:`from_design`).
+
+    Attributes
+    ----------
+    design : Design
+    layout : ThetaLayout
+    family, link : str
+    y : ndarray
+        Response: proportions for binomial (``cbind`` gives successes / trials),
+        counts for Poisson.
+    weights : ndarray
+        Prior weights (binomial trials; ones otherwise).
+    offset : ndarray
+    ws : tuple
+        Structure arrays of :mod:`vctest.kernels.glmm`.
+    """
+
+    design: Design
+    layout: ThetaLayout
+    family: str
+    link: str
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+    ws: tuple = field(repr=False)
+
+    @classmethod
+    def from_design(cls, design: Design, family: str, link: str | None = None,
+                    offset: Any = None) -> GeneralizedLinearMixedModel:
+        """Check the response against ``family`` and pack the arrays.
+
+        Parameters
+        ----------
+        design : Design
+            From :func:`vctest.formula.build_design`; needs a random-effects term.
+        family : {"binomial", "poisson"}
+        link : str, optional
+            ``"logit"`` (default), ``"probit"`` or ``"cloglog"`` for binomial;
+            ``"log"`` for Poisson.
+        offset : array_like, optional
+            One value per row used (``design.n``), added to the linear predictor.
+
+        Returns
+        -------
+        GeneralizedLinearMixedModel
+
+        Raises
+        ------
+        TypeError, ValueError
+            Unknown family or link, a response the family cannot model, a bad
+            offset or no random-effects term; messages name the argument.
+
+        Examples
+        --------
+        >>> from vctest import datasets
+        >>> from vctest.formula import build_design
+        >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...                  datasets.load("cbpp"))
+        >>> m = GeneralizedLinearMixedModel.from_design(d, "binomial")
+        >>> m.link, m.q, round(m.objective([0.642262], [-1.39853, -0.99233, -1.12867, -1.58031]), 3)
+        ('logit', 15, 184.053)
+        """
+        family, link = family_iv(family, link)
+        if not design.blocks:
+            raise ValueError("the formula has no random-effects term such as `(1 | group)`; "
+                             "fit it as a GeneralizedLinearModel (vctest.model.glm) instead.")
+        y, wt = response_iv(design.y, design.weights, family)
+        layout = theta_layout([b.name for b in design.blocks],
+                              [b.column_names for b in design.blocks])
+        return cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,
+                   offset=offset_iv(offset, design.n), ws=_structure(design))
+
+    @property
+    def fam_code(self) -> int:
+        """Family code of the kernels."""
+        return FAMILIES[self.family]
+
+    @property
+    def link_code(self) -> int:
+        """Link code of the kernels."""
+        return LINKS[self.link]
+
+    @property
+    def n(self) -> int:
+        """Number of observations."""
+        return self.design.n
+
+    @property
+    def p(self) -> int:
+        """Number of fixed effects."""
+        return self.design.p
+
+    @property
+    def q(self) -> int:
+        """Number of random effects (length of u)."""
+        return int(np.sum(self.ws[1] * self.ws[2]))
+
+    @cached_property
+    def theta_scale(self) -> np.ndarray:
+        """Root-mean-square of the random-effect column each theta entry multiplies."""
+        return np.asarray(kernels.theta_scale(self.ws, self.layout.size))
+
+    @cached_property
+    def beta_scale(self) -> np.ndarray:
+        """Root-mean-square of each column of X (the optimiser's units for beta)."""
+        return np.asarray(kernels.column_scale(self.ws[11]))
+
+    @cached_property
+    def saturated(self) -> float:
+        """-2 log-likelihood of the saturated model (R's ``aic`` minus the deviance)."""
+        return float(kernels.saturated_constant(self.fam_code, self.y, self.weights))
+
+    def laplace(self, theta: Any, beta: Any, *, u0: np.ndarray | None = None,
+                joint: bool = False) -> LaplaceValue:
+        """Laplace evaluation at ``(theta, beta)``; ``joint`` also profiles beta (nAGQ = 0)."""
+        theta = as_f64(theta)
+        beta = as_f64(beta)
+        if theta.shape != (self.layout.size,) or beta.shape != (self.p,):
+            raise ValueError(f"`theta` and `beta` must have {self.layout.size} and {self.p} "
+                             f"entries; got shapes {theta.shape} and {beta.shape}.")
+        u = np.empty(self.q)
+        b = np.empty(self.p)
+        lxx = np.zeros((self.p, self.p))
+        u0 = np.zeros(self.q) if u0 is None else as_f64(u0)
+        m2ll, dev, status = kernels.laplace(
+            theta, beta, u0, self.ws, self.y, self.weights, self.offset, self.fam_code,
+            self.link_code, self.saturated, bool(joint), PIRLS_MAXIT, PIRLS_TOL, u, b, lxx)
+        return LaplaceValue(float(m2ll), float(dev), u, b, int(status))
+
+    def objective(self, theta: Any, beta: Any) -> float:
+        """-2 log-likelihood (Laplace) at ``(theta, beta)``; +inf where PIRLS fails."""
+        return self.laplace(theta, beta).m2ll
+
+    def with_response(self, y: Any) -> GeneralizedLinearMixedModel:
+        """The same model for a new response (proportions for binomial, counts for Poisson)."""
+        y = as_f64(y)
+        if y.shape != (self.n,):
+            raise ValueError(f"`y` must have shape ({self.n},); got {y.shape}.")
+        response_iv(y, self.weights if self.family == "binomial" else None, self.family)
+        return dataclasses.replace(self, y=y)
+
+    def without_random_effects(self) -> GeneralizedLinearModel:
+        """The GLM with the same fixed effects, response, weights and offset."""
+        return GeneralizedLinearModel(design=self.design, family=self.family, link=self.link,
+                                      y=self.y, weights=self.weights, offset=self.offset)
+
+    def simulate(self, theta: Any, beta: Any, rng: np.random.Generator) -> np.ndarray:
+        """A response drawn from the model at ``(theta, beta)``: u ~ N(0, I), then y | u."""
+        lay = self.layout
+        t = theta_to_factors(as_f64(theta), lay.k, lay.offsets, int(lay.k.max()))
+        eta = np.empty(self.n)
+        kernels.linear_predictor(t, self.ws, rng.standard_normal(self.q), as_f64(beta),
+                                 self.offset, eta)
+        return simulate_response(self.fam_code, self.link_code, eta, self.weights, rng)
+
+
+@dataclass(frozen=True, eq=False)
+class GlmmFit:
+    """A fitted GLMM (Laplace approximation, maximum likelihood).
+
+    Attributes
+    ----------
+    model : GeneralizedLinearMixedModel
+    theta : ndarray
+        Relative covariance parameters (lme4's ``getME(m, "theta")``).
+    beta : pandas.Series
+        Fixed effects, named.
+    objective : float
+        -2 log-likelihood (lme4's ``-2 * logLik``; the criterion minimised).
+    deviance : float
+        Sum of deviance residuals at the conditional modes (lme4's ``deviance()``).
+    u : ndarray
+        Spherical conditional modes of the random effects.
+    n_evals : int
+        Laplace evaluations used by the optimiser.
+    optimizer, optimizer_message : str
+    optimizer_ok : bool
+    settings : GlmmSettings
+    """
+
+    model: GeneralizedLinearMixedModel
+    theta: np.ndarray
+    beta: pd.Series
+    objective: float
+    deviance: float
+    u: np.ndarray
+    n_evals: int
+    optimizer: str
+    optimizer_message: str
+    optimizer_ok: bool
+    settings: GlmmSettings = field(default_factory=GlmmSettings)
+
+    reml = False
+
+    @property
+    def loglik(self) -> float:
+        """lme4's ``logLik`` (Laplace)."""
+        return -0.5 * self.objective
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations."""
+        return self.model.n
+
+    @property
+    def df(self) -> int:
+        """Number of parameters (fixed effects and theta), as ``logLik``'s df."""
+        return self.model.p + self.theta.size
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        """lme4-style names of theta."""
+        return self.model.layout.names
+
+    @property
+    def singular(self) -> bool:
+        """A variance parameter within 1e-4 of its bound, in units of its column."""
+        lay = self.model.layout
+        dist = (self.theta - lay.lower) * self.model.theta_scale
+        return bool(np.any(lay.is_diagonal & (dist < SINGULAR_TOL)))
+
+    @cached_property
+    def diagnostics(self) -> FitDiagnostics:
+        """Derivatives and the boundary-aware verdict on the whole (theta, beta) vector.
+
+        Computed on first access; derivatives are taken in the optimiser's
+        units (theta times its column's root-mean-square, beta times its
+        column's), so a covariate's units do not change the verdict.
+        """
+        model, d = self.model, self.theta.size
+        lower = np.concatenate([model.layout.lower, np.full(model.p, -np.inf)])
+        scale = np.concatenate([model.theta_scale, model.beta_scale])
+        names = list(model.layout.names) + list(self.beta.index)
+        u0 = self.u
+
+        def f(v: np.ndarray) -> float:
+            return model.laplace(v[:d], v[d:], u0=u0).m2ll
+
+        return diagnose(f, np.concatenate([self.theta, self.beta.to_numpy()]), lower,
+                        names=names, scale=scale, sing_tol=SINGULAR_TOL)
+
+    @property
+    def converged(self) -> bool:
+        """The optimiser stopped normally and the boundary-aware check passed."""
+        return bool(self.optimizer_ok and self.diagnostics.converged)
+
+    @cached_property
+    def beta_se(self) -> pd.Series:
+        """Standard errors of beta as lme4's default (``use.hessian = TRUE``).
+
+        From the finite-difference Hessian of -2 log-likelihood in (theta,
+        beta), taken in coordinates where beta is whitened by the penalised
+        system's factor (so an uncentred covariate does not make it
+        ill-conditioned); from that factor alone (lme4's ``use.hessian =
+        FALSE``) when the Hessian is not positive definite.
+        """
+        m, d = self.model, self.theta.size
+        lxx = np.zeros((m.p, m.p))
+        ok = kernels.fixed_effects_factor(as_f64(self.theta), as_f64(self.beta), as_f64(self.u),
+                                          m.ws, m.y, m.weights, m.offset, m.fam_code,
+                                          m.link_code, lxx)
+        se = np.full(m.p, np.nan)
+        if not ok:
+            return pd.Series(se, index=self.beta.index, name="se")
+        low = np.tril(lxx)
+        linv = np.linalg.inv(low)
+        se = np.sqrt(np.sum(linv * linv, axis=0))
+        ts, u0 = m.theta_scale, self.u
+
+        def f(v: np.ndarray) -> float:  # v = (theta * scale, L' beta)
+            return m.laplace(v[:d] / ts, linv.T @ v[d:], u0=u0).m2ll
+
+        v = np.concatenate([self.theta * ts, low.T @ self.beta.to_numpy()])
+        lower = np.concatenate([m.layout.lower, np.full(m.p, -np.inf)])
+        h = diagnose(f, v, lower, step=1e-3).hessian
+        try:
+            if not np.all(np.isfinite(h)):
+                raise np.linalg.LinAlgError("Hessian not finite")
+            np.linalg.cholesky(h)
+            cov_z = 2.0 * np.linalg.inv(h)[d:, d:]
+            se = np.sqrt(np.diag(linv.T @ cov_z @ linv))
+        except np.linalg.LinAlgError:
+            pass
+        return pd.Series(se, index=self.beta.index, name="se")
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))`` (sigma = 1)."""
+        rows = varcorr_rows(self.model.layout, self.theta, 1.0)
+        return pd.DataFrame([r for r in rows if r["grp"] != "Residual"])
+
+    def coef_table(self) -> pd.DataFrame:
+        """Fixed effects: Estimate, Std. Error, z value, Pr(>|z|)."""
+        from scipy.stats import norm
+
+        z = self.beta / self.beta_se
+        return pd.DataFrame({"Estimate": self.beta, "Std. Error": self.beta_se, "z value": z,
+                             "Pr(>|z|)": 2.0 * norm.sf(np.abs(z))})
+
+    def refit(self, y: Any, *, start: tuple[Any, Any] | None = None) -> GlmmFit:
+        """Fit the same model to a new response, warm-started at this fit.
+
+        Examples
+        --------
+        >>> import numpy as np, vctest
+        >>> from vctest.formula import build_design
+        >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...                  vctest.datasets.load("cbpp"))
+        >>> m = fit_glmm(GeneralizedLinearMixedModel.from_design(d, "binomial"))
+        >>> y = m.model.simulate(m.theta, m.beta, np.random.default_rng(1))
+        >>> m.refit(y).optimizer_ok
+        True
+        """
+        start = (self.theta, self.beta.to_numpy()) if start is None else start
+        return fit_glmm(self.model.with_response(y), start=start, optimizer=self.optimizer,
+                        settings=self.settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary of the fit (NaN correlations become None)."""
+        vc = self.varcorr
+        return {
+            "formula": self.model.design.formula.text, "family": self.model.family,
+            "link": self.model.link, "nobs": self.nobs, "loglik": self.loglik,
+            "minus2loglik": self.objective, "deviance": self.deviance, "df": self.df,
+            "theta": dict(zip(self.theta_names, map(float, self.theta), strict=True)),
+            "beta": {k: float(v) for k, v in self.beta.items()},
+            "beta_se": {k: float(v) for k, v in self.beta_se.items()},
+            "varcorr": vc.astype(object).where(vc.notna(), None).to_dict(orient="records"),
+            "singular": self.singular,
+            "converged": self.converged, "optimizer": self.optimizer,
+            "optimizer_message": self.optimizer_message, "n_evals": self.n_evals,
+            "settings": dataclasses.asdict(self.settings),
+            "diagnostics": self.diagnostics.to_dict(),
+        }
+
+    def summary(self) -> str:
+        """An lme4-like text summary."""
+        m = self.model
+        lines = [
+            "Generalized linear mixed model fit by maximum likelihood (Laplace "
+            "approximation) (vctest)",
+            f" Family: {m.family}  ( {m.link} )", f"Formula: {m.design.formula.text}",
+            f"  -2 logLik {self.objective:.4f}   logLik {self.loglik:.4f}   df {self.df}   "
+            f"deviance (residuals) {self.deviance:.4f}", "", "Random effects:",
+        ]
+        for _, row in self.varcorr.iterrows():
+            name = row.var1 if not row.var2 else f"{row.var1}:{row.var2}"
+            lines.append(f" {row.grp:<14}{name:<20}{row.vcov:>12.4g}{row.sdcor:>11.4g}")
+        lines += [f"Number of obs: {self.nobs}", "", "Fixed effects:",
+                  self.coef_table().to_string(float_format=lambda v: f"{v:.5g}"), ""]
+        if self.singular:
+            lines.append("boundary (singular) fit: a variance parameter is estimated at 0.")
+        lines.append("Converged." if self.converged else "NOT converged: " + "; ".join(
+            self.diagnostics.messages or (self.optimizer_message,)))
+        return "\n".join(lines)
+
+
+def _start_iv(model: GeneralizedLinearMixedModel, start: Any) -> tuple[np.ndarray, np.ndarray]:
+    lay = model.layout
+    if start is None:
+        from vctest.model.glm import fit_glm
+
+        try:
+            beta0 = fit_glm(model.without_random_effects()).beta.to_numpy()
+        except FloatingPointError:
+            beta0 = np.zeros(model.p)
+        return lay.initial() / model.theta_scale, beta0
+    if not (isinstance(start, tuple | list) and len(start) == 2):
+        raise TypeError("`start` must be a (theta, beta) pair or None.")
+    theta0 = as_f64(start[0]).reshape(-1)
+    beta0 = as_f64(start[1]).reshape(-1)
+    if theta0.shape != (lay.size,) or beta0.shape != (model.p,):
+        raise ValueError(f"`start` must hold {lay.size} theta and {model.p} beta values; got "
+                         f"{theta0.size} and {beta0.size}.")
+    if not (np.all(np.isfinite(theta0)) and np.all(np.isfinite(beta0))):
+        raise ValueError("`start` must be finite.")
+    return np.maximum(theta0, lay.lower), beta0
+
+
+def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
+             optimizer: str = "bfgs", settings: GlmmSettings | None = None) -> GlmmFit:
+    """Fit a GLMM by maximum likelihood (Laplace approximation), as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    model : GeneralizedLinearMixedModel
+    start : (theta, beta), optional
+        Starting values; by default theta = 1 in units of each random-effect
+        column (1 for intercepts, lme4's start) and beta from the GLM fit.
+    optimizer : {"bfgs", "L-BFGS-B", "Nelder-Mead", "Powell"}, default "bfgs"
+        ``"bfgs"`` runs both stages in Numba
+        (:func:`vctest.kernels.glmm_optimize.glmm_fit`); the others are
+        SciPy's methods, second opinions for checking a fit.
+    settings : GlmmSettings, optional
+
+    Returns
+    -------
+    GlmmFit
+
+    Examples
+    --------
+    >>> from vctest import datasets
+    >>> from vctest.formula import build_design
+    >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                  datasets.load("cbpp"))
+    >>> fit = fit_glmm(GeneralizedLinearMixedModel.from_design(d, "binomial"))
+    >>> round(fit.objective, 4), round(fit.deviance, 3), round(float(fit.theta[0]), 4)
+    (184.0526, 73.472, 0.6423)
+    >>> fit.converged, fit.singular
+    (True, False)
+    """
+    if not isinstance(model, GeneralizedLinearMixedModel):
+        raise TypeError(f"`model` must be a GeneralizedLinearMixedModel; got "
+                        f"{type(model).__name__}.")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    settings = GlmmSettings() if settings is None else settings
+    if not isinstance(settings, GlmmSettings):
+        raise TypeError(f"`settings` must be a GlmmSettings; got {type(settings).__name__}.")
+    theta0, beta0 = _start_iv(model, start)
+    if optimizer == "bfgs":
+        theta, beta, u, m2ll, dev, nev, status = glmm_fit(
+            model.y, model.weights, model.offset, model.ws, model.fam_code, model.link_code,
+            theta0, beta0, settings.as_array())
+        ok, message = status in (0, 1), STATUS_TEXT[status]
+    else:
+        from vctest.model.glmm_scipy import scipy_fit
+
+        theta, beta, u, m2ll, dev, nev, ok, message = scipy_fit(model, theta0, beta0, optimizer,
+                                                                settings)
+    if not math.isfinite(m2ll):
+        warnings.warn(f"the GLMM fit failed ({message}); the objective is not finite.",
+                      RuntimeWarning, stacklevel=2)
+    names = list(model.design.fixed_names)
+    return GlmmFit(model=model, theta=np.asarray(theta), beta=pd.Series(
+        np.asarray(beta), index=names, name="beta"), objective=float(m2ll),
+        deviance=float(dev), u=np.asarray(u), n_evals=int(nev), optimizer=optimizer,
+        optimizer_message=message, optimizer_ok=bool(ok), settings=settings)
