@@ -17,27 +17,32 @@ def _run(label: str, fit: LmmFit) -> OptimizerRun:
                         bool(fit.converged), fit.optimizer_message)
 
 
+def _failed_run(label: str, fit, exc: Exception) -> OptimizerRun:
+    return OptimizerRun(label, float("-inf"), fit.theta * np.nan,
+                        fit.beta.to_numpy() * np.nan, False, str(exc))
+
+
+def _rescaled_design(design, columns: list[str]):
+    """The design rebuilt with ``columns`` of its data centred and scaled."""
+    frame = design.frame.copy()
+    for col in columns:
+        x = frame[col].astype(float)
+        frame[col] = (x - x.mean()) / x.std(ddof=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_design(design.formula.text, frame)
+
+
 def _lmm_refitters(fit: LmmFit):
     def refit_with(optimizer: str, start: np.ndarray | None) -> OptimizerRun:
         try:
             new = fit_model(fit.model, reml=fit.reml, start=start, optimizer=optimizer)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            return OptimizerRun(optimizer, float("-inf"), fit.theta * np.nan,
-                                fit.beta.to_numpy() * np.nan, False, str(exc))
+            return _failed_run(optimizer, fit, exc)
         return _run(optimizer, new)
 
-    design = fit.model.design
-    if design.frame is None:
-        return refit_with, None
-
     def refit_rescaled(columns: list[str]) -> OptimizerRun:
-        frame = design.frame.copy()
-        for col in columns:
-            x = frame[col].astype(float)
-            frame[col] = (x - x.mean()) / x.std(ddof=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            new_design = build_design(design.formula.text, frame)
+        new_design = _rescaled_design(fit.model.design, columns)
         new = fit_model(LinearMixedModel.from_design(new_design), reml=fit.reml)
         return _run("rescaled " + ", ".join(columns), new)
 
@@ -57,21 +62,10 @@ def _glmm_refitters(fit):
         try:
             return run(optimizer, fit_glmm(fit.model, start=st, optimizer=name))
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            return OptimizerRun(optimizer, float("-inf"), fit.theta * np.nan,
-                                fit.beta.to_numpy() * np.nan, False, str(exc))
-
-    design = fit.model.design
-    if design.frame is None:
-        return refit_with, None
+            return _failed_run(optimizer, fit, exc)
 
     def refit_rescaled(columns: list[str]) -> OptimizerRun:
-        frame = design.frame.copy()
-        for col in columns:
-            x = frame[col].astype(float)
-            frame[col] = (x - x.mean()) / x.std(ddof=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            new_design = build_design(design.formula.text, frame)
+        new_design = _rescaled_design(fit.model.design, columns)
         model = GeneralizedLinearMixedModel.from_design(new_design, fit.model.family)
         return run("rescaled " + ", ".join(columns), fit_glmm(model))
 
@@ -112,6 +106,8 @@ def check(fit: LmmFit) -> ConvergenceReport:
         refit_with, refit_rescaled = _glmm_refitters(fit)
     else:
         raise TypeError(f"`fit` must be a fit from vctest.fit; got {type(fit).__name__}.")
+    if fit.model.design.frame is None:  # no data to rebuild a rescaled design from
+        refit_rescaled = None
     response = fit.model.design.formula.response.text
     # Powell's coordinate search is a poor second opinion on (theta, beta) jointly
     optimizers = ("L-BFGS-B", "Powell", "Nelder-Mead") if isinstance(fit, LmmFit) else (

@@ -23,7 +23,7 @@ from scipy.optimize import minimize
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.pirls import BINOMIAL, POISSON, glm_irls, pirls, zlambda
-from vctest.model.terms import ThetaLayout, theta_layout, varcorr_rows
+from vctest.model.terms import ThetaLayout, column_scales, theta_layout, varcorr_rows
 
 FAMILIES = {"binomial": BINOMIAL, "poisson": POISSON}
 PIRLS_MAXIT, PIRLS_TOL = 100, 1e-12
@@ -90,16 +90,7 @@ class GeneralizedLinearMixedModel:
     @cached_property
     def theta_scale(self) -> np.ndarray:
         """Root-mean-square of each parameter's random-effect column (as for LMMs)."""
-        out, pos = np.empty(self.layout.size), 0
-        for j, kj in enumerate(self.layout.k):
-            cols = self.zcols[:, self.zoff[j]:self.zoff[j] + kj]
-            rms = np.sqrt(np.mean(cols * cols, axis=0))
-            rms[~(rms > 0)] = 1.0
-            for c in range(kj):
-                for r in range(c, kj):
-                    out[pos] = rms[r]
-                    pos += 1
-        return out
+        return column_scales(self.layout, self.zcols, self.zoff)
 
     def a(self, theta: np.ndarray) -> np.ndarray:
         """Z Lambda(theta), dense."""

@@ -11,12 +11,13 @@ recomputes in one O(n) pass, sharing everything else -- MixedModels.jl's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from vctest.formula.design import Design
 from vctest.kernels import lmm as kernels
-from vctest.model.terms import ThetaLayout, theta_layout
+from vctest.model.terms import ThetaLayout, column_scales, theta_layout
 
 #: Largest order of the dense "rest" block the engine accepts.
 MAX_DENSE_ORDER = 12_000
@@ -175,26 +176,14 @@ class LinearMixedModel:
             st.pos_term, st.pos_within, self.d1, st.bptr, st.bidx, self.bval, self.c,
         )
 
-    @property
+    @cached_property
     def theta_scale(self) -> np.ndarray:
-        """Per-parameter scale for the optimiser: the root-mean-square of the
-        random-effect column each theta entry multiplies (its row of T).
+        """Per-parameter scale for the optimiser (:func:`vctest.model.terms.column_scales`).
 
         The optimiser searches ``theta * theta_scale``, so changing a
-        covariate's units does not change its path (1 for zero columns).
+        covariate's units does not change its path.
         """
-        st, lay = self.structure, self.layout
-        out = np.empty(lay.size)
-        pos = 0
-        for j, k in enumerate(lay.k):
-            cols = st.zcols[:, st.zoff[j]:st.zoff[j] + k]
-            rms = np.sqrt(np.mean(cols * cols, axis=0))
-            rms[~(rms > 0)] = 1.0
-            for c in range(k):
-                for r in range(c, k):
-                    out[pos] = rms[r]
-                    pos += 1
-        return out
+        return column_scales(self.layout, self.structure.zcols, self.structure.zoff)
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion (``reml=True``) or ML deviance at ``theta`` (+inf if undefined)."""

@@ -134,3 +134,24 @@ def varcorr_rows(layout: ThetaLayout, theta: np.ndarray, sigma: float) -> list[d
     rows.append({"grp": "Residual", "var1": "", "var2": "", "vcov": float(sigma**2),
                  "sdcor": float(sigma)})
     return rows
+
+
+def column_scales(layout: ThetaLayout, zcols: np.ndarray, zoff: np.ndarray) -> np.ndarray:
+    """Per-parameter scale: the root-mean-square of the random-effect column each
+    theta entry multiplies (its row of T), 1 for an all-zero column.
+
+    Optimisers search ``theta * scale`` so that a covariate's units do not
+    change their path; diagnostics and the singularity rule use the same units.
+    """
+    out = np.empty(layout.size)
+    pos = 0
+    for j, k in enumerate(layout.k):
+        cols = zcols[:, zoff[j]:zoff[j] + k]
+        rms = np.sqrt(np.mean(cols * cols, axis=0))
+        rms[~(rms > 0)] = 1.0
+        for c in range(k):
+            for r in range(c, k):
+                out[pos] = rms[r]
+                pos += 1
+    return out
+
