@@ -16,7 +16,7 @@ from vctest.formula.design import build_design
 from vctest.model.fit import OptimizerSettings, fit_model
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.nesting import nesting
-from vctest.nulls.bootstrap import GeneratingModel, _classify, run_bootstrap
+from vctest.nulls.bootstrap import GeneratingModel, classify, run_bootstrap
 
 from .test_spectral import E1, oneway_exact, se_prop
 
@@ -138,7 +138,7 @@ def test_failure_warning_and_bound(monkeypatch):
 def test_tiny_negative_statistics_become_zero_large_ones_fail():
     obj = np.array([[100.0, 100.0 + 1e-9], [100.0, 100.1], [100.0, 99.0], [100.0, np.inf]])
     status = np.zeros((4, 2), dtype=np.int64)
-    stat, failure = _classify(obj, status, null_fixed=False)
+    stat, failure = classify(obj, status, null_fixed=False)
     assert stat[0] == 0.0 and failure[0] == 0
     assert failure[1] == 4 and np.isnan(stat[1])
     assert stat[2] == pytest.approx(1.0) and failure[2] == 0

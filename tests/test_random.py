@@ -157,3 +157,51 @@ def test_chisquare_zero_df_consumes_no_numbers():
     before = state.copy()
     assert rnd.chisquare(state, 0.0) == 0.0
     assert np.array_equal(state, before)
+
+
+def _chi2_gof_pvalue(x, pmf):
+    """Pearson goodness of fit of integer draws to ``pmf`` (cells with expectation > 5)."""
+    k = np.arange(x.min(), x.max() + 1)
+    observed = np.bincount(x - x.min())
+    expected = x.size * pmf(k)
+    keep = expected > 5
+    other_obs = x.size - observed[keep].sum()
+    other_exp = x.size - expected[keep].sum()
+    stat = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    df = int(keep.sum()) - 1
+    if other_exp > 5:
+        stat += (other_obs - other_exp) ** 2 / other_exp
+        df += 1
+    return stats.chi2.sf(stat, df)
+
+
+# small n p (inversion), the split by Beta order statistics (large n p), p > 1/2 (the flip)
+@pytest.mark.parametrize(("n", "p"), [(1, 0.3), (10, 0.5), (34, 0.1), (7, 0.999),
+                                      (200, 0.7), (5000, 0.01), (100_000, 0.4)])
+def test_binomial_moments_and_goodness_of_fit(n, p):
+    x = np.empty(N, dtype=np.int64)
+    rnd.fill_binomial(np.uint64(41), n, p, x)
+    var = n * p * (1 - p)
+    # Binomial: fourth central moment n p q (1 + 3 (n - 2) p q)
+    _check_moments(x.astype(float), n * p, var, var * (1 + 3 * (n - 2) * p * (1 - p)))
+    assert x.min() >= 0 and x.max() <= n
+    assert _chi2_gof_pvalue(x, lambda k: stats.binom.pmf(k, n, p)) > 1e-4
+
+
+@pytest.mark.parametrize("mu", [0.01, 0.5, 3.0, 15.9, 16.1, 40.0, 1000.0, 1e6])
+def test_poisson_moments_and_goodness_of_fit(mu):
+    x = np.empty(N, dtype=np.int64)
+    rnd.fill_poisson(np.uint64(43), mu, x)
+    # Poisson: variance mu, fourth central moment mu (1 + 3 mu)
+    _check_moments(x.astype(float), mu, mu, mu * (1 + 3 * mu))
+    assert x.min() >= 0
+    assert _chi2_gof_pvalue(x, lambda k: stats.poisson.pmf(k, mu)) > 1e-4
+
+
+def test_binomial_and_poisson_degenerate():
+    x = np.empty(10, dtype=np.int64)
+    for n, p, want in [(0, 0.5, 0), (5, 0.0, 0), (5, 1.0, 5)]:
+        rnd.fill_binomial(np.uint64(1), n, p, x)
+        assert np.all(x == want)
+    rnd.fill_poisson(np.uint64(1), 0.0, x)
+    assert np.all(x == 0)

@@ -42,6 +42,16 @@ def test_bootstrap_identical_locally_and_on_dask(client):
     assert local.pvalue == dask.pvalue and dask.settings["backend"] == "dask"
 
 
+def test_glmm_bootstrap_identical_locally_and_on_dask(client):
+    kw = {"term": "(1 | herd)", "family": "binomial", "nsim": 200, "seed": 13}
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    local = vctest.vc_test(formula, "cbpp", threads=2, **kw)
+    dask = vctest.vc_test(formula, "cbpp", backend="dask", client=client, **kw)
+    np.testing.assert_array_equal(local.replicates.objective, dask.replicates.objective)
+    np.testing.assert_array_equal(local.replicates.theta_full, dask.replicates.theta_full)
+    assert local.pvalue == dask.pvalue
+
+
 def test_sequential_stopping_on_dask_matches_local(client):
     kw = {"nsim": 4000, "seed": 13, "stop_alpha": 0.05}
     local = vctest.compare(SLEEP_FULL, SLEEP_NULL, "sleepstudy", **kw)

@@ -41,7 +41,8 @@ def _emit(payload: dict[str, Any], text: str, as_json: bool) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from vctest.api import fit
 
-    result = fit(args.formula, args.data, reml=not args.ml, family=args.family)
+    result = fit(args.formula, args.data, reml=not args.ml, family=args.family,
+                 link=args.link, offset=args.offset)
     _emit(result.to_dict(), result.summary(), args.json)
     return 0
 
@@ -53,7 +54,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
         seed=args.seed, reml=not args.ml, threads=args.threads,
         progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
-        family=args.family,
+        family=args.family, link=args.link, offset=args.offset,
     )
     return _report(result, args)
 
@@ -80,7 +81,8 @@ def _report(result: Any, args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from vctest.api import check, fit
 
-    report = check(fit(args.formula, args.data, reml=not args.ml, family=args.family))
+    report = check(fit(args.formula, args.data, reml=not args.ml, family=args.family,
+                       link=args.link, offset=args.offset))
     _emit(report.to_dict(), report.summary(), args.json)
     return 0
 
@@ -91,7 +93,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = compare(
         args.formula, args.null_formula, args.data, nsim=args.nsim, seed=args.seed,
         reml=args.reml, threads=args.threads, progress=False if args.quiet else None,
-        stop_alpha=args.stop_alpha,
+        stop_alpha=args.stop_alpha, family=args.family, link=args.link, offset=args.offset,
     )
     return _report(result, args)
 
@@ -113,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(e.g. sleepstudy, Dyestuff)")
         p.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
         p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-        p.add_argument("--family", default="gaussian",
-                       choices=["gaussian", "binomial", "poisson"],
-                       help="response family (binomial/poisson: GLMM by Laplace)")
+        family_options(p)
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p_fit = sub.add_parser("fit", help="fit a linear mixed model and print a summary")
@@ -130,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p_test)
     p_test.add_argument("--term", required=True,
                         help='the random-effects term to test, e.g. "(0 + Days | Subject)"')
-    p_test.add_argument("--method", default="exact",
+    p_test.add_argument("--method", default=None,
                         choices=["exact", "asymptotic", "bootstrap"],
-                        help="reference distribution (default: exact)")
+                        help="reference distribution (default: exact; bootstrap for a GLMM)")
     simulation(p_test, "null draws (default 100000 exact, 1000 bootstrap)")
     p_test.set_defaults(func=_cmd_test)
 
@@ -142,10 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("null_formula", help='formula of the null model (may be "y ~ x")')
     p_cmp.add_argument("--reml", action="store_true",
                        help="compare REML criteria (same fixed effects only; default ML)")
+    family_options(p_cmp)
     p_cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
     simulation(p_cmp, "bootstrap replicates (default 1000)", default=1000)
     p_cmp.set_defaults(func=_cmd_compare)
     return parser
+
+
+def family_options(p: argparse.ArgumentParser) -> None:
+    """--family, --link and --offset."""
+    p.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
+                   help="response family (binomial/poisson: GLMM by Laplace)")
+    p.add_argument("--link", default=None, choices=["logit", "probit", "cloglog", "log"],
+                   help="GLMM link (default: logit for binomial, log for Poisson)")
+    p.add_argument("--offset", default=None, metavar="COLUMN",
+                   help="GLMM offset: a column of the data (e.g. log exposure)")
 
 
 def simulation(p: argparse.ArgumentParser, nsim_help: str, default: int | None = None) -> None:

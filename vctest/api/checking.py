@@ -9,6 +9,7 @@ import numpy as np
 from vctest.formula.design import build_design
 from vctest.model.doctor import ConvergenceReport, OptimizerRun, check_fit
 from vctest.model.fit import LmmFit, fit_model
+from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
 from vctest.model.lmm import LinearMixedModel
 
 
@@ -49,30 +50,28 @@ def _lmm_refitters(fit: LmmFit):
     return refit_with, refit_rescaled
 
 
-def _glmm_refitters(fit):
-    from vctest.model.laplace import GeneralizedLinearMixedModel, fit_glmm
-
+def _glmm_refitters(fit: GlmmFit):
     def run(label, new):
         return OptimizerRun(label, new.loglik, np.asarray(new.theta), new.beta.to_numpy(),
                             bool(new.converged), new.optimizer_message)
 
     def refit_with(optimizer: str, start: np.ndarray | None) -> OptimizerRun:
-        name = "default" if optimizer == "bfgs" else optimizer
         st = None if start is None else (start, fit.beta.to_numpy())
         try:
-            return run(optimizer, fit_glmm(fit.model, start=st, optimizer=name))
+            return run(optimizer, fit_glmm(fit.model, start=st, optimizer=optimizer))
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             return _failed_run(optimizer, fit, exc)
 
     def refit_rescaled(columns: list[str]) -> OptimizerRun:
         new_design = _rescaled_design(fit.model.design, columns)
-        model = GeneralizedLinearMixedModel.from_design(new_design, fit.model.family)
+        model = GeneralizedLinearMixedModel.from_design(new_design, fit.model.family,
+                                                        fit.model.link, fit.model.offset)
         return run("rescaled " + ", ".join(columns), fit_glmm(model))
 
     return refit_with, refit_rescaled
 
 
-def check(fit: LmmFit) -> ConvergenceReport:
+def check(fit: LmmFit | GlmmFit) -> ConvergenceReport:
     """Diagnose a fit: gradient measures, boundary status, optimisers, scaling, verdict.
 
     Parameters
@@ -98,8 +97,6 @@ def check(fit: LmmFit) -> ConvergenceReport:
     >>> vctest.check(vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")).verdict
     'converged'
     """
-    from vctest.model.laplace import GlmmFit
-
     if isinstance(fit, LmmFit):
         refit_with, refit_rescaled = _lmm_refitters(fit)
     elif isinstance(fit, GlmmFit):

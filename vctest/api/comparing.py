@@ -12,13 +12,22 @@ from scipy.stats import chi2
 from vctest._data import as_frame
 from vctest._pvalue import clean_statistic, monte_carlo_pvalue
 from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest.api.glmm_testing import (
+    check_family,
+    fit_glmm_design,
+    glmm_generating_model,
+    offset_values,
+)
 from vctest.formula.design import Design, build_design
 from vctest.model.fit import LmmFit, fit_model
+from vctest.model.glm import GlmFit
+from vctest.model.glmm import GlmmFit
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.nesting import nesting
 from vctest.nulls.approximations import bartlett_pvalue, gamma_pvalue
 from vctest.nulls.bootstrap import GeneratingModel, run_bootstrap
 from vctest.nulls.executor import BACKENDS, resolve_client
+from vctest.nulls.glmm_bootstrap import GlmmGenerator, run_glmm_bootstrap
 from vctest.results import TestResult
 
 
@@ -59,9 +68,9 @@ def _n_workers(backend: str, client: Any) -> int:
 
 def bootstrap_test(
     *,
-    full: LmmFit,
-    null: GeneratingModel,
-    null_fit: LmmFit | None,
+    full: LmmFit | GlmmFit,
+    null: GeneratingModel | GlmmGenerator,
+    null_fit: LmmFit | GlmmFit | GlmFit | None,
     embed: np.ndarray,
     df: int,
     reml: bool,
@@ -81,10 +90,15 @@ def bootstrap_test(
     """Run the bootstrap for two fitted models and assemble the result."""
     statistic = float(clean_statistic(null.objective - full.objective))
     ss = seed_sequence(seed)
-    run = run_bootstrap(null, full, embed, reml=reml, nsim=int(nsim), seed_seq=ss,
-                        observed=statistic, threads=threads, progress=progress,
-                        stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,
-                        client=client, n_workers=_n_workers(backend, client))
+    common: dict[str, Any] = {
+        "nsim": int(nsim), "seed_seq": ss, "observed": statistic, "threads": threads,
+        "progress": progress, "stop_alpha": stop_alpha, "stop_error": stop_error,
+        "backend": backend, "client": client, "n_workers": _n_workers(backend, client)}
+    glmm = isinstance(null, GlmmGenerator)
+    if glmm:
+        run = run_glmm_bootstrap(null, full, embed, **common)
+    else:
+        run = run_bootstrap(null, full, embed, reml=reml, **common)
     rec = run.replicates
     ok = rec.failure == 0
     sample = rec.statistic[ok]
@@ -105,7 +119,8 @@ def bootstrap_test(
             BootstrapFailureWarning,
             stacklevel=3,
         )
-    test_name = ("RLRT" if reml else "LRT") + " (parametric bootstrap)"
+    test_name = ("LRT (Laplace, parametric bootstrap)" if glmm else
+                 ("RLRT" if reml else "LRT") + " (parametric bootstrap)")
     approx = {
         f"gamma approximation (moment-matched, df={df})": gamma_pvalue(statistic, sample),
         f"Bartlett-scaled chi2({df})": bartlett_pvalue(statistic, sample, df),
@@ -128,7 +143,8 @@ def bootstrap_test(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="bootstrap", test=test_name, term=term,
         reference=("parametric bootstrap: responses simulated from the fitted null model, "
-                   "both models refitted to each"),
+                   "both models refitted to each"
+                   + (f" (Laplace approximation, {full.model.family} family)" if glmm else "")),
         null_distribution=sample, asymptotic=asymptotic, settings=settings,
         seed=None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed),
         seed_entropy=entropy_of(ss), n_failed=n_failed, pvalue_bound=bound,
@@ -166,8 +182,8 @@ def _aligned_designs(full: str, null: str, frame: pd.DataFrame) -> tuple[Design,
 
 
 def compare(
-    full: str | LmmFit,
-    null: str | LmmFit,
+    full: str | LmmFit | GlmmFit,
+    null: str | LmmFit | GlmmFit,
     data: pd.DataFrame | str | None = None,
     *,
     nsim: int = 1000,
@@ -179,8 +195,11 @@ def compare(
     stop_error: float = 1e-3,
     backend: str = "local",
     client: Any = None,
+    family: str = "gaussian",
+    link: str | None = None,
+    offset: str | Any = None,
 ) -> TestResult:
-    """Parametric bootstrap likelihood-ratio test of two nested linear mixed models.
+    """Parametric bootstrap likelihood-ratio test of two nested mixed models (LMM or GLMM).
 
     Simulates ``nsim`` responses from the fitted null model, refits both
     models to each (Numba kernels, parallel over replicates, warm starts) and
@@ -219,6 +238,13 @@ def compare(
         the default client), with the model shipped once per worker; the
         numbers equal a local run with the same seed.
     client : dask.distributed.Client, optional
+    family : {"gaussian", "binomial", "poisson"}, default "gaussian"
+        Binomial and Poisson models are GLMMs fitted by the Laplace
+        approximation (maximum likelihood); the null may be a GLM.
+    link : str, optional
+        GLMM link (see :func:`vctest.fit`).
+    offset : str or array_like, optional
+        GLMM offset: a column of ``data`` or one value per row of ``data``.
 
     Returns
     -------
@@ -248,13 +274,22 @@ def compare(
     check_backend(backend)
     if not isinstance(reml, bool):
         raise TypeError(f"`reml` must be True or False; got {reml!r}.")
+    if isinstance(full, GlmmFit) and isinstance(null, GlmmFit | GlmFit):
+        family, link, offset = full.model.family, full.model.link, full.model.offset
+    check_family(family, link)
+    glmm = family != "gaussian"
+    if glmm and reml:
+        raise ValueError("GLMMs are fitted by maximum likelihood; use reml=False.")
+    if offset is not None and not glmm:
+        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     if isinstance(full, str) != isinstance(null, str):
         raise TypeError("`full` and `null` must both be formulas or both be fitted models.")
     if isinstance(full, str):
         if data is None:
             raise ValueError("`data` is required when the models are given as formulas.")
         d_full, d_null = _aligned_designs(full, null, as_frame(data))
-    elif isinstance(full, LmmFit) and isinstance(null, LmmFit):
+    elif (isinstance(full, LmmFit) and isinstance(null, LmmFit)) or (
+            isinstance(full, GlmmFit) and isinstance(null, GlmmFit | GlmFit)):
         d_full, d_null = full.model.design, null.model.design
     else:
         raise TypeError(f"`full` and `null` must be formula strings or fits from "
@@ -268,13 +303,20 @@ def compare(
             "REML criteria of models with different fixed effects are not comparable; "
             "use reml=False (ML), the default."
         )
-    full_fit = fit_model(LinearMixedModel.from_design(d_full), reml=reml)
-    gen, null_fit = generating_model(d_null, reml)
+    if glmm:
+        if isinstance(offset, str) or (offset is not None and isinstance(full, str)):
+            offset = offset_values(offset, as_frame(data), d_full)
+        full_fit: LmmFit | GlmmFit = fit_glmm_design(d_full, family, link, offset)
+        gen, null_fit = glmm_generating_model(d_null, family, full_fit.model.link, offset)
+    else:
+        full_fit = fit_model(LinearMixedModel.from_design(d_full), reml=reml)
+        gen, null_fit = generating_model(d_null, reml)
     statistic = float(clean_statistic(gen.objective - full_fit.objective))
     asym = {f"naive chi2({nest.df})": float(chi2.sf(statistic, nest.df)) if statistic > 0
             else 1.0}
     settings = {"formula": d_full.formula.text, "null_formula": d_null.formula.text,
-                "method": "bootstrap", "n": d_full.n, "n_dropped": d_full.n_dropped,
+                "method": "bootstrap", "family": family, "n": d_full.n,
+                "n_dropped": d_full.n_dropped,
                 "data_shape": _shape(d_full),
                 "data_hash": d_full.data_hash}
     return bootstrap_test(

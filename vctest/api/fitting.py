@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from vctest._data import as_frame
-from vctest.formula.design import build_design
+from vctest.api.glmm_testing import check_family, offset_values
+from vctest.formula.design import Design, build_design
 from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
+from vctest.model.glmm import OPTIMIZERS as GLMM_OPTIMIZERS
+from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
 from vctest.model.lmm import LinearMixedModel
+
+
+def _require_blocks(design: Design) -> Design:
+    if not design.blocks:
+        raise ValueError("the formula has no random-effects term such as `(1 | group)`; a "
+                         "mixed model needs at least one (for a GLM use statsmodels).")
+    return design
 
 
 def _fit_iv(formula: object, reml: object, optimizer: object) -> None:
@@ -27,7 +39,9 @@ def fit(
     reml: bool = True,
     optimizer: str = "bfgs",
     family: str = "gaussian",
-) -> LmmFit:
+    link: str | None = None,
+    offset: str | Any = None,
+) -> LmmFit | GlmmFit:
     """Fit a linear mixed model given in lme4 syntax.
 
     Parameters
@@ -46,16 +60,23 @@ def fit(
     optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
         ``"bfgs"``: vctest's bounded quasi-Newton kernel; others: SciPy's.
     family : {"gaussian", "binomial", "poisson"}, default "gaussian"
-        ``"binomial"`` (logit; 0/1 or ``cbind(successes, failures)``) and
-        ``"poisson"`` (log) fit a GLMM by the Laplace approximation
-        (:class:`vctest.model.laplace.GlmmFit`, always maximum likelihood).
+        ``"binomial"`` (0/1, proportions with weights, or ``cbind(successes,
+        failures)``) and ``"poisson"`` (counts) fit a GLMM by the Laplace
+        approximation as lme4's ``glmer`` does (:class:`vctest.model.glmm.GlmmFit`,
+        always maximum likelihood; ``reml`` is ignored).
+    link : str, optional
+        GLMM link: ``"logit"`` (default), ``"probit"`` or ``"cloglog"`` for
+        binomial, ``"log"`` for Poisson.
+    offset : str or array_like, optional
+        GLMM offset (e.g. log exposure): a column of ``data`` or one value per
+        row of ``data``.
 
     Returns
     -------
-    LmmFit
-        With ``theta``, ``beta``, ``sigma``, ``loglik``, ``varcorr``,
-        ``singular``, ``converged``, ``diagnostics``, ``n_evals`` and
-        ``refit(y)``.
+    LmmFit or GlmmFit
+        With ``theta``, ``beta``, ``loglik``, ``varcorr``, ``singular``,
+        ``converged``, ``diagnostics``, ``n_evals`` and ``refit(y)`` (and
+        ``sigma`` for a linear mixed model).
 
     Examples
     --------
@@ -65,16 +86,23 @@ def fit(
     1743.628
     >>> m.singular, m.converged
     (False, True)
+    >>> g = vctest.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
+    ...                family="binomial")
+    >>> round(g.deviance, 3), round(float(g.theta[0]), 4)  # lme4: 73.474, 0.6421
+    (73.472, 0.6423)
     """
     _fit_iv(formula, reml, optimizer)
-    if family not in ("gaussian", "binomial", "poisson"):
-        raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
-                         f"{family!r}.")
+    check_family(family, link)
+    if offset is not None and family == "gaussian":
+        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     frame = as_frame(data)
     design = build_design(formula, frame)
     if family != "gaussian":
-        from vctest.api.glmm_testing import fit_glmm_design
-
-        return fit_glmm_design(design, family)
+        if optimizer not in GLMM_OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "
+                             f"{optimizer!r}.")
+        model = GeneralizedLinearMixedModel.from_design(
+            _require_blocks(design), family, link, offset_values(offset, frame, design))
+        return fit_glmm(model, optimizer=optimizer)
     model = LinearMixedModel.from_design(design)
     return fit_model(model, reml=reml, optimizer=optimizer)

@@ -1,126 +1,135 @@
-"""GLMM fits and the bootstrap test of their variance components."""
+"""GLMM fits from formulas and the bootstrap test of their variance components."""
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import chi2
 
-from vctest._pvalue import clean_statistic, monte_carlo_pvalue
-from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest._pvalue import clean_statistic
+from vctest._rng import SeedLike
 from vctest.formula.design import Design
-from vctest.model.laplace import GeneralizedLinearMixedModel, fit_glmm, glm_fit
+from vctest.model.glm import GeneralizedLinearModel, GlmFit, family_iv, fit_glm
+from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
+from vctest.model.nesting import nesting
 from vctest.model.reduce import drop_term, locate_term
-from vctest.nulls.approximations import bartlett_pvalue, gamma_pvalue
-from vctest.nulls.asymptotic import mixture_50_50
-from vctest.nulls.executor import chunk_ranges, run_chunks
-from vctest.nulls.glmm_bootstrap import GlmmBootstrapTask, statistics
+from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
+from vctest.nulls.glmm_bootstrap import GlmmGenerator
 from vctest.results import TestResult
 
 GLMM_FAMILIES = ("binomial", "poisson")
 
 
-def fit_glmm_design(design: Design, family: str):
-    """Fit a GLMM design (or raise a clear error when it has no random effects)."""
+def check_family(family: object, link: object) -> None:
+    """Validate ``family`` (any of vctest's) and ``link`` (GLMMs only)."""
+    if family not in ("gaussian", *GLMM_FAMILIES):
+        raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
+                         f"{family!r}.")
+    if family == "gaussian":
+        if link is not None:
+            raise ValueError("`link` applies to family='binomial' or 'poisson' only; a "
+                             "Gaussian mixed model has the identity link.")
+    else:
+        family_iv(family, link)
+
+
+def offset_values(offset: Any, frame: pd.DataFrame, design: Design) -> np.ndarray | None:
+    """The offset on the rows the design uses.
+
+    ``offset`` is a column name of ``frame`` or one value per row of
+    ``frame`` (before rows with missing values were dropped).
+    """
+    if offset is None:
+        return None
+    if isinstance(offset, str):
+        if offset not in frame.columns:
+            raise ValueError(f"`offset` column {offset!r} is not in the data; columns are "
+                             f"{list(frame.columns)[:20]}.")
+        values = pd.to_numeric(frame[offset], errors="coerce").to_numpy(dtype=float)
+        name = f"`offset` column {offset!r}"
+    else:
+        try:
+            values = np.asarray(offset, dtype=float).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`offset` must be a column name or numeric values; got "
+                            f"{type(offset).__name__}.") from exc
+        if values.size != len(frame):
+            raise ValueError(f"`offset` must have one value per row of the data ({len(frame)}); "
+                             f"got {values.size}.")
+        name = "`offset`"
+    used = values[design.row_index]
+    if not np.all(np.isfinite(used)):
+        bad = int(np.sum(~np.isfinite(used)))
+        raise ValueError(f"{name} has missing or non-finite values on {bad} of the rows "
+                         "used; fix them or drop those rows first.")
+    return used
+
+
+def fit_glmm_design(design: Design, family: str, link: str | None = None,
+                    offset: np.ndarray | None = None) -> GlmmFit:
+    """Fit a GLMM design (a clear error when it has no random effects)."""
     if not design.blocks:
         raise ValueError("the formula has no random-effects term such as `(1 | group)`; "
                          "a mixed model needs at least one.")
-    return fit_glmm(GeneralizedLinearMixedModel.from_design(design, family))
+    return fit_glmm(GeneralizedLinearMixedModel.from_design(design, family, link, offset))
 
 
-def glmm_vc_test(design: Design, *, family: str, term: str, method: str, nsim: int,
-                 seed: SeedLike, backend: str, client: Any, progress: bool | None,
-                 settings_extra: dict[str, Any]) -> TestResult:
-    """Test a variance component of a GLMM: bootstrap (or the asymptotic mixture)."""
+def glmm_generating_model(design: Design, family: str, link: str | None,
+                          offset: np.ndarray | None) -> tuple[GlmmGenerator, GlmmFit | GlmFit]:
+    """Fit a null design (GLMM, or GLM without random effects) and wrap it for simulation."""
+    if design.blocks:
+        fit: GlmmFit | GlmFit = fit_glmm_design(design, family, link, offset)
+    else:
+        fit = fit_glm(GeneralizedLinearModel.from_design(design, family, link, offset))
+    return GlmmGenerator.from_fit(fit), fit
+
+
+def glmm_vc_test(design: Design, *, family: str, link: str | None, offset: np.ndarray | None,
+                 term: str, method: str, nsim: int, seed: SeedLike, threads: int | None,
+                 progress: bool | None, stop_alpha: float | None, stop_error: float,
+                 backend: str, client: Any, settings_extra: dict[str, Any]) -> TestResult:
+    """Test a variance component of a GLMM: parametric bootstrap (or the asymptotic mixture)."""
+    from vctest.api.comparing import bootstrap_test
+
     if method not in ("bootstrap", "asymptotic"):
         raise ValueError(f"no exact null exists for a GLMM variance component; use "
                          f"method='bootstrap' (or 'asymptotic'), not {method!r}.")
     loc = locate_term(design, term)
     null_design = drop_term(design, loc)
-    full = fit_glmm_design(design, family)
-    if null_design.blocks:
-        null = fit_glmm(GeneralizedLinearMixedModel.from_design(null_design, family))
-        null_obj = null.objective
-    else:
-        null = None
-        _, null_obj = glm_fit(null_design, family)
-    statistic = float(clean_statistic(null_obj - full.objective))
+    full = fit_glmm_design(design, family, link, offset)
+    generator, null_fit = glmm_generating_model(null_design, family, full.model.link, offset)
+    statistic = float(clean_statistic(generator.objective - full.objective))
     df = loc.n_params_removed
     asym = {f"naive chi2({df})": float(chi2.sf(statistic, df)) if statistic > 0 else 1.0}
-    if loc.whole_block and design.blocks[loc.block].k == 1:
+    block = design.blocks[loc.block]
+    if loc.whole_block and block.k == 1:
         asym["50:50 mixture chi2(0):chi2(1)"] = mixture_50_50(statistic)
+    elif not loc.whole_block and len(loc.columns) == 1 and block.k == 2:
+        asym["50:50 mixture chi2(1):chi2(2)"] = mixture_slope(statistic)
     settings = {**settings_extra, "formula": design.formula.text,
                 "null_formula": null_design.formula.text, "term": loc.label,
-                "family": family, "method": method, "n": design.n, "reml": False,
-                "data_hash": design.data_hash}
-    fits = {"full": full, "null": null}
+                "family": family, "link": full.model.link, "method": method, "n": design.n,
+                "n_dropped": design.n_dropped, "data_hash": design.data_hash,
+                "offset": offset is not None}
+    notes = ["the full model is a boundary (singular) fit."] if full.singular else []
     if method == "asymptotic":
-        key = next((k for k in asym if "mixture" in k), next(iter(asym)))
-        return TestResult(statistic=statistic, pvalue=asym[key], pvalue_mc_se=None,
+        mixtures = [k for k in asym if k.startswith("50:50")]
+        if not mixtures:
+            raise ValueError(f"no asymptotic mixture is implemented for removing {loc.label} "
+                             f"({df} covariance parameters); use method='bootstrap'.")
+        return TestResult(statistic=statistic, pvalue=asym[mixtures[0]], pvalue_mc_se=None,
                           pvalue_ci=None, method="asymptotic", test="LRT (Laplace)",
-                          term=loc.label, reference=f"asymptotic {key}",
+                          term=loc.label,
+                          reference=f"asymptotic {mixtures[0]} (Self & Liang 1987)",
                           null_distribution=None, asymptotic=asym, settings=settings,
-                          seed=None, seed_entropy=None, fits=fits)
-    ss = seed_sequence(seed)
-    task = GlmmBootstrapTask(full=full, null=null, null_design=null_design, family=family,
-                             seed=ss)
-    obj = np.full((nsim, 2), np.nan)
-    failed = np.zeros(nsim, dtype=bool)
-    theta = np.full((nsim, full.theta.size), np.nan)
-    sing1 = np.zeros(nsim, dtype=bool)
-    sing0 = np.zeros(nsim, dtype=bool)
-
-    def take(a: int, b: int, r) -> None:
-        obj[a:b], failed[a:b], theta[a:b], sing1[a:b], sing0[a:b] = r
-
-    size = 50 if backend == "local" else max(1, nsim // 16)
-    run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
-    stat = statistics(obj, failed)
-    ok = np.isfinite(stat)
-    sample = stat[ok]
-    n_failed = int((~ok).sum())
-    if sample.size == 0:
-        raise RuntimeError(f"all {nsim} bootstrap refits failed; the model cannot be "
-                           "bootstrapped as specified.")
-    mc = monte_carlo_pvalue(statistic, sample)
-    bound = (1 + mc.n_exceed + n_failed) / (1 + sample.size + n_failed)
-    if n_failed > 0.01 * nsim:
-        warnings.warn(f"{n_failed} of {nsim} GLMM bootstrap refits failed; the p-value "
-                      f"{mc.pvalue:.4g} excludes them ({bound:.4g} if all had exceeded).",
-                      UserWarning, stacklevel=3)
-    settings.update(nsim=nsim, df=df, backend=backend)
-    return TestResult(
-        statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
-        method="bootstrap", test="LRT (Laplace, parametric bootstrap)", term=loc.label,
-        reference=("parametric bootstrap: responses simulated from the fitted null "
-                   f"{family} model, both models refitted (Laplace)"),
-        null_distribution=sample, asymptotic=asym, settings=settings,
-        seed=None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed),
-        seed_entropy=entropy_of(ss), n_failed=n_failed, pvalue_bound=bound,
-        failures={"refit failed": n_failed} if n_failed else {},
-        approximations={f"gamma approximation (df={df})": gamma_pvalue(statistic, sample),
-                        f"Bartlett-scaled chi2({df})": bartlett_pvalue(statistic, sample, df)},
-        fits=fits,
-        replicate_summary={"full_refits_at_boundary": int(np.sum(sing1 & ok)),
-                           "null_refits_at_boundary": int(np.sum(sing0 & ok)),
-                           "refits_rechecked": 0,
-                           "pvalue_without_rechecked": mc.pvalue},
-        replicates=_GlmmRecord(statistic=stat, objective=obj, theta_full=theta,
-                               failure=(~ok).astype(np.int8), full_singular=sing1,
-                               null_singular=sing0),
+                          seed=None, seed_entropy=None,
+                          fits={"full": full, "null": null_fit}, notes=tuple(notes))
+    nest = nesting(design, null_design)
+    return bootstrap_test(
+        full=full, null=generator, null_fit=null_fit, embed=nest.embed, df=nest.df,
+        reml=False, term=loc.label, asymptotic=asym, settings=settings, nsim=nsim, seed=seed,
+        threads=threads, progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
+        notes=notes, backend=backend, client=client,
     )
-
-
-@dataclass(frozen=True, eq=False)
-class _GlmmRecord:
-    """Per-replicate outcome of a GLMM bootstrap (NaN statistic where failed)."""
-
-    statistic: np.ndarray
-    objective: np.ndarray
-    theta_full: np.ndarray
-    failure: np.ndarray
-    full_singular: np.ndarray
-    null_singular: np.ndarray

@@ -19,6 +19,7 @@ from vctest.api.comparing import (
     check_bootstrap_args,
     generating_model,
 )
+from vctest.api.glmm_testing import check_family, glmm_vc_test, offset_values
 from vctest.formula.design import build_design
 from vctest.model.fit import LmmFit, fit_model
 from vctest.model.lmm import LinearMixedModel
@@ -58,7 +59,7 @@ def vc_test(
     data: pd.DataFrame | str | None = None,
     *,
     term: str,
-    method: str = "exact",
+    method: str | None = None,
     nsim: int | None = None,
     seed: SeedLike = None,
     reml: bool = True,
@@ -70,6 +71,8 @@ def vc_test(
     client: Any = None,
     keep_null: bool | None = None,
     family: str = "gaussian",
+    link: str | None = None,
+    offset: str | Any = None,
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -105,7 +108,9 @@ def vc_test(
         A term that names some columns of a correlated block (``"(0 + Days |
         Subject)"`` in ``(Days | Subject)``) removes those variances and their
         covariances.
-    method : {"exact", "asymptotic", "bootstrap"}
+    method : {"exact", "asymptotic", "bootstrap"}, optional
+        Default ``"exact"`` for a linear mixed model, ``"bootstrap"`` for a
+        GLMM (``family`` binomial or Poisson), which has no exact null.
     nsim : int, optional
         Null draws: 100,000 for the exact method, 1,000 bootstrap replicates.
     seed : int, numpy.random.SeedSequence or None
@@ -125,8 +130,14 @@ def vc_test(
         identical to a local run with the same seed.
     client : dask.distributed.Client, optional
     family : {"gaussian", "binomial", "poisson"}, default "gaussian"
-        For a GLMM (Laplace fits) the test is the ML LRT with
-        ``method="bootstrap"`` (or ``"asymptotic"``); there is no exact null.
+        For a GLMM (Laplace fits, :func:`vctest.fit`) the test is the ML LRT
+        with ``method="bootstrap"`` (or ``"asymptotic"``); there is no exact
+        null.  Removing the only random-effects term compares with the GLM.
+    link : str, optional
+        GLMM link: ``"logit"`` (default), ``"probit"``, ``"cloglog"`` for
+        binomial; ``"log"`` for Poisson.
+    offset : str or array_like, optional
+        GLMM offset: a column of ``data`` or one value per row of ``data``.
     keep_null : bool, optional
         Keep the whole null sample (default: up to 10^6 draws).  Without it
         memory stays flat: the p-value comes from exceedance counts and the
@@ -152,6 +163,11 @@ def vc_test(
     >>> res.pvalue < 0.01   # exact p = 0.0044 (the ANOVA F test)
     True
     """
+    check_family(family, link)
+    if method is None:
+        method = "exact" if family == "gaussian" else "bootstrap"
+    if offset is not None and family == "gaussian":
+        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     _vc_test_iv(term, method, nsim, reml, threads)
     check_backend(backend, keep_null)
     if not isinstance(formula, str) and type(formula).__module__.startswith("statsmodels."):
@@ -171,15 +187,12 @@ def vc_test(
     frame = as_frame(data)
     design = build_design(formula, frame)
     if family != "gaussian":
-        from vctest.api.glmm_testing import GLMM_FAMILIES, glmm_vc_test
-
-        if family not in GLMM_FAMILIES:
-            raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
-                             f"{family!r}.")
-        return glmm_vc_test(design, family=family, term=term, method=method, nsim=nsim,
-                            seed=seed, backend=backend, client=client, progress=progress,
-                            settings_extra={"n_dropped": design.n_dropped,
-                                            "data_shape": _shape(design)})
+        return glmm_vc_test(design, family=family, link=link,
+                            offset=offset_values(offset, frame, design), term=term,
+                            method=method, nsim=nsim, seed=seed, threads=threads,
+                            progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
+                            backend=backend, client=client,
+                            settings_extra={"data_shape": _shape(design)})
     loc = locate_term(design, term)
     null_design = drop_term(design, loc)
     full = fit_model(LinearMixedModel.from_design(design), reml=reml)

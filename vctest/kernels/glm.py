@@ -28,6 +28,11 @@ from vctest.kernels.glmm import (
 )
 from vctest.kernels.linalg import cholesky_lower_inplace
 
+#: Status of an IRLS run whose deviance converged while a coefficient kept moving:
+#: (quasi-)complete separation, the MLE is at infinity but the likelihood is at its
+#: supremum (R's glm reports convergence with "fitted probabilities 0 or 1").
+GLM_SEPARATED = 4
+
 
 @jit
 def _glm_start_eta(fam, link, y, wt, eta):
@@ -50,7 +55,10 @@ def glm_irls(y, wt, offset, x, fam, link, beta0, use_start, maxit, tol, beta, lx
     Starts from ``beta0`` when ``use_start`` else from R's ``mustart``.
     ``beta`` receives the estimate, ``lxx`` the lower Cholesky factor of
     X'WX at it.  Converged when the next full step changes no coefficient by
-    more than ``tol * (1 + |beta|)``.
+    more than ``tol * (1 + |beta|)``.  If that never happens within ``maxit``
+    iterations but the last step changed the deviance by less than
+    ``1e-10 (|dev| + 0.1)`` (R's criterion, tightened), the status is
+    :data:`GLM_SEPARATED`: a coefficient diverges, the deviance does not.
     """
     n, p = x.shape
     eta = np.empty(n)
@@ -72,6 +80,7 @@ def glm_irls(y, wt, offset, x, fam, link, beta0, use_start, maxit, tol, beta, lx
         _glm_start_eta(fam, link, y, wt, eta)
     dev = family_rows(fam, link, eta, y, wt, w, score)
     first = not use_start
+    change = math.inf
     for it in range(maxit):
         for i in range(p):
             acc = 0.0
@@ -119,11 +128,14 @@ def glm_irls(y, wt, offset, x, fam, link, beta0, use_start, maxit, tol, beta, lx
         if not accepted:
             return dev, it + 1, PIRLS_OK if delta < 1e-6 else PIRLS_STALLED
         first = False
+        change = abs(dev - tdev)
         beta[:] = tb
         eta, teta = teta, eta
         w, tw = tw, w
         score, tscore = tscore, score
         dev = tdev
+    if change <= 1e-10 * (abs(dev) + 0.1):
+        return dev, maxit, 4  # GLM_SEPARATED
     return dev, maxit, PIRLS_MAXIT
 
 

@@ -18,7 +18,14 @@ Variates
 * :func:`gamma` -- Marsaglia & Tsang (2000) for shape >= 1; for shape < 1,
   ``gamma(shape + 1) * U**(1/shape)``;
 * :func:`chisquare` -- ``2 * gamma(df / 2)``, with the exact shortcuts ``Z**2``
-  for df = 1 and ``-2 log U`` for df = 2 (same distributions, fewer operations).
+  for df = 1 and ``-2 log U`` for df = 2 (same distributions, fewer operations);
+* :func:`binomial` -- inversion by sequential search while ``n min(p, 1 - p)``
+  is small; larger problems are first split by the median order statistic of
+  ``n`` uniforms, a Beta variate (Devroye 1986, *Non-Uniform Random Variate
+  Generation*, X.4.3), which keeps the method exact and O(log n);
+* :func:`poisson` -- inversion for small means; larger means are reduced by
+  the Ahrens & Dieter (1974) gamma recursion (the m-th arrival of a unit-rate
+  Poisson process is Gamma(m)), again exact.
 
 Typing note: all integer arithmetic is in ``uint64`` with explicit
 ``np.uint64`` constants -- in Numba a ``uint64`` combined with an ``int64``
@@ -165,6 +172,107 @@ def chisquare(state, df):
     if df == 2.0:
         return -2.0 * math.log(uniform(state))
     return 2.0 * gamma(state, 0.5 * df)
+
+
+@jit
+def _binomial_inversion(state, n, p):
+    """Binomial(n, p) by sequential search for ``p <= 0.5`` and small ``n p``."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    q = 1.0 - p
+    ratio = p / q
+    pmf = math.exp(n * math.log1p(-p))
+    u = uniform(state)
+    k = 0
+    while u > pmf and k < n:
+        u -= pmf
+        pmf *= ratio * (n - k) / (k + 1.0)
+        k += 1
+    return k
+
+
+@jit
+def binomial(state, n, p):
+    """A Binomial(``n``, ``p``) variate (int64); ``n <= 0`` or ``p <= 0`` give 0.
+
+    Exact for all ``n`` and ``p``.  While ``n min(p, 1 - p)`` exceeds a small
+    limit the problem is split: the ``i``-th smallest of ``n`` uniforms,
+    ``i = (n + 1) // 2``, is ``X ~ Beta(i, n + 1 - i)`` (from two gamma
+    variates); if ``X <= p`` at least ``i`` successes occurred and the rest
+    are Binomial(n - i, (p - X) / (1 - X)), else Binomial(i - 1, p / X).  The
+    remainder is drawn by inversion.
+    """
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    count = 0
+    m = n
+    while m * pp > 16.0:  # inversion below this expected count
+        i = (m + 1) // 2
+        g1 = gamma(state, float(i))
+        g2 = gamma(state, float(m + 1 - i))
+        x = g1 / (g1 + g2)
+        if x <= pp:
+            count += i
+            m -= i
+            pp = (pp - x) / (1.0 - x)
+        else:
+            m = i - 1
+            pp = pp / x
+    count += _binomial_inversion(state, m, pp)
+    return n - count if flip else count
+
+
+@jit
+def poisson(state, mu):
+    """A Poisson(``mu``) variate (int64); ``mu <= 0`` gives 0.
+
+    Exact: while the mean is large, ``m = floor(7 mu / 8)`` arrivals of a
+    unit-rate process take ``G ~ Gamma(m)``; if ``G < mu`` the count is ``m``
+    plus Poisson(mu - G), otherwise Binomial(m - 1, mu / G) (Ahrens & Dieter
+    1974).  Small means use inversion.
+    """
+    if not mu > 0.0:
+        return 0
+    count = 0
+    lam = mu
+    while lam > 16.0:  # inversion below this mean
+        m = int(0.875 * lam)
+        g = gamma(state, float(m))
+        if g < lam:
+            count += m
+            lam -= g
+        else:
+            return count + binomial(state, m - 1, lam / g)
+    pmf = math.exp(-lam)
+    u = uniform(state)
+    k = 0
+    while u > pmf and k < 10_000:
+        u -= pmf
+        k += 1
+        pmf *= lam / k
+    return count + k
+
+
+@jit
+def fill_binomial(seed_u64, n, p, out):
+    """Fill ``out`` (int64) with Binomial(``n``, ``p``) variates from one fresh state."""
+    state = np.empty(4, dtype=np.uint64)
+    seed_state(seed_u64, state)
+    for i in range(out.size):
+        out[i] = binomial(state, n, p)
+
+
+@jit
+def fill_poisson(seed_u64, mu, out):
+    """Fill ``out`` (int64) with Poisson(``mu``) variates from one fresh state."""
+    state = np.empty(4, dtype=np.uint64)
+    seed_state(seed_u64, state)
+    for i in range(out.size):
+        out[i] = poisson(state, mu)
 
 
 @jit

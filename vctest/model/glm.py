@@ -20,7 +20,7 @@ import pandas as pd
 
 from vctest.formula.design import Design
 from vctest.kernels import glmm as kernels
-from vctest.kernels.glm import glm_irls
+from vctest.kernels.glm import GLM_SEPARATED, glm_irls
 
 __all__ = ["FAMILIES", "GeneralizedLinearModel", "GlmFit", "fit_glm"]
 
@@ -270,11 +270,17 @@ def fit_glm(model: GeneralizedLinearModel, *, start: Any = None, maxit: int = 10
     if status == kernels.PIRLS_NOT_PD or not math.isfinite(dev):
         raise FloatingPointError("the GLM fit failed: X'WX is not positive definite "
                                  "(complete separation or a degenerate design).")
+    if status == GLM_SEPARATED:
+        warnings.warn("the GLM's deviance converged while a coefficient diverged (complete "
+                      "or quasi-complete separation: fitted probabilities 0 or 1, or means "
+                      "0); the log-likelihood is at its supremum, the coefficients are not "
+                      "estimable.", UserWarning, stacklevel=2)
     linv = np.linalg.inv(np.tril(lxx))
     se = np.sqrt(np.sum(linv * linv, axis=0))
     names = list(model.design.fixed_names)
     sat = kernels.saturated_constant(model.fam_code, model.y, model.weights)
     return GlmFit(model=model, beta=pd.Series(beta, index=names, name="beta"),
                   beta_se=pd.Series(se, index=names, name="se"), objective=float(dev + sat),
-                  deviance=float(dev), n_iter=int(iters), converged=status == kernels.PIRLS_OK)
+                  deviance=float(dev), n_iter=int(iters),
+                  converged=status in (kernels.PIRLS_OK, GLM_SEPARATED))
 

@@ -187,7 +187,9 @@ def _model_tuples(gen_model: LinearMixedModel, theta_start: np.ndarray, reml: bo
     return ws, resp, np.ascontiguousarray(theta_start, dtype=float)
 
 
-def _classify(obj, status, null_fixed) -> tuple[np.ndarray, np.ndarray]:
+def classify(obj: np.ndarray, status: np.ndarray,
+             null_fixed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Statistic per replicate (NaN where failed) and failure codes (:data:`FAILURE_KINDS`)."""
     ok_status = (status == 0) | (status == 1) | (status == RECHECKED)
     failure = np.zeros(obj.shape[0], dtype=np.int8)
     stat = obj[:, 0] - obj[:, 1]
@@ -323,7 +325,53 @@ def run_bootstrap(
     local = backend == "local"
     task = make_task(null, full, embed, reml=reml, seed_seq=seed_seq,
                      threads=threads if local else None, settings=settings)
-    d0, d1 = task.null[2].size, task.full[2].size
+    raw = run_replicates(task, nsim=nsim, dims=(task.null[2].size, task.full[2].size),
+                         observed=observed, null_fixed=null.fixed_theta, threads=threads,
+                         progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
+                         backend=backend, client=client, n_workers=n_workers)
+    obj, th0, th1, nev, status = raw.arrays
+    done = obj.shape[0]
+    m0 = null.model
+    _recheck(status, obj, (th0, th1), (m0, full.model), task.sim,
+             replicate_seeds(seed_seq, 0, done), reml)
+    stat, failure = classify(obj, status, null.fixed_theta)
+    lower1 = full.model.layout.lower
+    diag1 = full.model.layout.is_diagonal
+    singular = np.any(diag1 & ((th1 - lower1) * full.model.theta_scale < SINGULAR_TOL), axis=1)
+    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta else np.any(
+        m0.layout.is_diagonal & ((th0 - m0.layout.lower) * m0.theta_scale < SINGULAR_TOL),
+        axis=1))
+    rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
+                          n_evals=nev, status=status, failure=failure, full_singular=singular,
+                          null_singular=null_singular)
+    return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
+                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
+
+
+@dataclass(frozen=True, eq=False)
+class RawRun:
+    """The per-replicate arrays of the replicates that ran, and how the run went."""
+
+    arrays: tuple[np.ndarray, ...]
+    stopped_early: bool
+    interrupted: bool
+    seconds: float
+    threads: int
+
+
+def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: float,
+                   null_fixed: bool, threads: int | None, progress: bool | None,
+                   stop_alpha: float | None, stop_error: float, backend: str, client: Any,
+                   n_workers: int) -> RawRun:
+    """Run a bootstrap task in batches: progress bar, sequential stopping, Dask, Ctrl-C.
+
+    ``task(start, stop)`` returns ``(objective (m, 2), theta_null (m, d0),
+    theta_full (m, d1), n_evals (m, 2), status (m, 2))`` for replicates
+    ``start .. stop - 1`` (LMM and GLMM tasks alike); see :func:`run_bootstrap`
+    for the other arguments.
+    """
+    local = backend == "local"
+    d0, d1 = dims
     obj = np.empty((nsim, 2))
     th0 = np.empty((nsim, d0))
     th1 = np.empty((nsim, d1))
@@ -369,7 +417,7 @@ def run_bootstrap(
                                backend=backend, client=client)
                     done = checkpoint
             if stop_alpha is not None and done < nsim:
-                stat, failure = _classify(obj[:done], status[:done], null.fixed_theta)
+                stat, failure = classify(obj[:done], status[:done], null_fixed)
                 good = failure == 0
                 k = int(np.count_nonzero(stat[good] >= observed - _tie(observed)))
                 if decision_is_clear(k, int(good.sum()), stop_alpha, err):
@@ -384,24 +432,9 @@ def run_bootstrap(
             state["bar"].close()
         if previous is not None:
             set_threads(previous)
-    m0 = null.model
-    _recheck(status[:done], obj[:done], (th0[:done], th1[:done]), (m0, full.model), task.sim,
-             replicate_seeds(seed_seq, 0, done), reml)
-    seconds = time.perf_counter() - start_time
-    stat, failure = _classify(obj[:done], status[:done], null.fixed_theta)
-    lower1 = full.model.layout.lower
-    diag1 = full.model.layout.is_diagonal
-    singular = np.any(diag1 & ((th1[:done] - lower1) * full.model.theta_scale < SINGULAR_TOL),
-                      axis=1)
-    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta else np.any(
-        m0.layout.is_diagonal & ((th0[:done] - m0.layout.lower) * m0.theta_scale
-                                 < SINGULAR_TOL), axis=1))
-    rec = ReplicateRecord(statistic=stat, objective=obj[:done], theta_null=th0[:done],
-                          theta_full=th1[:done], n_evals=nev[:done], status=status[:done],
-                          failure=failure, full_singular=singular,
-                          null_singular=null_singular)
-    return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=stopped,
-                        seconds=seconds, threads=used_threads, interrupted=interrupted)
+    return RawRun(arrays=(obj[:done], th0[:done], th1[:done], nev[:done], status[:done]),
+                  stopped_early=stopped, interrupted=interrupted,
+                  seconds=time.perf_counter() - start_time, threads=used_threads)
 
 
 def _recheck(status, obj, thetas, models, sim, seeds, reml) -> None:

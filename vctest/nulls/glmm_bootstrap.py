@@ -1,93 +1,197 @@
-"""Parametric bootstrap of a variance component in a GLMM (binomial, Poisson).
+"""Parametric bootstrap of a likelihood-ratio statistic for two nested GLMMs.
 
-Replicate ``i`` draws from its own stream (``SeedSequence`` child ``i``):
-random effects u ~ N(0, I) for the fitted null model, then responses
-(binomial successes out of the trials, or Poisson counts) given the linear
-predictor.  Both models are refitted with warm starts; a refit that raises
-or returns a non-finite objective is a failure, recorded and excluded.  The
-task is picklable and chunked, so it runs locally or on Dask with the same
-numbers (see :mod:`vctest.nulls.executor`).
+The driver around :func:`vctest.kernels.glmm_bootstrap.glmm_bootstrap`: it
+packs the fitted null model (a GLMM, or a GLM when the test removes the only
+random-effects term) and the fitted full model, and runs the replicates with
+the same machinery as the LMM bootstrap (:func:`vctest.nulls.bootstrap.run_replicates`:
+batches, progress bar, sequential stopping, Dask, one seed per replicate) and
+the same failure classification (:data:`vctest.nulls.bootstrap.FAILURE_KINDS`):
+a refit that stops on the iteration limit, a failed line search or a PIRLS
+failure, a non-finite objective, or a full fit worse than the null's even
+after a restart from the null estimate, is a failed replicate -- recorded,
+counted and reported, never silently dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from vctest._pvalue import ZERO_TOL
-from vctest.model.laplace import GeneralizedLinearMixedModel, GlmmFit, fit_glmm, glm_fit
+from vctest._rng import replicate_seeds
+from vctest.kernels._jit import set_threads
+from vctest.kernels.glmm_bootstrap import glmm_bootstrap, simulate_glmm_one
+from vctest.model.glm import GeneralizedLinearModel, GlmFit
+from vctest.model.glmm import SINGULAR_TOL, GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
+from vctest.nulls.bootstrap import BootstrapRun, ReplicateRecord, classify, run_replicates
+
+
+def _f64(a: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.array(a, dtype=float))
+
+
+@dataclass(frozen=True, eq=False)
+class GlmmGenerator:
+    """A fitted null GLMM (or GLM) to simulate from and to refit.
+
+    Attributes
+    ----------
+    model : GeneralizedLinearMixedModel or GeneralizedLinearModel
+    theta : ndarray
+        Empty for a GLM.
+    beta : ndarray
+    objective : float
+        -2 log-likelihood of the fit to the data (Laplace for a GLMM).
+    fixed_theta : bool
+        True for a GLM (no variance parameters).
+    """
+
+    model: GeneralizedLinearMixedModel | GeneralizedLinearModel
+    theta: np.ndarray
+    beta: np.ndarray
+    objective: float
+    fixed_theta: bool = False
+
+    @classmethod
+    def from_fit(cls, fit: GlmmFit | GlmFit) -> GlmmGenerator:
+        """From a fitted GLMM or GLM."""
+        if isinstance(fit, GlmFit):
+            return cls(model=fit.model, theta=np.zeros(0), beta=_f64(fit.beta),
+                       objective=float(fit.objective), fixed_theta=True)
+        return cls(model=fit.model, theta=_f64(fit.theta), beta=_f64(fit.beta),
+                   objective=float(fit.objective))
+
+    def eta_fixed(self) -> np.ndarray:
+        """offset + X beta of the null model."""
+        x = np.asarray(self.model.design.X, float)
+        return _f64(self.model.offset + x @ self.beta)
 
 
 @dataclass(frozen=True, eq=False)
 class GlmmBootstrapTask:
-    """Replicates ``start .. stop - 1``: returns (objectives (m, 2), failed (m,))."""
+    """Replicates ``start .. stop - 1`` of one GLMM bootstrap (picklable; see executor).
 
-    full: GlmmFit
-    null: GlmmFit | None
-    null_design: object
-    family: str
+    Returns ``(objective, theta_null, theta_full, n_evals, status)`` as the
+    LMM task does.
+    """
+
+    sim: tuple
+    sim_ws: tuple
+    data: tuple
+    null: tuple
+    null_ws: tuple
+    full: tuple
+    full_ws: tuple
+    embed: np.ndarray
+    ctrl: np.ndarray
     seed: np.random.SeedSequence
-
-    def _simulate(self, rng: np.random.Generator) -> np.ndarray:
-        model = self.full.model
-        if self.null is None:
-            beta, _ = glm_fit(self.null_design, self.family)
-            eta = np.asarray(self.null_design.X, float) @ beta
-        else:
-            m0 = self.null.model
-            u = rng.standard_normal(m0.q)
-            eta = (np.asarray(m0.design.X, float) @ self.null.beta.to_numpy()
-                   + m0.a(self.null.theta) @ u)
-        if self.family == "binomial":
-            mu = 1.0 / (1.0 + np.exp(-eta))
-            n = model.weights
-            return rng.binomial(n.astype(np.int64), mu) / np.where(n > 0, n, 1.0)
-        return rng.poisson(np.exp(eta)).astype(float)
+    threads: int | None = None
 
     def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
-        """(objectives (m, 2), failed (m,), full-model theta (m, d), full singular (m,),
-        null singular (m,))."""
-        obj = np.full((stop - start, 2), np.nan)
-        failed = np.zeros(stop - start, dtype=bool)
-        theta = np.full((stop - start, self.full.theta.size), np.nan)
-        sing1 = np.zeros(stop - start, dtype=bool)
-        sing0 = np.zeros(stop - start, dtype=bool)
-        for i in range(start, stop):
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
-            y = self._simulate(rng)
-            try:
-                if self.null is None:
-                    _, f0 = glm_fit(self.null_design, self.family, y)
-                else:
-                    r0 = self.null.refit(y)
-                    f0 = r0.objective
-                    sing0[i - start] = r0.singular
-                r1 = self.full.refit(y)
-                f1 = r1.objective
-            except (FloatingPointError, ValueError, np.linalg.LinAlgError):
-                failed[i - start] = True
-                continue
-            obj[i - start] = (f0, f1)
-            theta[i - start] = r1.theta
-            sing1[i - start] = r1.singular
-            failed[i - start] = not (np.isfinite(f0) and np.isfinite(f1))
-        return obj, failed, theta, sing1, sing0
+        m = stop - start
+        obj = np.empty((m, 2))
+        th0 = np.empty((m, self.null[1].size))
+        th1 = np.empty((m, self.full[0].size))
+        nev = np.empty((m, 2), dtype=np.int64)
+        status = np.empty((m, 2), dtype=np.int64)
+        previous = set_threads(self.threads) if self.threads is not None else None
+        try:
+            with np.errstate(over="ignore"):
+                glmm_bootstrap(replicate_seeds(self.seed, start, stop), self.sim, self.sim_ws,
+                               self.data, self.null, self.null_ws, self.full, self.full_ws,
+                               self.embed, self.ctrl, obj, th0, th1, nev, status)
+        finally:
+            if previous is not None:
+                set_threads(previous)
+        return obj, th0, th1, nev, status
+
+    def simulate(self, index: int) -> np.ndarray:
+        """The response replicate ``index`` draws (for checks and tests)."""
+        with np.errstate(over="ignore"):
+            return simulate_glmm_one(replicate_seeds(self.seed, index, index + 1)[0], self.sim,
+                                     self.sim_ws)
 
 
-def statistics(obj: np.ndarray, failed: np.ndarray) -> np.ndarray:
-    """2 (l1 - l0) per replicate: NaN where failed; rounding below zero set to 0."""
-    stat = obj[:, 0] - obj[:, 1]
-    worse = stat < -1e-6 * (1.0 + np.abs(obj[:, 0]))
-    stat = np.where(stat < ZERO_TOL, 0.0, stat)
-    stat[failed | worse] = np.nan
-    return stat
+def make_glmm_task(null: GlmmGenerator, full: GlmmFit, embed: np.ndarray, *,
+                   seed_seq: np.random.SeedSequence, threads: int | None,
+                   settings: GlmmSettings | None = None) -> GlmmBootstrapTask:
+    """Pack a fitted null (GLMM or GLM) and full GLMM into a :class:`GlmmBootstrapTask`."""
+    m1 = full.model
+    settings = settings or full.settings
+    if null.fixed_theta:
+        sim_ws, sim_theta, draw = m1.ws, np.zeros(full.theta.size), 0
+        null_ws = m1.ws
+        null_pack = (_f64(null.model.design.X), np.zeros(0), null.beta.copy(), 1)
+        embed = np.array([-2])
+    else:
+        sim_ws, sim_theta, draw = null.model.ws, null.theta.copy(), 1
+        null_ws = null.model.ws
+        null_pack = (_f64(null.model.design.X), null.theta.copy(), null.beta.copy(), 0)
+    embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
+    sim = (null.eta_fixed(), _f64(sim_theta), _f64(m1.weights), m1.fam_code, m1.link_code,
+           draw)
+    data = (_f64(m1.weights), _f64(m1.offset), m1.fam_code, m1.link_code)
+    full_pack = (_f64(full.theta), _f64(full.beta))
+    return GlmmBootstrapTask(sim=sim, sim_ws=sim_ws, data=data, null=null_pack, null_ws=null_ws,
+                             full=full_pack, full_ws=m1.ws, embed=embed,
+                             ctrl=settings.as_array(), seed=seed_seq, threads=threads)
 
 
-def glmm_model(design, family: str) -> GeneralizedLinearMixedModel:
-    """The GLMM of a design (checked against the family)."""
-    return GeneralizedLinearMixedModel.from_design(design, family)
+def _singular(theta: np.ndarray, model: GeneralizedLinearMixedModel) -> np.ndarray:
+    lay = model.layout
+    return np.any(lay.is_diagonal & ((theta - lay.lower) * model.theta_scale < SINGULAR_TOL),
+                  axis=1)
 
 
-__all__ = ["GlmmBootstrapTask", "fit_glmm", "glmm_model", "statistics"]
+def run_glmm_bootstrap(
+    null: GlmmGenerator,
+    full: GlmmFit,
+    embed: np.ndarray,
+    *,
+    nsim: int,
+    seed_seq: np.random.SeedSequence,
+    observed: float,
+    threads: int | None = None,
+    progress: bool | None = None,
+    stop_alpha: float | None = None,
+    stop_error: float = 1e-3,
+    settings: GlmmSettings | None = None,
+    backend: str = "local",
+    client: Any = None,
+    n_workers: int = 1,
+) -> BootstrapRun:
+    """Simulate ``nsim`` responses from ``null`` and refit both GLMMs to each.
+
+    Arguments as :func:`vctest.nulls.bootstrap.run_bootstrap` (without
+    ``reml``: GLMMs are fitted by maximum likelihood).
+
+    Examples
+    --------
+    >>> import numpy as np, vctest
+    >>> from vctest.model.glm import GeneralizedLinearModel, fit_glm
+    >>> full = vctest.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                   "cbpp", family="binomial")
+    >>> glm = fit_glm(full.model.without_random_effects())
+    >>> run = run_glmm_bootstrap(GlmmGenerator.from_fit(glm), full, np.array([-2]), nsim=20,
+    ...                          seed_seq=np.random.SeedSequence(1), observed=14.0)
+    >>> run.replicates.statistic.shape, run.replicates.n_failed
+    ((20,), 0)
+    """
+    local = backend == "local"
+    task = make_glmm_task(null, full, embed, seed_seq=seed_seq,
+                          threads=threads if local else None, settings=settings)
+    raw = run_replicates(task, nsim=nsim, dims=(task.null[1].size, task.full[0].size),
+                         observed=observed, null_fixed=False, threads=threads,
+                         progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
+                         backend=backend, client=client, n_workers=n_workers)
+    obj, th0, th1, nev, status = raw.arrays
+    # a GLM null is refitted by IRLS, which can fail too: its status counts
+    stat, failure = classify(obj, status, False)
+    null_singular = (np.zeros(obj.shape[0], dtype=bool) if null.fixed_theta
+                     else _singular(th0, null.model))
+    rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
+                          n_evals=nev, status=status, failure=failure,
+                          full_singular=_singular(th1, full.model), null_singular=null_singular)
+    return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
+                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
