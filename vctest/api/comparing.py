@@ -315,7 +315,8 @@ def compare(
     asym = {f"naive chi2({nest.df})": float(chi2.sf(statistic, nest.df)) if statistic > 0
             else 1.0}
     settings = {"formula": d_full.formula.text, "null_formula": d_null.formula.text,
-                "method": "bootstrap", "family": family, "n": d_full.n,
+                "method": "bootstrap", "family": family,
+                "link": full_fit.model.link if glmm else None, "n": d_full.n,
                 "n_dropped": d_full.n_dropped,
                 "data_shape": _shape(d_full),
                 "data_hash": d_full.data_hash}

@@ -345,6 +345,11 @@ def check_fit(
             notes.append("the gradient check is a false alarm: every optimiser and start "
                          f"reaches the same log-likelihood (spread {ll_spread:.2g} < "
                          f"{LOGLIK_TOL:g}).")
+        elif rescaled_same:
+            notes.append(f"{cols} on a large scale: a gradient check in the predictors' own "
+                         "units (lme4's among them) may warn here -- a false alarm: vctest "
+                         "checks in column units, and the refit with "
+                         f"{cols} centred and scaled reaches the same log-likelihood.")
     if ill:
         notes.append(f"the Hessian's eigenvalue ratio is {eig.max() / eig.min():.3g}: the "
                      "parametrisation is ill-conditioned.")

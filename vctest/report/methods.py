@@ -38,9 +38,18 @@ def methods_text(result: Any) -> str:
     model = s.get("formula")
     null = s.get("null_formula")
     keys = ["bates2015"]
+    family = s.get("family", "gaussian")
+    if family in ("binomial", "poisson"):
+        kind = (f"the generalized linear mixed model {model} ({family} family, "
+                f"{s.get('link')} link)")
+        fit_kind = ("maximum likelihood with the Laplace approximation to the marginal "
+                    "likelihood")
+        null = f"{null} (a generalized linear model)" if "|" not in str(null) else null
+    else:
+        kind = f"the linear mixed model {model}"
     parts = [
         f"We tested whether the variance of the random effect {result.term} was zero by "
-        f"comparing the linear mixed model {model} with {null}, both fitted by {fit_kind} "
+        f"comparing {kind} with {null}, both fitted by {fit_kind} "
         f"to the same {s.get('n')} observations, using the {stat}, "
         f"T = {result.statistic:.3f}."
     ]
