@@ -202,3 +202,31 @@ def test_rerun_of_lme4_matches_the_provided_references():
         ref = provided[f["id"]]
         assert f["criterion"] == pytest.approx(ref["criterion"], rel=1e-9)
         np.testing.assert_allclose(f["theta"], list(ref["theta"].values()), atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["bfgs", "L-BFGS-B"])
+def test_edge_restart_probes_both_signs_below_a_zero_diagonal(optimizer):
+    # intercept and slope correlated -0.99: from T[0, 0] = 0 with T[1, 0] > 0 every way
+    # off the bound goes uphill (wrong sign of the correlation), so the search stops on
+    # a saddle 47 above the optimum unless the restart also flips T[1, 0], which is
+    # free while T[0, 0] = 0
+    from vctest.kernels.optimize import minimize_bounded
+
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(40), 8)
+    x = np.tile(np.linspace(0, 1, 8), 40)
+    b0 = rng.normal(0, 0.3, 40)
+    b1 = -3 * b0 + rng.normal(0, 0.05, 40)
+    y = 1 + 2 * x + b0[g] + b1[g] * x + rng.normal(0, 0.3, g.size)
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    best = vctest.fit("y ~ x + (x | g)", data, reml=False)
+    assert best.theta[1] < 0 and best.converged
+    model = best.model
+    start = np.array([0.0, abs(best.theta[1]), best.theta[2]])
+    lay = model.layout
+    _, f_stuck, *_ = minimize_bounded(start.copy(), lay.lower, model.workspace(False), 500,
+                                      1e-9, 1e-13, 1e-8, model.theta_scale)
+    assert f_stuck > best.objective + 10  # the trap is real
+    fit = fit_model(model, reml=False, start=start, optimizer=optimizer)
+    assert fit.objective == pytest.approx(best.objective, abs=1e-6)
+    assert fit.theta[1] < 0

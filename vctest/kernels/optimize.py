@@ -194,6 +194,23 @@ def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale):
 
 
 @jit
+def entries_below_diagonals(is_diag):
+    """For each diagonal entry of theta, how many entries of its column of T follow it.
+
+    theta lists each block's T column by column (the diagonal, then the entries
+    below it), so they are the non-diagonal entries up to the next diagonal.
+    """
+    below = np.zeros(is_diag.size, dtype=np.int64)
+    for i in range(is_diag.size):
+        if is_diag[i]:
+            j = i + 1
+            while j < is_diag.size and not is_diag[j]:
+                j += 1
+            below[i] = j - i - 1
+    return below
+
+
+@jit
 def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xtol, restarts,
                                 scale):
     """:func:`minimize_bounded`, then leave bounds the objective falls away from.
@@ -202,31 +219,43 @@ def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xto
     so its derivative at the bound is zero and a projected gradient method can
     stop there on a saddle, or crawl towards it in ever smaller steps.  As
     lme4's ``restart_edge``: probe each variance parameter that ended within
-    1e-4 of its bound 1e-4 further into the interior; if the objective drops,
-    move it to the best of 0.01, 0.1, 1 above the bound and restart (at most
-    ``restarts`` times).  Returns ``(x, f, n_evals, n_iter, status)``.
+    1e-4 of its bound 1e-4 further into the interior, with the entries below it in
+    its column of T as they are and with their signs flipped (free while the
+    diagonal is 0); if the objective drops, move it to the best of 0.01, 0.1, 1
+    above the bound and restart (at most ``restarts`` times).  All in units of
+    ``scale``.  Returns ``(x, f, n_evals, n_iter, status)``.
     """
     x, f, nev, nit, status = minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale)
+    below = entries_below_diagonals(is_diag)
     for _ in range(restarts):
         start = x.copy()
         moved = False
         for i in range(x.size):
             if not is_diag[i] or (x[i] - lower[i]) * scale[i] > 1e-4:
                 continue
-            probe = x.copy()
-            probe[i] = x[i] + 1e-4 / scale[i]
-            nev += 1
-            if not objective(probe, ws) < f:
-                continue
-            best_f = np.inf
-            for value in (1e-2, 1e-1, 1.0):
-                probe[i] = lower[i] + value / scale[i]
-                fv = objective(probe, ws)
+            best_f = f
+            # with the diagonal at 0 the sign of the entries below it in its column of T
+            # does not change the model, but it decides which way the objective falls
+            # when the diagonal leaves the bound: probe both signs
+            for sign in (1.0, -1.0):
+                if sign < 0.0 and below[i] == 0:
+                    continue
+                probe = x.copy()
+                for r in range(1, below[i] + 1):
+                    probe[i + r] = sign * x[i + r]
+                probe[i] = x[i] + 1e-4 / scale[i]
                 nev += 1
-                if fv < best_f:
-                    best_f = fv
-                    start[i] = probe[i]
-            moved = True
+                if not objective(probe, ws) < f:
+                    continue
+                for value in (1e-2, 1e-1, 1.0):
+                    probe[i] = lower[i] + value / scale[i]
+                    fv = objective(probe, ws)
+                    nev += 1
+                    if fv < best_f:
+                        best_f = fv
+                        for r in range(below[i] + 1):
+                            start[i + r] = probe[i + r]
+                        moved = True
         if not moved:
             break
         x2, f2, nev2, nit2, status2 = minimize_bounded(start, lower, ws, maxiter, gtol, ftol,

@@ -19,7 +19,11 @@ import numpy as np
 import pandas as pd
 
 from vctest.diagnostics import FitDiagnostics, diagnose
-from vctest.kernels.optimize import STATUS_TEXT, minimize_with_edge_restarts
+from vctest.kernels.optimize import (
+    STATUS_TEXT,
+    entries_below_diagonals,
+    minimize_with_edge_restarts,
+)
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.terms import varcorr_rows
 
@@ -273,28 +277,39 @@ def _edge_restart(model, reml, theta, f):
     The profiled objective depends on a variance parameter through its square,
     so its derivative at the bound is zero and a gradient method that lands
     there can stay on a saddle.  As lme4's ``restart_edge``, probe each
-    parameter within a step of its bound one step further in; if the objective drops,
+    parameter within a step of its bound one step further in -- with the
+    entries below it in its column of T as they are and with their signs
+    flipped (free while the diagonal is 0) -- and if the objective drops,
     return a restart point with that parameter moved to the best of a few
-    interior values.  Returns ``(start or None, evaluations used)``.
+    interior values.  Steps are in units of the column (as the "bfgs" kernel's
+    :func:`vctest.kernels.optimize.minimize_with_edge_restarts`).  Returns
+    ``(start or None, evaluations used)``.
     """
     lay = model.layout
+    scale = model.theta_scale
+    below = entries_below_diagonals(lay.is_diagonal)
     nev = 0
     start = None
-    for i in np.flatnonzero(lay.is_diagonal & (theta - lay.lower <= EDGE_PROBE)):
-        probe = theta.copy()
-        probe[i] = theta[i] + EDGE_PROBE
-        nev += 1
-        if not model.objective(probe, reml) < f:
-            continue
-        start = theta.copy() if start is None else start
-        best, fbest = None, math.inf
-        for value in (1e-2, 1e-1, 1.0):
-            probe[i] = lay.lower[i] + value
-            fv = model.objective(probe, reml)
+    near = lay.is_diagonal & ((theta - lay.lower) * scale <= EDGE_PROBE)
+    for i in np.flatnonzero(near):
+        column = slice(i + 1, i + 1 + below[i])
+        best, fbest = None, f
+        for sign in (1.0, -1.0) if below[i] else (1.0,):
+            probe = theta.copy()
+            probe[column] = sign * theta[column]
+            probe[i] = theta[i] + EDGE_PROBE / scale[i]
             nev += 1
-            if fv < fbest:
-                best, fbest = value, fv
-        start[i] = lay.lower[i] + best
+            if not model.objective(probe, reml) < f:
+                continue
+            for value in (1e-2, 1e-1, 1.0):
+                probe[i] = lay.lower[i] + value / scale[i]
+                fv = model.objective(probe, reml)
+                nev += 1
+                if fv < fbest:
+                    best, fbest = probe.copy(), fv
+        if best is not None:
+            start = theta.copy() if start is None else start
+            start[i:i + 1 + below[i]] = best[i:i + 1 + below[i]]
     return start, nev
 
 
