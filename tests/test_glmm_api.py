@@ -252,3 +252,11 @@ def test_bootstrap_of_bernoulli_responses():
     grouped = vctest.vc_test(CBPP, "cbpp", method="asymptotic", **HERD)
     assert res.statistic == pytest.approx(grouped.statistic, abs=1e-5)
     assert res.n_failed == 0
+
+
+def test_methods_paragraph_of_a_glmm_test(herd_test):
+    text = herd_test.methods_text()
+    assert "generalized linear mixed model" in text and "binomial family, logit link" in text
+    assert "Laplace approximation" in text and "(a generalized linear model)" in text
+    assert "the linear mixed model" not in text
+    assert "60 replicates (0 failed refits, excluded)" in text

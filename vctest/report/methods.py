@@ -47,9 +47,11 @@ def methods_text(result: Any) -> str:
         null = f"{null} (a generalized linear model)" if "|" not in str(null) else null
     else:
         kind = f"the linear mixed model {model}"
+    question = ("We tested the model against a nested one by " if "  vs  " in result.term
+                else f"We tested whether the variance of the random effect {result.term} "
+                "was zero by ")
     parts = [
-        f"We tested whether the variance of the random effect {result.term} was zero by "
-        f"comparing {kind} with {null}, both fitted by {fit_kind} "
+        f"{question}comparing {kind} with {null}, both fitted by {fit_kind} "
         f"to the same {s.get('n')} observations, using the {stat}, "
         f"T = {result.statistic:.3f}."
     ]
