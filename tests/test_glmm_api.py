@@ -260,3 +260,25 @@ def test_methods_paragraph_of_a_glmm_test(herd_test):
     assert "Laplace approximation" in text and "(a generalized linear model)" in text
     assert "the linear mixed model" not in text
     assert "60 replicates (0 failed refits, excluded)" in text
+
+
+def test_flagged_glmm_refits_get_a_second_look():
+    # tolerances no optimiser can meet: refits stop on the iteration limit or a failed line
+    # search at the optimum; the boundary-aware check recognises them (status RECHECKED)
+    # and their statistics are those of a run with the default settings
+    from vctest.model.glmm import GlmmSettings
+    from vctest.nulls.bootstrap import RECHECKED
+    from vctest.nulls.glmm_bootstrap import run_glmm_bootstrap
+
+    data = vctest.datasets.load("grouseticks")
+    full = vctest.fit("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")
+    null = GlmmGenerator.from_fit(vctest.fit("TICKS ~ YEAR + (1 | BROOD)", data,
+                                             family="poisson"))
+    kw = {"nsim": 40, "seed_seq": np.random.SeedSequence(1), "observed": 1.0}
+    default = run_glmm_bootstrap(null, full, np.array([0]), **kw).replicates
+    strict = run_glmm_bootstrap(null, full, np.array([0]), **kw, settings=GlmmSettings(
+        gtol=1e-16, ftol=0.0, xtol=0.0, maxiter=60)).replicates
+    rechecked = np.any(strict.status == RECHECKED, axis=1)
+    assert rechecked.sum() >= 5 and strict.n_failed == 0 and default.n_failed == 0
+    np.testing.assert_allclose(strict.statistic, default.statistic, atol=1e-6)
+    assert strict.summary(1.0)["refits_rechecked"] == int(rechecked.sum())

@@ -89,9 +89,12 @@ def _refit_null(y, data, null, ws, ctrl):
 
 
 @jit
-def glmm_replicate(seed, sim, sim_ws, data, null, null_ws, full, ws1, embed, ctrl, theta0_row,
-                   theta1_row):
-    """One replicate: ``(f0, f1, n_evals0, n_evals1, status0, status1)``; estimates into rows."""
+def glmm_replicate(seed, sim, sim_ws, data, null, null_ws, full, ws1, embed, ctrl, est0_row,
+                   est1_row):
+    """One replicate: ``(f0, f1, n_evals0, n_evals1, status0, status1)``.
+
+    The estimates go into ``est0_row`` and ``est1_row``: theta, then beta.
+    """
     wt, offset, fam, link = data
     theta1, beta1 = full
     state = np.empty(4, dtype=np.uint64)
@@ -99,7 +102,7 @@ def glmm_replicate(seed, sim, sim_ws, data, null, null_ws, full, ws1, embed, ctr
     y = np.empty(offset.size)
     simulate_glmm_response(state, sim, sim_ws, y)
     th0, b0, f0, nev0, st0 = _refit_null(y, data, null, null_ws, ctrl)
-    th1, _, f1, nev1, st1 = glmm_refit(y, wt, offset, ws1, fam, link, theta1, beta1, ctrl)
+    th1, b1, f1, nev1, st1 = glmm_refit(y, wt, offset, ws1, fam, link, theta1, beta1, ctrl)
     # the full model contains the null: a worse full fit is an optimiser failure --
     # restart it from the null estimate embedded in the full space
     if f1 > f0 + 1e-9 * (1.0 + abs(f0)) and embed[0] != -1 and np.isfinite(f0):
@@ -107,21 +110,25 @@ def glmm_replicate(seed, sim, sim_ws, data, null, null_ws, full, ws1, embed, ctr
         if embed[0] >= 0:
             for i in range(embed.size):
                 start[embed[i]] = th0[i]
-        th2, _, f2, nev2, st2 = glmm_refit(y, wt, offset, ws1, fam, link, start, b0.copy(),
-                                           ctrl)
+        th2, b2, f2, nev2, st2 = glmm_refit(y, wt, offset, ws1, fam, link, start, b0.copy(),
+                                            ctrl)
         nev1 += nev2
         if f2 < f1:
-            th1, f1, st1 = th2, f2, st2
-    for i in range(theta0_row.size):
-        theta0_row[i] = th0[i]
-    for i in range(theta1_row.size):
-        theta1_row[i] = th1[i]
+            th1, b1, f1, st1 = th2, b2, f2, st2
+    for i in range(th0.size):
+        est0_row[i] = th0[i]
+    for i in range(b0.size):
+        est0_row[th0.size + i] = b0[i]
+    for i in range(th1.size):
+        est1_row[i] = th1[i]
+    for i in range(b1.size):
+        est1_row[th1.size + i] = b1[i]
     return f0, f1, nev0, nev1, st0, st1
 
 
 @jit(parallel=True)
 def glmm_bootstrap(seeds, sim, sim_ws, data, null, null_ws, full, full_ws, embed, ctrl,
-                   obj_out, theta0_out, theta1_out, nev_out, status_out):
+                   obj_out, est0_out, est1_out, nev_out, status_out):
     """Simulate from the null and refit both models for every seed.
 
     Parameters
@@ -137,16 +144,16 @@ def glmm_bootstrap(seeds, sim, sim_ws, data, null, null_ws, full, full_ws, embed
         from the null estimate embedded in the full space.
     ctrl : float64[8]
         :meth:`vctest.model.glmm.GlmmSettings.as_array`.
-    obj_out : float64[B, 2]; theta0_out : float64[B, d0]; theta1_out :
-    float64[B, d1]; nev_out, status_out : int64[B, 2]
-        Outputs (null, full): -2 log-likelihoods, estimates, Laplace
-        evaluations and status codes
+    obj_out : float64[B, 2]; est0_out : float64[B, d0 + p0]; est1_out :
+    float64[B, d1 + p1]; nev_out, status_out : int64[B, 2]
+        Outputs (null, full): -2 log-likelihoods, estimates (theta, then
+        beta), Laplace evaluations and status codes
         (:data:`vctest.kernels.glmm_optimize.STATUS_TEXT`).
     """
     for b in prange(seeds.size):
         f0, f1, nev0, nev1, st0, st1 = glmm_replicate(
             seeds[b], sim, sim_ws, data, null, null_ws, full, full_ws, embed, ctrl,
-            theta0_out[b], theta1_out[b])
+            est0_out[b], est1_out[b])
         obj_out[b, 0] = f0
         obj_out[b, 1] = f1
         nev_out[b, 0] = nev0

@@ -20,11 +20,18 @@ from typing import Any
 import numpy as np
 
 from vctest._rng import replicate_seeds
+from vctest.diagnostics import diagnose
 from vctest.kernels._jit import set_threads
 from vctest.kernels.glmm_bootstrap import glmm_bootstrap, simulate_glmm_one
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
 from vctest.model.glmm import SINGULAR_TOL, GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
-from vctest.nulls.bootstrap import BootstrapRun, ReplicateRecord, classify, run_replicates
+from vctest.nulls.bootstrap import (
+    RECHECKED,
+    BootstrapRun,
+    ReplicateRecord,
+    classify,
+    run_replicates,
+)
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -72,8 +79,8 @@ class GlmmGenerator:
 class GlmmBootstrapTask:
     """Replicates ``start .. stop - 1`` of one GLMM bootstrap (picklable; see executor).
 
-    Returns ``(objective, theta_null, theta_full, n_evals, status)`` as the
-    LMM task does.
+    Returns ``(objective, est_null, est_full, n_evals, status)`` as the LMM
+    task does, with each model's estimates as theta followed by beta.
     """
 
     sim: tuple
@@ -91,8 +98,8 @@ class GlmmBootstrapTask:
     def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         m = stop - start
         obj = np.empty((m, 2))
-        th0 = np.empty((m, self.null[1].size))
-        th1 = np.empty((m, self.full[0].size))
+        th0 = np.empty((m, self.dims[0]))
+        th1 = np.empty((m, self.dims[1]))
         nev = np.empty((m, 2), dtype=np.int64)
         status = np.empty((m, 2), dtype=np.int64)
         previous = set_threads(self.threads) if self.threads is not None else None
@@ -105,6 +112,11 @@ class GlmmBootstrapTask:
             if previous is not None:
                 set_threads(previous)
         return obj, th0, th1, nev, status
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """Columns of the null and full estimates (theta and beta)."""
+        return (self.null[1].size + self.null[2].size, self.full[0].size + self.full[1].size)
 
     def simulate(self, index: int) -> np.ndarray:
         """The response replicate ``index`` draws (for checks and tests)."""
@@ -181,11 +193,15 @@ def run_glmm_bootstrap(
     local = backend == "local"
     task = make_glmm_task(null, full, embed, seed_seq=seed_seq,
                           threads=threads if local else None, settings=settings)
-    raw = run_replicates(task, nsim=nsim, dims=(task.null[1].size, task.full[0].size),
+    raw = run_replicates(task, nsim=nsim, dims=task.dims,
                          observed=observed, null_fixed=False, threads=threads,
                          progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
                          backend=backend, client=client, n_workers=n_workers)
-    obj, th0, th1, nev, status = raw.arrays
+    obj, est0, est1, nev, status = raw.arrays
+    d0, d1 = null.theta.size, full.theta.size
+    _recheck(task, status, obj, (est0, est1), (None if null.fixed_theta else null.model,
+                                                full.model), (d0, d1))
+    th0, th1 = est0[:, :d0], est1[:, :d1]
     # a GLM null is refitted by IRLS, which can fail too: its status counts
     stat, failure = classify(obj, status, False)
     null_singular = (np.zeros(obj.shape[0], dtype=bool) if null.fixed_theta
@@ -195,3 +211,35 @@ def run_glmm_bootstrap(
                           full_singular=_singular(th1, full.model), null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
                         seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
+
+
+def _recheck(task: GlmmBootstrapTask, status: np.ndarray, obj: np.ndarray,
+             estimates: tuple[np.ndarray, np.ndarray],
+             models: tuple[GeneralizedLinearMixedModel | None, GeneralizedLinearMixedModel],
+             dims: tuple[int, int]) -> None:
+    """Give GLMM refits the optimiser gave up on a second look with the full diagnostics.
+
+    As for LMMs (:func:`vctest.nulls.bootstrap._recheck`): the replicate's
+    response is drawn again, and the boundary-aware check of
+    :func:`vctest.diagnostics.diagnose` on the whole (theta, beta) vector, in
+    the optimiser's units, decides; status becomes :data:`RECHECKED` when it
+    passes.  A GLM null refit (IRLS) that failed is not rechecked.
+    """
+    bad = ~np.isin(status, (0, 1)) & np.isfinite(obj)
+    for i in np.flatnonzero(bad.any(axis=1)):
+        y = task.simulate(int(i))
+        for which in np.flatnonzero(bad[i]):
+            model = models[which]
+            if model is None:
+                continue
+            model = model.with_response(y)
+            d = dims[which]
+            lower = np.concatenate([model.layout.lower, np.full(model.p, -np.inf)])
+            scale = np.concatenate([model.theta_scale, model.beta_scale])
+
+            def f(v: np.ndarray, m: GeneralizedLinearMixedModel = model, d: int = d) -> float:
+                return m.laplace(v[:d], v[d:]).m2ll
+
+            if diagnose(f, estimates[which][i], lower, scale=scale,
+                        sing_tol=SINGULAR_TOL).converged:
+                status[i, which] = RECHECKED
