@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +14,18 @@ from vctest._data import as_frame
 from vctest._pvalue import wilson_interval
 from vctest._rng import SeedLike, entropy_of, seed_sequence
 from vctest.api.comparing import BootstrapFailureWarning, check_backend, generating_model
+from vctest.api.glmm_testing import (
+    check_family,
+    glmm_generating_model,
+    glmm_vc_test,
+    offset_values,
+)
 from vctest.api.testing import vc_test
 from vctest.formula.design import Design, build_design
+from vctest.model.glm import simulate_response
 from vctest.model.reduce import drop_term, locate_term
 from vctest.nulls.executor import chunk_ranges, run_chunks
+from vctest.nulls.glmm_bootstrap import GlmmGenerator
 
 POWER_METHODS = ("exact", "bootstrap", "asymptotic", "naive")
 
@@ -51,7 +60,9 @@ class PowerResult:
                         yerr=[rows.rate - rows.ci_low, rows.ci_high - rows.rate],
                         marker="o", capsize=3, label=method)
         ax.axhline(self.alpha, color="0.5", ls=":", label=f"alpha = {self.alpha:g}")
-        ax.set_xlabel("effect size (sd of the tested effect / residual sd)")
+        ax.set_xlabel("effect size (sd of the tested effect / residual sd)"
+                      if self.settings.get("family", "gaussian") == "gaussian" else
+                      "effect size (sd of the tested effect, linear-predictor scale)")
         ax.set_ylabel("rejection rate")
         ax.set_ylim(0, 1)
         ax.legend(fontsize="small")
@@ -122,6 +133,54 @@ class _PowerTask:
         return out
 
 
+@dataclass(frozen=True, eq=False)
+class _GlmmPowerTask:
+    """GLMM data sets ``start .. stop - 1`` of one effect size (picklable)."""
+
+    design: Design
+    null: GlmmGenerator
+    term: str
+    block: int
+    effect: float
+    methods: tuple[str, ...]
+    alpha: float
+    nsim_bootstrap: int
+    seed: np.random.SeedSequence
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        model = self.null.model
+        block = self.design.blocks[self.block]
+        out = np.zeros((stop - start, len(self.methods)), dtype=bool)
+        for i in range(start, stop):
+            rng = np.random.default_rng(np.random.SeedSequence(
+                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
+            eta = self.null.linear_predictor(rng)
+            b = rng.standard_normal(block.n_levels) * self.effect
+            eta += block.columns[:, 0] * b[block.codes]
+            y = simulate_response(model.fam_code, model.link_code, eta, model.weights, rng)
+            design = dataclasses.replace(self.design, y=y)
+            res = None
+            for m, method in enumerate(self.methods):
+                if method == "naive":
+                    continue
+                with warnings.catch_warnings():
+                    # failed replicates are counted by the test; a simulated response
+                    # with a separated GLM is a legitimate data set, not news
+                    warnings.simplefilter("ignore", BootstrapFailureWarning)
+                    warnings.filterwarnings("ignore", message="the GLM's deviance converged")
+                    res = glmm_vc_test(
+                        design, family=model.family, link=model.link,
+                        offset=None if not np.any(model.offset) else model.offset,
+                        term=self.term, method=method, nsim=self.nsim_bootstrap, seed=i,
+                        threads=1, progress=False, stop_alpha=None, stop_error=1e-3,
+                        backend="local", client=None, settings_extra={})
+                out[i - start, m] = res.pvalue <= self.alpha
+            if "naive" in self.methods:
+                naive = next(p for k, p in res.asymptotic.items() if k.startswith("naive"))
+                out[i - start, self.methods.index("naive")] = naive <= self.alpha
+        return out
+
+
 def power(
     formula: str,
     data: pd.DataFrame | str,
@@ -130,20 +189,27 @@ def power(
     effect_sizes: list[float] | np.ndarray,
     nsim: int = 200,
     alpha: float = 0.05,
-    methods: tuple[str, ...] = ("exact", "bootstrap", "asymptotic"),
+    methods: tuple[str, ...] | None = None,
     nsim_exact: int = 10_000,
     nsim_bootstrap: int = 199,
     reml: bool = True,
     seed: SeedLike = None,
     backend: str = "local",
     client: Any = None,
+    family: str = "gaussian",
+    link: str | None = None,
+    offset: str | Any = None,
 ) -> PowerResult:
     """Power of the tests of a scalar variance component by simulation.
 
     Data sets are simulated from the model fitted without ``term`` (its fixed
     effects, residual sd and other variance components) plus the tested effect
     with standard deviation ``effect_size * sigma``; every method tests each
-    data set.  ``effect_size = 0`` gives the type-I error.
+    data set.  ``effect_size = 0`` gives the type-I error.  For a GLMM
+    (``family`` binomial or Poisson) the effect's standard deviation is
+    ``effect_size`` on the scale of the linear predictor (logit, log, ...),
+    and the responses are drawn given it (binomial successes out of the same
+    trials, Poisson counts).
 
     Parameters
     ----------
@@ -155,9 +221,11 @@ def power(
     nsim : int, default 200
         Data sets per effect size.
     alpha : float, default 0.05
-    methods : tuple of {"exact", "bootstrap", "asymptotic", "naive"}
+    methods : tuple of {"exact", "bootstrap", "asymptotic", "naive"}, optional
         ``"asymptotic"`` is the chi-bar-square mixture, ``"naive"`` the
-        textbook chi-square with the number of removed parameters.
+        textbook chi-square with the number of removed parameters.  Default
+        ``("exact", "bootstrap", "asymptotic")``, and for a GLMM (no exact
+        null) ``("bootstrap", "asymptotic")``.
     nsim_exact, nsim_bootstrap : int
         Draws of each test (exact null draws; bootstrap replicates).
     reml : bool, default True
@@ -165,6 +233,8 @@ def power(
         Data set ``i`` of effect size ``k`` has its own stream.
     backend : {"local", "dask"}, default "local"
     client : dask.distributed.Client, optional
+    family, link, offset
+        As for :func:`vctest.vc_test`.
 
     Returns
     -------
@@ -180,6 +250,15 @@ def power(
     ['effect_size', 'method', 'rejections', 'datasets', 'rate', 'ci_low', 'ci_high']
     """
     check_backend(backend)
+    check_family(family, link)
+    glmm = family != "gaussian"
+    if methods is None:
+        methods = ("bootstrap", "asymptotic") if glmm else ("exact", "bootstrap", "asymptotic")
+    if glmm and "exact" in methods:
+        raise ValueError("`methods` cannot include 'exact' for a GLMM: there is no exact "
+                         "null; use 'bootstrap', 'asymptotic' or 'naive'.")
+    if offset is not None and not glmm:
+        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     if isinstance(nsim, bool) or not isinstance(nsim, int) or nsim < 1:
         raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
     if not 0 < alpha < 1:
@@ -191,13 +270,34 @@ def power(
     sizes = np.asarray(effect_sizes, dtype=float).ravel()
     if sizes.size == 0 or np.any(~np.isfinite(sizes)) or np.any(sizes < 0):
         raise ValueError("`effect_sizes` must be finite, non-negative numbers.")
-    design = build_design(formula, as_frame(data))
+    frame = as_frame(data)
+    design = build_design(formula, frame)
     loc = locate_term(design, term)
     block = design.blocks[loc.block]
     if not (loc.whole_block and block.k == 1):
         raise ValueError(f"`term` {loc.label} must be a single variance component for "
                          "power(); it sets the standard deviation of one effect.")
     null_design = drop_term(design, loc)
+    root = seed_sequence(seed)
+    settings = {"formula": formula, "term": loc.label, "nsim": nsim, "alpha": alpha,
+                "nsim_exact": nsim_exact, "nsim_bootstrap": nsim_bootstrap, "reml": reml,
+                "seed_entropy": entropy_of(root), "backend": backend, "family": family}
+    if glmm:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            glmm_gen, _ = glmm_generating_model(null_design, family, link,
+                                                offset_values(offset, frame, design))
+        settings.update(link=glmm_gen.model.link, reml=False, nsim_exact=None,
+                        effect_scale="sd of the tested effect on the linear-predictor scale")
+
+        def glmm_task(k: int, effect: float) -> _GlmmPowerTask:
+            return _GlmmPowerTask(design=design, null=glmm_gen, term=term, block=loc.block,
+                                  effect=effect, methods=tuple(methods), alpha=alpha,
+                                  nsim_bootstrap=nsim_bootstrap,
+                                  seed=np.random.SeedSequence(root.entropy,
+                                                              spawn_key=(*root.spawn_key, k)))
+
+        return _run(glmm_task, sizes, nsim, tuple(methods), alpha, settings, backend, client)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gen, null_fit = generating_model(null_design, reml)
@@ -207,15 +307,23 @@ def power(
                                strict=True):
             other.append((blk, np.asarray(factor)))
     params = (gen.mu, other, gen.sigma)
-    root = seed_sequence(seed)
+
+    def lmm_task(k: int, effect: float) -> _PowerTask:
+        return _PowerTask(design=design, formula=formula, term=term, block=loc.block,
+                          null_fit_params=params, effect=effect, methods=tuple(methods),
+                          alpha=alpha, nsim_exact=nsim_exact, nsim_bootstrap=nsim_bootstrap,
+                          reml=reml, seed=np.random.SeedSequence(
+                              root.entropy, spawn_key=(*root.spawn_key, k)))
+
+    return _run(lmm_task, sizes, nsim, tuple(methods), alpha, settings, backend, client)
+
+
+def _run(make_task: Any, sizes: np.ndarray, nsim: int, methods: tuple[str, ...], alpha: float,
+         settings: dict[str, Any], backend: str, client: Any) -> PowerResult:
+    """Simulate and test ``nsim`` data sets per effect size; tabulate the rejections."""
     rows = []
     for k, effect in enumerate(sizes):
-        task = _PowerTask(design=design, formula=formula, term=term, block=loc.block,
-                          null_fit_params=params, effect=float(effect),
-                          methods=tuple(methods), alpha=alpha, nsim_exact=nsim_exact,
-                          nsim_bootstrap=nsim_bootstrap, reml=reml,
-                          seed=np.random.SeedSequence(root.entropy,
-                                                      spawn_key=(*root.spawn_key, k)))
+        task = make_task(k, float(effect))
         rejected = np.zeros((nsim, len(methods)), dtype=bool)
 
         def take(a: int, b: int, r: np.ndarray, rejected: np.ndarray = rejected) -> None:
@@ -228,7 +336,4 @@ def power(
             lo, hi = wilson_interval(r, nsim)
             rows.append({"effect_size": float(effect), "method": method, "rejections": r,
                          "datasets": nsim, "rate": r / nsim, "ci_low": lo, "ci_high": hi})
-    settings = {"formula": formula, "term": loc.label, "nsim": nsim, "alpha": alpha,
-                "nsim_exact": nsim_exact, "nsim_bootstrap": nsim_bootstrap, "reml": reml,
-                "seed_entropy": entropy_of(root), "backend": backend}
     return PowerResult(table=pd.DataFrame(rows), alpha=alpha, settings=settings)
