@@ -299,3 +299,13 @@ def test_glmm_power_is_reproducible_and_rises_with_the_effect():
     assert pw.settings["family"] == "binomial" and pw.settings["link"] == "logit"
     with pytest.raises(ValueError, match="no exact null"):
         vctest.power(CBPP, "cbpp", **{**kw, "methods": ("exact",)})
+
+
+def test_separation_in_the_fixed_effects_is_named():
+    data = vctest.datasets.load("cbpp")
+    data.loc[data.period == "4", "incidence"] = 0  # no case in period 4: beta diverges
+    with pytest.warns(UserWarning, match="separation in the fixed effects"):
+        fit = vctest.fit(CBPP, data, family="binomial")
+    assert fit.beta["period4"] < -20
+    with pytest.warns(UserWarning, match="separation"):  # check() refits too
+        assert vctest.check(fit).verdict == "unidentified"

@@ -168,6 +168,7 @@ class _GlmmPowerTask:
                     # with a separated GLM is a legitimate data set, not news
                     warnings.simplefilter("ignore", BootstrapFailureWarning)
                     warnings.filterwarnings("ignore", message="the GLM's deviance converged")
+                    warnings.filterwarnings("ignore", message="separation in the fixed")
                     res = glmm_vc_test(
                         design, family=model.family, link=model.link,
                         offset=None if not np.any(model.offset) else model.offset,

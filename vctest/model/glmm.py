@@ -500,9 +500,19 @@ def _start_iv(model: GeneralizedLinearMixedModel, start: Any) -> tuple[np.ndarra
         from vctest.model.glm import fit_glm
 
         try:
-            beta0 = fit_glm(model.without_random_effects()).beta.to_numpy()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                beta0 = fit_glm(model.without_random_effects()).beta.to_numpy()
         except FloatingPointError:
             beta0 = np.zeros(model.p)
+        else:
+            if any("deviance converged" in str(w.message) for w in caught):
+                warnings.warn(
+                    "separation in the fixed effects: a fixed-effect coefficient diverges "
+                    "(fitted probabilities 0 or 1, or means 0 -- e.g. a level of a factor "
+                    "with no events); it is not estimable, and vctest.check will call the "
+                    "fit 'unidentified'. Merge or drop that level, or use a penalised fit.",
+                    UserWarning, stacklevel=4)
         return lay.initial() / model.theta_scale, beta0
     if not (isinstance(start, tuple | list) and len(start) == 2):
         raise TypeError("`start` must be a (theta, beta) pair or None.")
