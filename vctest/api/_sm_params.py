@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vctest.model.fit import SINGULAR_TOL, LmmFit
+from vctest.model.fit import LmmFit
 
 #: Floor on relative variances handed to statsmodels' ``loglike`` (it takes log(0)).
 SM_FLOOR = 1e-10
@@ -146,8 +146,7 @@ def result_notes(result: Any, fit: LmmFit, theta_sm: np.ndarray, sm_llf: float,
     low += [names[k_re2 + k] for k, v in enumerate(np.asarray(result.vcomp, dtype=float))
             if v < SM_BOUNDARY]
     lay = fit.model.layout
-    at_zero = bool(np.any(lay.is_diagonal
-                          & ((theta_sm - lay.lower) * fit.model.theta_scale < SINGULAR_TOL)))
+    at_zero = bool(lay.singular(theta_sm, fit.model.theta_scale))
     if low:
         verdict = ("vctest's fit is a boundary (singular) fit too" if fit.singular else
                    "by lme4's relative rule (theta < 1e-4) vctest's fit is not singular: "

@@ -25,7 +25,7 @@ from vctest.kernels.optimize import (
     minimize_with_edge_restarts,
 )
 from vctest.model.lmm import LinearMixedModel
-from vctest.model.terms import varcorr_rows
+from vctest.model.terms import SINGULAR_TOL, varcorr_rows
 
 OPTIMIZERS = ("bfgs", "L-BFGS-B", "Powell", "Nelder-Mead")
 
@@ -38,8 +38,6 @@ EDGE_PROBE = 1e-4
 #: Restarts allowed when the optimum sits on a bound the objective falls away from.
 MAX_EDGE_RESTARTS = 3
 
-#: A variance parameter this close to its bound makes a fit singular (lme4's default).
-SINGULAR_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -122,9 +120,7 @@ class LmmFit:
         (``theta * model.theta_scale``), so a covariate's units do not matter;
         for intercepts this is lme4's rule.
         """
-        lay = self.model.layout
-        dist = (self.theta - lay.lower) * self.model.theta_scale
-        return bool(np.any(lay.is_diagonal & (dist < SINGULAR_TOL)))
+        return bool(self.model.layout.singular(self.theta, self.model.theta_scale))
 
     @property
     def converged(self) -> bool:

@@ -40,7 +40,7 @@ from vctest.model.glm import (
     response_iv,
     simulate_response,
 )
-from vctest.model.terms import ThetaLayout, theta_layout, varcorr_rows
+from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout, varcorr_rows
 
 __all__ = ["GeneralizedLinearMixedModel", "GlmmFit", "GlmmSettings", "fit_glmm"]
 
@@ -52,8 +52,6 @@ PIRLS_MAXIT, PIRLS_TOL = 100, 1e-10
 #: Largest order of the dense block (random effects after the first term, plus X).
 MAX_DENSE_ORDER = 5_000
 
-#: A variance parameter this close to its bound (in units of its column) is singular.
-SINGULAR_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -354,9 +352,7 @@ class GlmmFit:
     @property
     def singular(self) -> bool:
         """A variance parameter within 1e-4 of its bound, in units of its column."""
-        lay = self.model.layout
-        dist = (self.theta - lay.lower) * self.model.theta_scale
-        return bool(np.any(lay.is_diagonal & (dist < SINGULAR_TOL)))
+        return bool(self.model.layout.singular(self.theta, self.model.theta_scale))
 
     @cached_property
     def diagnostics(self) -> FitDiagnostics:

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: A variance parameter this close to its bound, in units of its column, makes a fit
+#: singular (lme4's ``isSingular`` default for intercepts).
+SINGULAR_TOL = 1e-4
+
 
 @dataclass(frozen=True, eq=False)
 class ThetaLayout:
@@ -52,6 +56,16 @@ class ThetaLayout:
     def is_diagonal(self) -> np.ndarray:
         """Boolean mask of diagonal (variance) parameters."""
         return np.isfinite(self.lower)
+
+    def singular(self, theta: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Whether a variance parameter is within :data:`SINGULAR_TOL` of its bound.
+
+        Measured in units of each parameter's random-effect column (``theta *
+        scale``); ``theta`` may hold one estimate per row (then one answer per
+        row).
+        """
+        near = self.is_diagonal & ((np.asarray(theta) - self.lower) * scale < SINGULAR_TOL)
+        return np.any(near, axis=-1)
 
     def initial(self) -> np.ndarray:
         """lme4's starting values: 1 on diagonals, 0 off the diagonal."""

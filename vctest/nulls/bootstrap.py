@@ -33,7 +33,7 @@ from vctest.formula.design import Design, RandomBlock
 from vctest.formula.parse import random_term_from_text
 from vctest.kernels._jit import set_threads
 from vctest.kernels.bootstrap import lmm_bootstrap, simulate_one
-from vctest.model.fit import MAX_EDGE_RESTARTS, SINGULAR_TOL, LmmFit, OptimizerSettings
+from vctest.model.fit import MAX_EDGE_RESTARTS, LmmFit, OptimizerSettings
 from vctest.model.lmm import LinearMixedModel
 from vctest.nulls.approximations import decision_is_clear, looks, per_look_error
 from vctest.nulls.executor import chunk_ranges, run_chunks
@@ -335,12 +335,9 @@ def run_bootstrap(
     _recheck(status, obj, (th0, th1), (m0, full.model), task.sim,
              replicate_seeds(seed_seq, 0, done), reml)
     stat, failure = classify(obj, status, null.fixed_theta)
-    lower1 = full.model.layout.lower
-    diag1 = full.model.layout.is_diagonal
-    singular = np.any(diag1 & ((th1 - lower1) * full.model.theta_scale < SINGULAR_TOL), axis=1)
-    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta else np.any(
-        m0.layout.is_diagonal & ((th0 - m0.layout.lower) * m0.theta_scale < SINGULAR_TOL),
-        axis=1))
+    singular = full.model.layout.singular(th1, full.model.theta_scale)
+    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta
+                     else m0.layout.singular(th0, m0.theta_scale))
     rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
                           n_evals=nev, status=status, failure=failure, full_singular=singular,
                           null_singular=null_singular)

@@ -26,7 +26,8 @@ from vctest.kernels.glmm import linear_predictor
 from vctest.kernels.glmm_bootstrap import glmm_bootstrap, simulate_glmm_one
 from vctest.kernels.lmm import theta_to_factors
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
-from vctest.model.glmm import SINGULAR_TOL, GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
+from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
+from vctest.model.terms import SINGULAR_TOL
 from vctest.nulls.bootstrap import (
     RECHECKED,
     BootstrapRun,
@@ -164,12 +165,6 @@ def make_glmm_task(null: GlmmGenerator, full: GlmmFit, embed: np.ndarray, *,
                              ctrl=settings.as_array(), seed=seed_seq, threads=threads)
 
 
-def _singular(theta: np.ndarray, model: GeneralizedLinearMixedModel) -> np.ndarray:
-    lay = model.layout
-    return np.any(lay.is_diagonal & ((theta - lay.lower) * model.theta_scale < SINGULAR_TOL),
-                  axis=1)
-
-
 def run_glmm_bootstrap(
     null: GlmmGenerator,
     full: GlmmFit,
@@ -219,10 +214,11 @@ def run_glmm_bootstrap(
     # a GLM null is refitted by IRLS, which can fail too: its status counts
     stat, failure = classify(obj, status, False)
     null_singular = (np.zeros(obj.shape[0], dtype=bool) if null.fixed_theta
-                     else _singular(th0, null.model))
+                     else null.model.layout.singular(th0, null.model.theta_scale))
     rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
                           n_evals=nev, status=status, failure=failure,
-                          full_singular=_singular(th1, full.model), null_singular=null_singular)
+                          full_singular=full.model.layout.singular(th1, full.model.theta_scale),
+                          null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
                         seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
 
