@@ -309,3 +309,22 @@ def test_separation_in_the_fixed_effects_is_named():
     assert fit.beta["period4"] < -20
     with pytest.warns(UserWarning, match="separation"):  # check() refits too
         assert vctest.check(fit).verdict == "unidentified"
+
+
+def test_compare_keeps_the_offset_on_its_rows_when_rows_are_dropped():
+    # x is missing on the first rows: both models are fitted to the complete rows, and
+    # the offset must follow them (it used to be read from the first rows instead)
+    data = vctest.datasets.load("cbpp").assign(logsize=lambda d: np.log(d["size"]))
+    data["x"] = np.arange(len(data), dtype=float)
+    data.loc[[0, 1, 2], "x"] = np.nan
+    full, null = "incidence ~ period + x + (1 | herd)", "incidence ~ period + (1 | herd)"
+    kw = {"family": "poisson", "nsim": 5, "seed": 1}
+    with pytest.warns(UserWarning, match="dropped 3 of 56 rows"):
+        res = vctest.compare(full, null, data, offset="logsize", **kw)
+    complete = data.dropna().reset_index(drop=True)
+    want = vctest.compare(full, null, complete, offset="logsize", **kw)
+    assert res.statistic == pytest.approx(want.statistic, rel=1e-9)
+    assert res.fits["null"].objective == pytest.approx(want.fits["null"].objective, rel=1e-12)
+    with pytest.warns(UserWarning, match="dropped 3 of 56 rows"):
+        by_value = vctest.compare(full, null, data, offset=np.log(data["size"]), **kw)
+    assert by_value.statistic == pytest.approx(want.statistic, rel=1e-9)

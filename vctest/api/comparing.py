@@ -168,17 +168,22 @@ def _shape(design: Design) -> list[int]:
     return [design.n, cols]
 
 
-def _aligned_designs(full: str, null: str, frame: pd.DataFrame) -> tuple[Design, Design]:
-    """Both designs on the rows complete for both formulas."""
+def _aligned_designs(full: str, null: str,
+                     frame: pd.DataFrame) -> tuple[Design, Design, np.ndarray]:
+    """Both designs on the rows complete for both formulas.
+
+    Also returns the positions in ``frame`` of the rows the designs were built
+    from, so ``rows[design.row_index]`` locates each design row in ``frame``.
+    """
     d_full = build_design(full, frame)
     d_null = build_design(null, frame)
     if d_full.n == d_null.n and np.array_equal(d_full.row_index, d_null.row_index):
-        return d_full, d_null
+        return d_full, d_null, np.arange(len(frame))
     rows = np.intersect1d(d_full.row_index, d_null.row_index)
     sub = frame.iloc[rows].reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_design(full, sub), build_design(null, sub)
+        return build_design(full, sub), build_design(null, sub), rows
 
 
 def compare(
@@ -276,18 +281,19 @@ def compare(
         raise TypeError(f"`reml` must be True or False; got {reml!r}.")
     if isinstance(full, GlmmFit) and isinstance(null, GlmmFit | GlmFit):
         family, link, offset = full.model.family, full.model.link, full.model.offset
-    check_family(family, link)
+    check_family(family, link, offset)
     glmm = family != "gaussian"
     if glmm and reml:
         raise ValueError("GLMMs are fitted by maximum likelihood; use reml=False.")
-    if offset is not None and not glmm:
-        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     if isinstance(full, str) != isinstance(null, str):
         raise TypeError("`full` and `null` must both be formulas or both be fitted models.")
     if isinstance(full, str):
         if data is None:
             raise ValueError("`data` is required when the models are given as formulas.")
-        d_full, d_null = _aligned_designs(full, null, as_frame(data))
+        frame = as_frame(data)
+        d_full, d_null, rows = _aligned_designs(full, null, frame)
+        if glmm:  # the offset on the rows the models use, as positions in `data`
+            offset = offset_values(offset, frame, rows[d_full.row_index])
     elif (isinstance(full, LmmFit) and isinstance(null, LmmFit)) or (
             isinstance(full, GlmmFit) and isinstance(null, GlmmFit | GlmFit)):
         d_full, d_null = full.model.design, null.model.design
@@ -304,8 +310,6 @@ def compare(
             "use reml=False (ML), the default."
         )
     if glmm:
-        if isinstance(offset, str) or (offset is not None and isinstance(full, str)):
-            offset = offset_values(offset, as_frame(data), d_full)
         full_fit: LmmFit | GlmmFit = fit_glmm_design(d_full, family, link, offset)
         gen, null_fit = glmm_generating_model(d_null, family, full_fit.model.link, offset)
     else:

@@ -92,9 +92,7 @@ def fit(
     (73.472, 0.6423)
     """
     _fit_iv(formula, reml, optimizer)
-    check_family(family, link)
-    if offset is not None and family == "gaussian":
-        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
+    check_family(family, link, offset)
     frame = as_frame(data)
     design = build_design(formula, frame)
     if family != "gaussian":
@@ -102,7 +100,7 @@ def fit(
             raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "
                              f"{optimizer!r}.")
         model = GeneralizedLinearMixedModel.from_design(
-            _require_blocks(design), family, link, offset_values(offset, frame, design))
+            _require_blocks(design), family, link, offset_values(offset, frame, design.row_index))
         return fit_glmm(model, optimizer=optimizer)
     model = LinearMixedModel.from_design(design)
     return fit_model(model, reml=reml, optimizer=optimizer)

@@ -22,8 +22,8 @@ from vctest.results import TestResult
 GLMM_FAMILIES = ("binomial", "poisson")
 
 
-def check_family(family: object, link: object) -> None:
-    """Validate ``family`` (any of vctest's) and ``link`` (GLMMs only)."""
+def check_family(family: object, link: object, offset: object = None) -> None:
+    """Validate ``family`` (any of vctest's), and ``link`` and ``offset`` (GLMMs only)."""
     if family not in ("gaussian", *GLMM_FAMILIES):
         raise ValueError(f"`family` must be 'gaussian', 'binomial' or 'poisson'; got "
                          f"{family!r}.")
@@ -31,12 +31,14 @@ def check_family(family: object, link: object) -> None:
         if link is not None:
             raise ValueError("`link` applies to family='binomial' or 'poisson' only; a "
                              "Gaussian mixed model has the identity link.")
+        if offset is not None:
+            raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     else:
         family_iv(family, link)
 
 
-def offset_values(offset: Any, frame: pd.DataFrame, design: Design) -> np.ndarray | None:
-    """The offset on the rows the design uses.
+def offset_values(offset: Any, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """The offset on the rows a model uses (``rows``: their positions in ``frame``).
 
     ``offset`` is a column name of ``frame`` or one value per row of
     ``frame`` (before rows with missing values were dropped).
@@ -59,7 +61,7 @@ def offset_values(offset: Any, frame: pd.DataFrame, design: Design) -> np.ndarra
             raise ValueError(f"`offset` must have one value per row of the data ({len(frame)}); "
                              f"got {values.size}.")
         name = "`offset`"
-    used = values[design.row_index]
+    used = values[rows]
     if not np.all(np.isfinite(used)):
         bad = int(np.sum(~np.isfinite(used)))
         raise ValueError(f"{name} has missing or non-finite values on {bad} of the rows "

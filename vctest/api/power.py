@@ -251,15 +251,13 @@ def power(
     ['effect_size', 'method', 'rejections', 'datasets', 'rate', 'ci_low', 'ci_high']
     """
     check_backend(backend)
-    check_family(family, link)
+    check_family(family, link, offset)
     glmm = family != "gaussian"
     if methods is None:
         methods = ("bootstrap", "asymptotic") if glmm else ("exact", "bootstrap", "asymptotic")
     if glmm and "exact" in methods:
         raise ValueError("`methods` cannot include 'exact' for a GLMM: there is no exact "
                          "null; use 'bootstrap', 'asymptotic' or 'naive'.")
-    if offset is not None and not glmm:
-        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     if isinstance(nsim, bool) or not isinstance(nsim, int) or nsim < 1:
         raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
     if not 0 < alpha < 1:
@@ -287,7 +285,7 @@ def power(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             glmm_gen, _ = glmm_generating_model(null_design, family, link,
-                                                offset_values(offset, frame, design))
+                                                offset_values(offset, frame, design.row_index))
         settings.update(link=glmm_gen.model.link, reml=False, nsim_exact=None,
                         effect_scale="sd of the tested effect on the linear-predictor scale")
 

@@ -163,11 +163,9 @@ def vc_test(
     >>> res.pvalue < 0.01   # exact p = 0.0044 (the ANOVA F test)
     True
     """
-    check_family(family, link)
+    check_family(family, link, offset)
     if method is None:
         method = "exact" if family == "gaussian" else "bootstrap"
-    if offset is not None and family == "gaussian":
-        raise ValueError("`offset` applies to family='binomial' or 'poisson' only.")
     _vc_test_iv(term, method, nsim, reml, threads)
     check_backend(backend, keep_null)
     if not isinstance(formula, str) and type(formula).__module__.startswith("statsmodels."):
@@ -188,7 +186,7 @@ def vc_test(
     design = build_design(formula, frame)
     if family != "gaussian":
         return glmm_vc_test(design, family=family, link=link,
-                            offset=offset_values(offset, frame, design), term=term,
+                            offset=offset_values(offset, frame, design.row_index), term=term,
                             method=method, nsim=nsim, seed=seed, threads=threads,
                             progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
                             backend=backend, client=client,
