@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vctest.diagnostics import FitDiagnostics, diagnose
+from vctest.diagnostics import FitDiagnostics
 from vctest.kernels.optimize import (
     STATUS_TEXT,
     entries_below_diagonals,
     minimize_with_edge_restarts,
 )
 from vctest.model.lmm import LinearMixedModel
-from vctest.model.terms import SINGULAR_TOL, varcorr_rows
+from vctest.model.terms import varcorr_rows
 
 OPTIMIZERS = ("bfgs", "L-BFGS-B", "Powell", "Nelder-Mead")
 
@@ -97,10 +97,7 @@ class LmmFit:
         Computed on first access (finite differences cost O(d^2) objective
         evaluations), so that refits in a loop stay fast.
         """
-        model, reml = self.model, self.reml
-        return diagnose(lambda th: model.objective(th, reml), self.theta, model.layout.lower,
-                        names=model.layout.names, sing_tol=SINGULAR_TOL,
-                        scale=model.theta_scale)
+        return self.model.diagnostics_at(self.theta, self.reml)
 
     @property
     def loglik(self) -> float:

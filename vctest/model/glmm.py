@@ -264,6 +264,25 @@ class GeneralizedLinearMixedModel:
             self.link_code, self.saturated, bool(joint), PIRLS_MAXIT, PIRLS_TOL, u, b, lxx)
         return LaplaceValue(float(m2ll), float(dev), u, b, int(status))
 
+    def diagnostics_at(self, theta: Any, beta: Any, *,
+                       u0: np.ndarray | None = None) -> FitDiagnostics:
+        """Derivatives and the boundary-aware verdict on the whole (theta, beta) vector.
+
+        Taken in the optimiser's units (theta times its column's root-mean-square,
+        beta times its column's), so a covariate's units do not change the verdict;
+        ``u0`` starts each PIRLS run (the fit's modes).
+        """
+        d = self.layout.size
+        lower = np.concatenate([self.layout.lower, np.full(self.p, -np.inf)])
+        scale = np.concatenate([self.theta_scale, self.beta_scale])
+        names = list(self.layout.names) + list(self.design.fixed_names)
+
+        def f(v: np.ndarray) -> float:
+            return self.laplace(v[:d], v[d:], u0=u0).m2ll
+
+        return diagnose(f, np.concatenate([as_f64(theta), as_f64(beta)]), lower, names=names,
+                        scale=scale, sing_tol=SINGULAR_TOL)
+
     def objective(self, theta: Any, beta: Any) -> float:
         """-2 log-likelihood (Laplace) at ``(theta, beta)``; +inf where PIRLS fails."""
         return self.laplace(theta, beta).m2ll
@@ -362,17 +381,7 @@ class GlmmFit:
         units (theta times its column's root-mean-square, beta times its
         column's), so a covariate's units do not change the verdict.
         """
-        model, d = self.model, self.theta.size
-        lower = np.concatenate([model.layout.lower, np.full(model.p, -np.inf)])
-        scale = np.concatenate([model.theta_scale, model.beta_scale])
-        names = list(model.layout.names) + list(self.beta.index)
-        u0 = self.u
-
-        def f(v: np.ndarray) -> float:
-            return model.laplace(v[:d], v[d:], u0=u0).m2ll
-
-        return diagnose(f, np.concatenate([self.theta, self.beta.to_numpy()]), lower,
-                        names=names, scale=scale, sing_tol=SINGULAR_TOL)
+        return self.model.diagnostics_at(self.theta, self.beta.to_numpy(), u0=self.u)
 
     @property
     def converged(self) -> bool:

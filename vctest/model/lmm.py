@@ -15,9 +15,10 @@ from functools import cached_property
 
 import numpy as np
 
+from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels import lmm as kernels
-from vctest.model.terms import ThetaLayout, column_scales, theta_layout
+from vctest.model.terms import SINGULAR_TOL, ThetaLayout, column_scales, theta_layout
 
 #: Largest order of the dense "rest" block the engine accepts.
 MAX_DENSE_ORDER = 12_000
@@ -189,6 +190,11 @@ class LinearMixedModel:
         """REML criterion (``reml=True``) or ML deviance at ``theta`` (+inf if undefined)."""
         theta = np.ascontiguousarray(theta, dtype=float)
         return float(kernels.objective(theta, self.workspace(reml)))
+
+    def diagnostics_at(self, theta: np.ndarray, reml: bool) -> FitDiagnostics:
+        """Gradient, Hessian and the boundary-aware verdict at ``theta``, in column units."""
+        return diagnose(lambda th: self.objective(th, reml), theta, self.layout.lower,
+                        names=self.layout.names, sing_tol=SINGULAR_TOL, scale=self.theta_scale)
 
     def with_response(self, y: np.ndarray) -> LinearMixedModel:
         """The same model with response ``y``; shares structure, D1 and X parts."""

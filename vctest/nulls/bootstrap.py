@@ -20,6 +20,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,6 @@ import numpy as np
 
 from vctest._pvalue import ZERO_TOL
 from vctest._rng import replicate_seeds
-from vctest.diagnostics import diagnose
 from vctest.formula.design import Design, RandomBlock
 from vctest.formula.parse import random_term_from_text
 from vctest.kernels._jit import set_threads
@@ -332,8 +332,15 @@ def run_bootstrap(
     obj, th0, th1, nev, status = raw.arrays
     done = obj.shape[0]
     m0 = null.model
-    _recheck(status, obj, (th0, th1), (m0, full.model), task.sim,
-             replicate_seeds(seed_seq, 0, done), reml)
+    seeds = replicate_seeds(seed_seq, 0, done)
+    models, thetas = (m0, full.model), (th0, th1)
+
+    def simulate(i: int) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return simulate_one(seeds[i], task.sim)
+
+    recheck(status, obj, simulate, lambda which, y, i: models[which].with_response(
+        y).diagnostics_at(thetas[which][i], reml).converged)
     stat, failure = classify(obj, status, null.fixed_theta)
     singular = full.model.layout.singular(th1, full.model.theta_scale)
     null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta
@@ -434,23 +441,21 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
                   seconds=time.perf_counter() - start_time, threads=used_threads)
 
 
-def _recheck(status, obj, thetas, models, sim, seeds, reml) -> None:
+def recheck(status: np.ndarray, obj: np.ndarray, simulate: Callable[[int], np.ndarray],
+            converged_at: Callable[[int, np.ndarray, int], bool]) -> None:
     """Give refits the optimiser gave up on a second look with the full diagnostics.
 
     A line search that fails at the optimum (finite-difference noise) is not
-    a failure; :func:`vctest.diagnostics.diagnose` with its boundary-aware
-    check decides.  Status becomes :data:`RECHECKED` when the check passes.
+    a failure; the boundary-aware check of :func:`vctest.diagnostics.diagnose`
+    decides.  For each flagged replicate ``i`` the response ``simulate(i)``
+    is drawn again and ``converged_at(which, y, i)`` (0 null, 1 full) runs the
+    check; status becomes :data:`RECHECKED` when it passes.
     """
     bad = ~np.isin(status, (0, 1)) & np.isfinite(obj)
     for i in np.flatnonzero(bad.any(axis=1)):
-        with np.errstate(over="ignore"):
-            y = simulate_one(seeds[i], sim)
+        y = simulate(int(i))
         for which in np.flatnonzero(bad[i]):
-            model = models[which].with_response(y)
-            lay = model.layout
-            diag = diagnose(lambda th, m=model: m.objective(th, reml), thetas[which][i],
-                            lay.lower, scale=model.theta_scale)
-            if diag.converged:
+            if converged_at(int(which), y, int(i)):
                 status[i, which] = RECHECKED
 
 

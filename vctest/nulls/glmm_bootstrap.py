@@ -20,19 +20,17 @@ from typing import Any
 import numpy as np
 
 from vctest._rng import replicate_seeds
-from vctest.diagnostics import diagnose
 from vctest.kernels._jit import set_threads
 from vctest.kernels.glmm import linear_predictor
 from vctest.kernels.glmm_bootstrap import glmm_bootstrap, simulate_glmm_one
 from vctest.kernels.lmm import theta_to_factors
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
-from vctest.model.terms import SINGULAR_TOL
 from vctest.nulls.bootstrap import (
-    RECHECKED,
     BootstrapRun,
     ReplicateRecord,
     classify,
+    recheck,
     run_replicates,
 )
 
@@ -208,8 +206,18 @@ def run_glmm_bootstrap(
                          backend=backend, client=client, n_workers=n_workers)
     obj, est0, est1, nev, status = raw.arrays
     d0, d1 = null.theta.size, full.theta.size
-    _recheck(task, status, obj, (est0, est1), (None if null.fixed_theta else null.model,
-                                                full.model), (d0, d1))
+    # a GLM null refit (IRLS) that failed is not rechecked; GLMM refits are checked on
+    # the whole (theta, beta) vector
+    models = (None if null.fixed_theta else null.model, full.model)
+    estimates, dims = (est0, est1), (d0, d1)
+
+    def converged_at(which: int, y: np.ndarray, i: int) -> bool:
+        if models[which] is None:
+            return False
+        est, d = estimates[which][i], dims[which]
+        return models[which].with_response(y).diagnostics_at(est[:d], est[d:]).converged
+
+    recheck(status, obj, task.simulate, converged_at)
     th0, th1 = est0[:, :d0], est1[:, :d1]
     # a GLM null is refitted by IRLS, which can fail too: its status counts
     stat, failure = classify(obj, status, False)
@@ -221,35 +229,3 @@ def run_glmm_bootstrap(
                           null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
                         seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
-
-
-def _recheck(task: GlmmBootstrapTask, status: np.ndarray, obj: np.ndarray,
-             estimates: tuple[np.ndarray, np.ndarray],
-             models: tuple[GeneralizedLinearMixedModel | None, GeneralizedLinearMixedModel],
-             dims: tuple[int, int]) -> None:
-    """Give GLMM refits the optimiser gave up on a second look with the full diagnostics.
-
-    As for LMMs (:func:`vctest.nulls.bootstrap._recheck`): the replicate's
-    response is drawn again, and the boundary-aware check of
-    :func:`vctest.diagnostics.diagnose` on the whole (theta, beta) vector, in
-    the optimiser's units, decides; status becomes :data:`RECHECKED` when it
-    passes.  A GLM null refit (IRLS) that failed is not rechecked.
-    """
-    bad = ~np.isin(status, (0, 1)) & np.isfinite(obj)
-    for i in np.flatnonzero(bad.any(axis=1)):
-        y = task.simulate(int(i))
-        for which in np.flatnonzero(bad[i]):
-            model = models[which]
-            if model is None:
-                continue
-            model = model.with_response(y)
-            d = dims[which]
-            lower = np.concatenate([model.layout.lower, np.full(model.p, -np.inf)])
-            scale = np.concatenate([model.theta_scale, model.beta_scale])
-
-            def f(v: np.ndarray, m: GeneralizedLinearMixedModel = model, d: int = d) -> float:
-                return m.laplace(v[:d], v[d:]).m2ll
-
-            if diagnose(f, estimates[which][i], lower, scale=scale,
-                        sing_tol=SINGULAR_TOL).converged:
-                status[i, which] = RECHECKED
