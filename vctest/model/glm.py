@@ -124,8 +124,25 @@ def simulate_response(fam: int, link: int, eta: np.ndarray, weights: np.ndarray,
     return rng.binomial(trials, mu) / np.where(trials > 0, trials, 1)
 
 
+class FamilyCodes:
+    """The kernels' family and link codes of a model with ``family`` and ``link``."""
+
+    family: str
+    link: str
+
+    @property
+    def fam_code(self) -> int:
+        """Family code of the kernels."""
+        return FAMILIES[self.family]
+
+    @property
+    def link_code(self) -> int:
+        """Link code of the kernels."""
+        return LINKS[self.link]
+
+
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearModel:
+class GeneralizedLinearModel(FamilyCodes):
     """A GLM (no random effects): design, family, link, response, weights, offset."""
 
     design: Design
@@ -154,16 +171,6 @@ class GeneralizedLinearModel:
         y, wt = response_iv(design.y, design.weights, family)
         return cls(design=design, family=family, link=link, y=y, weights=wt,
                    offset=offset_iv(offset, design.n))
-
-    @property
-    def fam_code(self) -> int:
-        """Family code of the kernels."""
-        return FAMILIES[self.family]
-
-    @property
-    def link_code(self) -> int:
-        """Link code of the kernels."""
-        return LINKS[self.link]
 
     @property
     def x(self) -> np.ndarray:

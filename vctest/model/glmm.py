@@ -31,8 +31,7 @@ from vctest.kernels import glmm as kernels
 from vctest.kernels.glmm_optimize import STATUS_TEXT, glmm_fit
 from vctest.kernels.lmm import theta_to_factors
 from vctest.model.glm import (
-    FAMILIES,
-    LINKS,
+    FamilyCodes,
     GeneralizedLinearModel,
     as_f64,
     family_iv,
@@ -134,7 +133,7 @@ class LaplaceValue(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(FamilyCodes):
     """A GLMM ready for Laplace evaluations (build it with :meth:`from_design`).
 
     Attributes
@@ -206,16 +205,6 @@ class GeneralizedLinearMixedModel:
                               [b.column_names for b in design.blocks])
         return cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,
                    offset=offset_iv(offset, design.n), ws=_structure(design))
-
-    @property
-    def fam_code(self) -> int:
-        """Family code of the kernels."""
-        return FAMILIES[self.family]
-
-    @property
-    def link_code(self) -> int:
-        """Link code of the kernels."""
-        return LINKS[self.link]
 
     @property
     def n(self) -> int:
