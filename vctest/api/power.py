@@ -171,7 +171,7 @@ class _GlmmPowerTask:
                     warnings.filterwarnings("ignore", message="separation in the fixed")
                     res = glmm_vc_test(
                         design, family=model.family, link=model.link,
-                        offset=None if not np.any(model.offset) else model.offset,
+                        offset=model.offset,
                         term=self.term, method=method, nsim=self.nsim_bootstrap, seed=i,
                         threads=1, progress=False, stop_alpha=None, stop_error=1e-3,
                         backend="local", client=None, settings_extra={})

@@ -289,13 +289,19 @@ class GeneralizedLinearMixedModel(FamilyCodes):
         return GeneralizedLinearModel(design=self.design, family=self.family, link=self.link,
                                       y=self.y, weights=self.weights, offset=self.offset)
 
-    def simulate(self, theta: Any, beta: Any, rng: np.random.Generator) -> np.ndarray:
-        """A response drawn from the model at ``(theta, beta)``: u ~ N(0, I), then y | u."""
+    def draw_linear_predictor(self, theta: Any, beta: Any,
+                              rng: np.random.Generator) -> np.ndarray:
+        """offset + X beta + Z Lambda(theta) u at ``(theta, beta)`` with fresh ``u ~ N(0, I)``."""
         lay = self.layout
         t = theta_to_factors(as_f64(theta), lay.k, lay.offsets, int(lay.k.max()))
         eta = np.empty(self.n)
         kernels.linear_predictor(t, self.ws, rng.standard_normal(self.q), as_f64(beta),
                                  self.offset, eta)
+        return eta
+
+    def simulate(self, theta: Any, beta: Any, rng: np.random.Generator) -> np.ndarray:
+        """A response drawn from the model at ``(theta, beta)``: u ~ N(0, I), then y | u."""
+        eta = self.draw_linear_predictor(theta, beta, rng)
         return simulate_response(self.fam_code, self.link_code, eta, self.weights, rng)
 
 

@@ -21,9 +21,7 @@ import numpy as np
 
 from vctest._rng import replicate_seeds
 from vctest.kernels._jit import set_threads
-from vctest.kernels.glmm import linear_predictor
 from vctest.kernels.glmm_bootstrap import glmm_bootstrap, simulate_glmm_one
-from vctest.kernels.lmm import theta_to_factors
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
 from vctest.nulls.bootstrap import (
@@ -77,15 +75,9 @@ class GlmmGenerator:
 
     def linear_predictor(self, rng: np.random.Generator) -> np.ndarray:
         """offset + X beta + Z Lambda(theta) u with fresh ``u ~ N(0, I)`` (no u for a GLM)."""
-        eta = self.eta_fixed()
         if self.fixed_theta:
-            return eta
-        m = self.model
-        lay = m.layout
-        t = theta_to_factors(self.theta, lay.k, lay.offsets, int(lay.k.max()))
-        out = np.empty(m.n)
-        linear_predictor(t, m.ws, rng.standard_normal(m.q), np.zeros(m.p), eta, out)
-        return out
+            return self.eta_fixed()
+        return self.model.draw_linear_predictor(self.theta, self.beta, rng)
 
 
 @dataclass(frozen=True, eq=False)
