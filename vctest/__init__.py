@@ -19,14 +19,15 @@ datasets   bundled example data with R's factor level order
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from vctest._version import __version__
+
 if TYPE_CHECKING:  # pragma: no cover
     from vctest import datasets
     from vctest.api import check, compare, fit, power, vc_test
     from vctest.api.statsmodels import from_statsmodels
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
-    from vctest.report.serialize import load_result
-    from vctest.results import TestResult
+    from vctest.results import TestResult, load_result
 
 # Loaded on first use, so that ``from vctest.nulls.spectral import rlrt_null``
 # in a lean worker does not import pandas, formulaic and the model kernels.
@@ -41,7 +42,7 @@ _LAZY = {
     "LmmFit": "vctest.model.fit",
     "lrt_null": "vctest.nulls.spectral",
     "rlrt_null": "vctest.nulls.spectral",
-    "load_result": "vctest.report.serialize",
+    "load_result": "vctest.results",
     "TestResult": "vctest.results",
 }
 
@@ -59,7 +60,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "LmmFit",

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Is this random effect needed? Exact and bootstrap tests of variance "
         "components in mixed models.",
     )
-    from vctest import __version__
+    from vctest._version import __version__
 
     parser.add_argument("--version", action="version", version=f"vctest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -26,7 +26,7 @@ def versions() -> dict[str, str]:
     import pandas
     import scipy
 
-    from vctest import __version__
+    from vctest._version import __version__
 
     return {
         "vctest": __version__,
@@ -98,7 +98,7 @@ class TestResult:
         look by the diagnostics, and the p-value without the latter.
     replicates : object or None
         Bootstrap only: the per-replicate record
-        (:class:`vctest.nulls.bootstrap.ReplicateRecord`).
+        (:class:`vctest._replicates.ReplicateRecord`).
     fits : dict
         The fitted models (``"full"``, ``"null"``).
     versions : dict
@@ -296,3 +296,39 @@ class TestResult:
         if self.seed is not None:
             lines.append(f"  seed = {self.seed}")
         return "\n".join(lines)
+
+
+def load_result(path: Any) -> TestResult:
+    """Load a result written by :meth:`TestResult.to_json`.
+
+    Needs neither the model engine nor Numba (see
+    :func:`vctest.report.serialize.read_result`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    TestResult
+        With the fits as dictionaries and no ``confint`` (refit to invert the
+        test again).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a vctest result (or from a newer format).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, vctest
+    >>> res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+    ...                      nsim=1000, seed=1)
+    >>> path = res.to_json(tempfile.mkdtemp() + "/dyestuff.json")
+    >>> back = vctest.load_result(path)
+    >>> back.pvalue == res.pvalue, np.array_equal(back.null_distribution, res.null_distribution)
+    (True, True)
+    """
+    from vctest.report.serialize import read_result
+
+    return TestResult(**read_result(path))

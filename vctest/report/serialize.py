@@ -1,4 +1,4 @@
-"""Save a :class:`~vctest.results.TestResult` to JSON and load it back exactly.
+"""Save a :class:`~vctest.results.TestResult` to JSON and read it back exactly.
 
 Everything that determines the numbers is stored: the statistic, p-value, the
 whole null sample (floats written with Python's shortest round-trip repr, so
@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from vctest._replicates import ReplicateRecord
 
 FORMAT = "vctest-result"
 FORMAT_VERSION = 1
@@ -74,8 +77,13 @@ def save_result(result: Any, path: str | Path) -> Path:
     return path
 
 
-def load_result(path: str | Path) -> Any:
-    """Load a result written by :meth:`TestResult.to_json`.
+def read_result(path: str | Path) -> dict[str, Any]:
+    """The fields of a result written by :meth:`TestResult.to_json`.
+
+    The keyword arguments of :class:`~vctest.results.TestResult` (arrays
+    decoded bit for bit, the replicate record as a
+    :class:`~vctest._replicates.ReplicateRecord`); :func:`vctest.load_result`
+    builds the result from them.  Reading imports neither the engine nor Numba.
 
     Parameters
     ----------
@@ -83,25 +91,13 @@ def load_result(path: str | Path) -> Any:
 
     Returns
     -------
-    TestResult
+    dict
 
     Raises
     ------
     ValueError
         If the file is not a vctest result (or from a newer format).
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np, vctest
-    >>> res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
-    ...                      nsim=1000, seed=1)
-    >>> path = res.to_json(tempfile.mkdtemp() + "/dyestuff.json")
-    >>> back = vctest.load_result(path)
-    >>> back.pvalue == res.pvalue, np.array_equal(back.null_distribution, res.null_distribution)
-    (True, True)
     """
-    from vctest.results import TestResult
-
     try:
         payload = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
@@ -113,28 +109,26 @@ def load_result(path: str | Path) -> Any:
                          f"{payload['format_version']}); upgrade vctest to read it.")
     replicates = None
     if payload.get("replicates"):
-        from types import SimpleNamespace
-
-        from vctest.nulls.bootstrap import ReplicateRecord
-
         fields = {f: _unarray(v) for f, v in payload["replicates"].items()}
         replicates = (ReplicateRecord(**fields) if set(fields) == set(_RECORD_FIELDS)
                       else SimpleNamespace(**fields))
     null = payload.get("null_distribution")
     ci = payload.get("pvalue_ci")
-    return TestResult(
-        statistic=payload["statistic"], pvalue=payload["pvalue"],
-        pvalue_mc_se=payload["pvalue_mc_se"], pvalue_ci=None if ci is None else tuple(ci),
-        method=payload["method"], test=payload["test"], term=payload["term"],
-        reference=payload["reference"], null_distribution=None if null is None else
-        _unarray(null), asymptotic=payload["asymptotic"], settings=payload["settings"],
-        seed=payload["seed"], seed_entropy=payload["seed_entropy"],
-        n_failed=payload["n_failed"], pvalue_bound=payload.get("pvalue_bound"),
-        failures=payload.get("failures", {}),
-        approximations={k: math.nan if v is None else v
-                        for k, v in payload.get("approximations", {}).items()},
-        replicates=replicates, replicate_summary=payload.get("replicate_summary", {}),
-        fits=payload.get("fits", {}), versions=payload["versions"],
-        null_summary=payload.get("null_summary"),
-        notes=tuple(payload.get("notes", ())),
-    )
+    return {
+        "statistic": payload["statistic"], "pvalue": payload["pvalue"],
+        "pvalue_mc_se": payload["pvalue_mc_se"],
+        "pvalue_ci": None if ci is None else tuple(ci),
+        "method": payload["method"], "test": payload["test"], "term": payload["term"],
+        "reference": payload["reference"],
+        "null_distribution": None if null is None else _unarray(null),
+        "asymptotic": payload["asymptotic"], "settings": payload["settings"],
+        "seed": payload["seed"], "seed_entropy": payload["seed_entropy"],
+        "n_failed": payload["n_failed"], "pvalue_bound": payload.get("pvalue_bound"),
+        "failures": payload.get("failures", {}),
+        "approximations": {k: math.nan if v is None else v
+                           for k, v in payload.get("approximations", {}).items()},
+        "replicates": replicates, "replicate_summary": payload.get("replicate_summary", {}),
+        "fits": payload.get("fits", {}), "versions": payload["versions"],
+        "null_summary": payload.get("null_summary"),
+        "notes": tuple(payload.get("notes", ())),
+    }
