@@ -1,8 +1,9 @@
-"""The public functions: validate once, then orchestrate the pipeline.
+"""The public functions: validate once, then run the one test pipeline.
 
-formula + data -> :func:`~vctest.formula.design.build_design` ->
-:class:`~vctest.model.lmm.LinearMixedModel` -> :func:`~vctest.model.fit.fit_model`
--> a reference distribution from :mod:`vctest.nulls`.
+formula + data -> :func:`~vctest.formula.design.build_design` -> the pair of
+designs -> their fits (:mod:`vctest.model`) -> a reference distribution from
+:mod:`vctest.nulls` -> :class:`~vctest.results.TestResult`; the stages are in
+:mod:`vctest.api._pipeline`, shared by ``vc_test``, ``compare`` and ``power``.
 """
 
 from vctest.api.checking import check

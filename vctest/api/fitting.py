@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from vctest._data import as_frame
-from vctest.api.glmm_testing import check_family, offset_values
+from vctest.api._checks import check_family, offset_values
 from vctest.formula.design import Design, build_design
 from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
 from vctest.model.glmm import OPTIMIZERS as GLMM_OPTIMIZERS

@@ -13,17 +13,17 @@ import pandas as pd
 from vctest._data import as_frame
 from vctest._pvalue import wilson_interval
 from vctest._rng import SeedLike, entropy_of, seed_sequence
-from vctest.api.comparing import BootstrapFailureWarning, check_backend, generating_model
-from vctest.api.glmm_testing import (
-    check_family,
-    glmm_generating_model,
-    glmm_vc_test,
-    offset_values,
+from vctest.api._checks import check_backend, check_family, offset_values
+from vctest.api._pipeline import (
+    BootstrapFailureWarning,
+    Draws,
+    fit_null,
+    term_pair,
+    test_term,
 )
-from vctest.api.testing import vc_test
 from vctest.formula.design import Design, build_design
 from vctest.model.glm import simulate_response
-from vctest.model.reduce import drop_term, locate_term
+from vctest.nulls.bootstrap import GeneratingModel
 from vctest.nulls.executor import chunk_ranges, run_chunks
 from vctest.nulls.glmm_bootstrap import GlmmGenerator
 
@@ -76,13 +76,17 @@ class PowerResult:
 
 @dataclass(frozen=True, eq=False)
 class _PowerTask:
-    """Simulate and test data sets ``start .. stop - 1`` of one effect size (picklable)."""
+    """Simulate and test data sets ``start .. stop - 1`` of one effect size (picklable).
+
+    The response is drawn from the null model plus the tested effect (see
+    :meth:`_response`); each method's test then runs the test pipeline.
+    """
 
     design: Design
-    formula: str
+    null: GeneratingModel | GlmmGenerator
+    other: tuple[tuple[Any, np.ndarray], ...]
     term: str
     block: int
-    null_fit_params: tuple[np.ndarray, list[np.ndarray], float]
     effect: float
     methods: tuple[str, ...]
     alpha: float
@@ -91,94 +95,59 @@ class _PowerTask:
     reml: bool
     seed: np.random.SeedSequence
 
-    def _test(self, data: pd.DataFrame, i: int) -> np.ndarray:
+    def _response(self, rng: np.random.Generator) -> np.ndarray:
+        """One response: the null model's draw plus the tested effect."""
+        block = self.design.blocks[self.block]
+        if isinstance(self.null, GlmmGenerator):
+            model = self.null.model
+            eta = self.null.linear_predictor(rng)
+            b = rng.standard_normal(block.n_levels) * self.effect
+            eta += block.columns[:, 0] * b[block.codes]
+            return simulate_response(model.fam_code, model.link_code, eta, model.weights, rng)
+        mu, sigma = self.null.mu, self.null.sigma
+        y = mu + sigma * rng.standard_normal(mu.size)
+        for blk, factor in self.other:
+            u = rng.standard_normal((blk.n_levels, blk.k)) @ factor.T
+            y += sigma * np.einsum("ij,ij->i", blk.columns, u[blk.codes])
+        b = rng.standard_normal(block.n_levels) * self.effect * sigma
+        return y + block.columns[:, 0] * b[block.codes]
+
+    def _test(self, design: Design, i: int) -> np.ndarray:
         """Reject or not, by each method, for data set ``i``."""
+        glmm = isinstance(self.null, GlmmGenerator)
+        model = ({"family": self.null.model.family, "link": self.null.model.link,
+                  "offset": self.null.model.offset} if glmm else {})
         row = np.zeros(len(self.methods), dtype=bool)
         res = None
         for m, method in enumerate(self.methods):
             if method == "naive":
                 continue
-            res = vc_test(self.formula, data, term=self.term, method=method,
-                          nsim=self.nsim_exact if method == "exact" else self.nsim_bootstrap,
-                          seed=i, reml=self.reml, threads=1, progress=False)
+            nsim = self.nsim_exact if method == "exact" else self.nsim_bootstrap
+            res = test_term(design, self.term, method,
+                            Draws(nsim=nsim, seed=i, threads=1, progress=False),
+                            reml=self.reml, **model)
             row[m] = res.pvalue <= self.alpha
         if "naive" in self.methods:
             if res is None:
-                res = vc_test(self.formula, data, term=self.term, method="asymptotic",
-                              reml=self.reml)
+                res = test_term(design, self.term, "asymptotic", Draws(nsim=0),
+                                reml=self.reml, **model)
             naive = next(p for k, p in res.asymptotic.items() if k.startswith("naive"))
             row[self.methods.index("naive")] = naive <= self.alpha
         return row
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
-        mu, other, sigma = self.null_fit_params
-        frame = self.design.frame.reset_index(drop=True)
-        response = self.design.formula.response.text
         out = np.zeros((stop - start, len(self.methods)), dtype=bool)
-        block = self.design.blocks[self.block]
         for i in range(start, stop):
             rng = np.random.default_rng(np.random.SeedSequence(
                 self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
-            y = mu + sigma * rng.standard_normal(mu.size)
-            for blk, factor in other:
-                u = rng.standard_normal((blk.n_levels, blk.k)) @ factor.T
-                y += sigma * np.einsum("ij,ij->i", blk.columns, u[blk.codes])
-            b = rng.standard_normal(block.n_levels) * self.effect * sigma
-            y += block.columns[:, 0] * b[block.codes]
-            data = frame.assign(**{response: y})
+            design = dataclasses.replace(self.design, y=self._response(rng))
             with warnings.catch_warnings():
-                # a replicate failing within a test is counted by that test
+                # failed replicates are counted by the test; a simulated response
+                # with a separated GLM is a legitimate data set, not news
                 warnings.simplefilter("ignore", BootstrapFailureWarning)
-                out[i - start] = self._test(data, i)
-        return out
-
-
-@dataclass(frozen=True, eq=False)
-class _GlmmPowerTask:
-    """GLMM data sets ``start .. stop - 1`` of one effect size (picklable)."""
-
-    design: Design
-    null: GlmmGenerator
-    term: str
-    block: int
-    effect: float
-    methods: tuple[str, ...]
-    alpha: float
-    nsim_bootstrap: int
-    seed: np.random.SeedSequence
-
-    def __call__(self, start: int, stop: int) -> np.ndarray:
-        model = self.null.model
-        block = self.design.blocks[self.block]
-        out = np.zeros((stop - start, len(self.methods)), dtype=bool)
-        for i in range(start, stop):
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
-            eta = self.null.linear_predictor(rng)
-            b = rng.standard_normal(block.n_levels) * self.effect
-            eta += block.columns[:, 0] * b[block.codes]
-            y = simulate_response(model.fam_code, model.link_code, eta, model.weights, rng)
-            design = dataclasses.replace(self.design, y=y)
-            res = None
-            for m, method in enumerate(self.methods):
-                if method == "naive":
-                    continue
-                with warnings.catch_warnings():
-                    # failed replicates are counted by the test; a simulated response
-                    # with a separated GLM is a legitimate data set, not news
-                    warnings.simplefilter("ignore", BootstrapFailureWarning)
-                    warnings.filterwarnings("ignore", message="the GLM's deviance converged")
-                    warnings.filterwarnings("ignore", message="separation in the fixed")
-                    res = glmm_vc_test(
-                        design, family=model.family, link=model.link,
-                        offset=model.offset,
-                        term=self.term, method=method, nsim=self.nsim_bootstrap, seed=i,
-                        threads=1, progress=False, stop_alpha=None, stop_error=1e-3,
-                        backend="local", client=None, settings_extra={})
-                out[i - start, m] = res.pvalue <= self.alpha
-            if "naive" in self.methods:
-                naive = next(p for k, p in res.asymptotic.items() if k.startswith("naive"))
-                out[i - start, self.methods.index("naive")] = naive <= self.alpha
+                warnings.filterwarnings("ignore", message="the GLM's deviance converged")
+                warnings.filterwarnings("ignore", message="separation in the fixed")
+                out[i - start] = self._test(design, i)
         return out
 
 
@@ -271,58 +240,42 @@ def power(
         raise ValueError("`effect_sizes` must be finite, non-negative numbers.")
     frame = as_frame(data)
     design = build_design(formula, frame)
-    loc = locate_term(design, term)
-    block = design.blocks[loc.block]
-    if not (loc.whole_block and block.k == 1):
+    pair = term_pair(design, term)
+    loc, null_design = pair.location, pair.null
+    if not pair.single_scalar:
         raise ValueError(f"`term` {loc.label} must be a single variance component for "
                          "power(); it sets the standard deviation of one effect.")
-    null_design = drop_term(design, loc)
     root = seed_sequence(seed)
     settings = {"formula": formula, "term": loc.label, "nsim": nsim, "alpha": alpha,
                 "nsim_exact": nsim_exact, "nsim_bootstrap": nsim_bootstrap, "reml": reml,
                 "seed_entropy": entropy_of(root), "backend": backend, "family": family}
-    if glmm:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            glmm_gen, _ = glmm_generating_model(null_design, family, link,
-                                                offset_values(offset, frame, design.row_index))
-        settings.update(link=glmm_gen.model.link, reml=False, nsim_exact=None,
-                        effect_scale="sd of the tested effect on the linear-predictor scale")
-
-        def glmm_task(k: int, effect: float) -> _GlmmPowerTask:
-            return _GlmmPowerTask(design=design, null=glmm_gen, term=term, block=loc.block,
-                                  effect=effect, methods=tuple(methods), alpha=alpha,
-                                  nsim_bootstrap=nsim_bootstrap,
-                                  seed=np.random.SeedSequence(root.entropy,
-                                                              spawn_key=(*root.spawn_key, k)))
-
-        return _run(glmm_task, sizes, nsim, tuple(methods), alpha, settings, backend, client)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gen, null_fit = generating_model(null_design, reml)
+        gen, null_fit = fit_null(null_design, family=family, link=link,
+                                 offset=offset_values(offset, frame, design.row_index),
+                                 reml=reml)
     other = []
-    if null_fit is not None:
+    if glmm:
+        reml = False
+        settings.update(link=gen.model.link, reml=False, nsim_exact=None,
+                        effect_scale="sd of the tested effect on the linear-predictor scale")
+    elif null_fit is not None:
         for blk, factor in zip(null_design.blocks, null_fit.model.layout.factors(null_fit.theta),
                                strict=True):
             other.append((blk, np.asarray(factor)))
-    params = (gen.mu, other, gen.sigma)
-
-    def lmm_task(k: int, effect: float) -> _PowerTask:
-        return _PowerTask(design=design, formula=formula, term=term, block=loc.block,
-                          null_fit_params=params, effect=effect, methods=tuple(methods),
-                          alpha=alpha, nsim_exact=nsim_exact, nsim_bootstrap=nsim_bootstrap,
-                          reml=reml, seed=np.random.SeedSequence(
-                              root.entropy, spawn_key=(*root.spawn_key, k)))
-
-    return _run(lmm_task, sizes, nsim, tuple(methods), alpha, settings, backend, client)
+    tasks = [_PowerTask(design=design, null=gen, other=tuple(other), term=term, block=loc.block,
+                        effect=float(effect), methods=tuple(methods), alpha=alpha,
+                        nsim_exact=nsim_exact, nsim_bootstrap=nsim_bootstrap, reml=reml,
+                        seed=np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k)))
+             for k, effect in enumerate(sizes)]
+    return _run(tasks, nsim, tuple(methods), alpha, settings, backend, client)
 
 
-def _run(make_task: Any, sizes: np.ndarray, nsim: int, methods: tuple[str, ...], alpha: float,
+def _run(tasks: list[_PowerTask], nsim: int, methods: tuple[str, ...], alpha: float,
          settings: dict[str, Any], backend: str, client: Any) -> PowerResult:
     """Simulate and test ``nsim`` data sets per effect size; tabulate the rejections."""
     rows = []
-    for k, effect in enumerate(sizes):
-        task = make_task(k, float(effect))
+    for task in tasks:
         rejected = np.zeros((nsim, len(methods)), dtype=bool)
 
         def take(a: int, b: int, r: np.ndarray, rejected: np.ndarray = rejected) -> None:
@@ -333,6 +286,6 @@ def _run(make_task: Any, sizes: np.ndarray, nsim: int, methods: tuple[str, ...],
         for m, method in enumerate(methods):
             r = int(rejected[:, m].sum())
             lo, hi = wilson_interval(r, nsim)
-            rows.append({"effect_size": float(effect), "method": method, "rejections": r,
+            rows.append({"effect_size": task.effect, "method": method, "rejections": r,
                          "datasets": nsim, "rate": r / nsim, "ci_low": lo, "ci_high": hi})
     return PowerResult(table=pd.DataFrame(rows), alpha=alpha, settings=settings)

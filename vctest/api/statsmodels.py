@@ -419,10 +419,9 @@ def from_statsmodels(model_or_result: object, *, reml: bool | None = None) -> St
     --------
     >>> import statsmodels.formula.api as smf
     >>> import vctest
-    >>> from vctest.api.statsmodels import from_statsmodels
     >>> sleep = vctest.datasets.load("sleepstudy")
     >>> res = smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit()
-    >>> m = from_statsmodels(res)
+    >>> m = vctest.from_statsmodels(res)
     >>> round(float(res.llf), 4), round(m.vctest_loglik_at_sm_estimates, 4), round(m.loglik, 4)
     (-871.8141, -871.8141, -871.8141)
     >>> m.notes
