@@ -275,6 +275,7 @@ class FittedPair:
 
     @property
     def fits(self) -> dict[str, Any]:
+        """The two fits as a result records them."""
         return {"full": self.full, "null": self.null}
 
 
