@@ -11,18 +11,15 @@ optimiser, which is what ``vctest.check``-style comparisons need.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings
 
 __all__ = ["scipy_fit"]
 
 
-def scipy_fit(model: GeneralizedLinearMixedModel, theta0: np.ndarray, beta0: np.ndarray,
-              method: str, settings: GlmmSettings) -> tuple:
+def scipy_fit(model: Any, theta0: np.ndarray, beta0: np.ndarray, method: str,
+              settings: Any) -> tuple:
     """Both stages with ``scipy.optimize.minimize(method=method)``.
 
     Returns ``(theta, beta, u, m2ll, deviance, n_evals, ok, message)`` as
