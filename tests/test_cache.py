@@ -136,3 +136,46 @@ def test_the_locator_claims_vctest_kernels_only():
     assert locator.get_source_stamp() == _jit.SOURCE_DIGEST
     assert Path(locator.get_cache_path()) == _jit.CACHE_DIR / "kernels"
     assert _jit.CACHE_DIR.name == f"vctest-{_jit.SOURCE_DIGEST[:16]}"
+
+
+@pytest.mark.slow
+def test_warmup_runs_every_stage_and_reports_it():
+    import vctest
+    from vctest.api.warming import STAGES, WarmupReport
+
+    report = vctest.warmup(progress=False)
+    assert isinstance(report, WarmupReport)
+    assert [name for name, _ in report.stages] == [name for name, _ in STAGES]
+    assert all(secs >= 0 for _, secs in report.stages)
+    assert report.seconds == pytest.approx(sum(s for _, s in report.stages))
+    assert report.cache_dir == (str(_jit.CACHE_DIR) if _jit.CACHE else None)
+    text = report.summary()
+    assert "GLMM bootstrap" in text and "total" in text
+    assert repr(report).startswith("WarmupReport(6 stages")
+    with pytest.raises(AttributeError):
+        report.cache_dir = "elsewhere"  # frozen
+    # warm now: a second warm-up only loads the cache
+    assert vctest.warmup(progress=False).seconds < max(report.seconds, 30.0)
+
+
+def test_cli_warmup_help(capsys):
+    from vctest.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["warmup", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "VCTEST_CACHE_DIR" in out and "--quiet" in out
+
+
+def test_cli_warmup_failure_is_one_line(capsys, monkeypatch):
+    import vctest.api
+    from vctest.cli import main
+
+    def broken(progress=True):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(vctest.api, "warmup", broken)
+    assert main(["warmup", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "vctest: error: warmup failed: RuntimeError: disk full"

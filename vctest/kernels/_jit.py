@@ -68,7 +68,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 KERNELS_DIR = Path(__file__).resolve().parent
 """The directory whose ``*.py`` files make up the cache digest."""
 
-COMPILE_SECONDS = "about 1–2 minutes of CPU"
+COMPILE_SECONDS = "30 s to 3 min"
 """How long compiling every kernel takes on a typical machine (for the notice)."""
 
 
