@@ -179,3 +179,13 @@ def test_cli_warmup_failure_is_one_line(capsys, monkeypatch):
     assert main(["warmup", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "vctest: error: warmup failed: RuntimeError: disk full"
+
+
+def test_an_unusable_cache_dir_falls_back_to_the_next(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("VCTEST_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    found = _jit._find_cache_dir()
+    assert found == tmp_path / "numba" / f"vctest-{_jit.SOURCE_DIGEST[:16]}"
+    assert found.is_dir()
