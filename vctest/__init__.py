@@ -14,6 +14,7 @@ from_statsmodels  a statsmodels MixedLM model or result as a vctest fit
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
 datasets   bundled example data with R's factor level order
+warmup     compile (and cache on disk) every numerical kernel ahead of time
 """
 
 import importlib
@@ -23,7 +24,7 @@ from vctest._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from vctest import datasets
-    from vctest.api import check, compare, fit, power, vc_test
+    from vctest.api import check, compare, fit, power, vc_test, warmup
     from vctest.api.statsmodels import from_statsmodels
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
@@ -37,6 +38,7 @@ _LAZY = {
     "compare": "vctest.api",
     "fit": "vctest.api",
     "vc_test": "vctest.api",
+    "warmup": "vctest.api",
     "power": "vctest.api",
     "from_statsmodels": "vctest.api.statsmodels",
     "LmmFit": "vctest.model.fit",
@@ -75,4 +77,5 @@ __all__ = [
     "power",
     "rlrt_null",
     "vc_test",
+    "warmup",
 ]

@@ -1,4 +1,4 @@
-"""Command-line interface: ``vctest fit``, ``check``, ``test`` and ``compare``.
+"""Command-line interface: ``vctest fit``, ``check``, ``test``, ``compare`` and ``warmup``.
 
 Examples
 --------
@@ -6,6 +6,7 @@ Examples
 ``vctest fit data.csv "y ~ x + (1 | g)" --ml --json``
 ``vctest test Dyestuff "Yield ~ 1 + (1 | Batch)" --term "(1 | Batch)" --nsim 100000 --seed 1``
 ``vctest compare sleepstudy "Reaction ~ Days + (Days | Subject)" "Reaction ~ Days + (1 | Subject)"``
+``vctest warmup`` (compile and cache every kernel ahead of time, e.g. in a Dockerfile)
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return _report(result, args)
 
 
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    from vctest.api import warmup
+
+    try:
+        report = warmup(progress=not args.quiet)
+    except Exception as exc:  # a failed warm-up is reported, never a traceback
+        print(f"vctest: error: warmup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    _emit(report.to_dict(), report.summary(), args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -146,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
     simulation(p_cmp, "bootstrap replicates (default 1000)", default=1000)
     p_cmp.set_defaults(func=_cmd_compare)
+
+    p_warm = sub.add_parser(
+        "warmup", help="compile and cache every numerical kernel now (once per install)",
+        description="Compile vctest's Numba kernels by running tiny jobs on bundled data, "
+        "and cache them on disk ($VCTEST_CACHE_DIR, default ~/.cache/vctest/numba), so that "
+        "later processes start fast. Run it when building a Docker image, in CI with a kept "
+        "cache, or on each Dask worker.")
+    p_warm.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_warm.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_warm.set_defaults(func=_cmd_warmup)
     return parser
 
 

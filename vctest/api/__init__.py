@@ -11,5 +11,6 @@ from vctest.api.comparing import compare
 from vctest.api.fitting import fit
 from vctest.api.power import power
 from vctest.api.testing import vc_test
+from vctest.api.warming import warmup
 
-__all__ = ["check", "compare", "fit", "power", "vc_test"]
+__all__ = ["check", "compare", "fit", "power", "vc_test", "warmup"]

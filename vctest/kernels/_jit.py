@@ -3,12 +3,46 @@
 Every kernel module imports :func:`jit` (and :data:`prange`) from here, so the
 compilation policy -- on-disk caching, fast-math off, the error model -- is
 decided once.  Kernels are pure functions on arrays and scalars: they capture
-no globals except other jitted kernels, which keeps the on-disk cache valid.
+no globals except other jitted kernels.
+
+A cache that cannot go stale
+----------------------------
+Numba keys a cached function by its own source file only: when a kernel in
+one file calls a kernel in another and only the callee changes, Numba would
+load the caller's stale machine code, with the old callee inlined.  vctest
+therefore keeps its kernels' cache in a directory of its own,
+
+    ``<base>/vctest-<digest>/kernels/``
+
+where ``<digest>`` is a SHA-256 (first 16 hex digits in the name) of every
+``*.py`` file under ``vctest/kernels/`` (the bytes, in sorted order of the
+relative paths) together with the Python, NumPy, llvmlite and Numba versions.
+Any edit to any kernel file, or an upgrade of Numba, moves the whole cache to
+a new directory; the digest is also each index's "source stamp", so an index
+written for other sources is ignored even if it were found.  This is done by a
+cache locator (:class:`VctestCacheLocator`) that Numba consults first, and only
+for functions defined in files under ``vctest/kernels/``; other packages'
+caching is untouched.  Old ``vctest-*`` directories are never read again and
+can be deleted.
+
+``<base>`` is, in this order: ``$VCTEST_CACHE_DIR``; ``$NUMBA_CACHE_DIR``;
+``$XDG_CACHE_HOME/vctest/numba`` or ``~/.cache/vctest/numba``; a directory in
+the system's temporary directory if none of these is writable.  If no
+writable directory is found, caching is off.
+
+The first compilation in a process whose cache is empty says so once, with a
+:class:`VctestCompileNotice` warning (compiling takes a while once; ``vctest
+warmup`` or :func:`vctest.warmup` does it ahead of time, e.g. when building a
+Docker image).
 
 Environment
 -----------
+``VCTEST_CACHE_DIR``
+    The base directory of the on-disk cache (see above).
 ``VCTEST_NUMBA_CACHE=0``
     Turn off the on-disk cache (useful on read-only installs).
+``VCTEST_QUIET_COMPILE=1``
+    No notice on the first compilation (the test suite sets it).
 ``NUMBA_DISABLE_JIT=1``
     Numba's own switch: every kernel then runs as plain Python, which must give
     the same numbers (tested on a fast subset).
@@ -16,15 +50,190 @@ Environment
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
+import tempfile
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
+from numba.core import caching as _caching
+from numba.core import event as _event
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CACHE = os.environ.get("VCTEST_NUMBA_CACHE", "1") != "0"
+KERNELS_DIR = Path(__file__).resolve().parent
+"""The directory whose ``*.py`` files make up the cache digest."""
+
+COMPILE_SECONDS = "30 s to 3 min"
+"""How long compiling every kernel takes on a typical machine (for the notice)."""
+
+
+class VctestCompileNotice(UserWarning):
+    """vctest is compiling its Numba kernels (once; they are cached afterwards)."""
+
+
+def source_digest(kernels_dir: str | os.PathLike[str] | None = None) -> str:
+    """The SHA-256 hex digest that keys the kernel cache.
+
+    Covers every ``*.py`` file under ``kernels_dir`` (default: this package's
+    kernels), read as bytes in sorted order of the relative paths, and the
+    Python, NumPy, llvmlite and Numba versions.
+    """
+    import llvmlite
+    import numpy
+
+    root = Path(kernels_dir) if kernels_dir is not None else KERNELS_DIR
+    h = hashlib.sha256()
+    for part in (sys.version, numpy.__version__, llvmlite.__version__, numba.__version__):
+        h.update(part.encode() + b"\0")
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+    for rel in files:
+        h.update(rel.encode() + b"\0")
+        h.update((root / rel).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def _base_candidates() -> list[Path]:
+    out: list[Path] = []
+    for var in ("VCTEST_CACHE_DIR", "NUMBA_CACHE_DIR"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            out.append(Path(value).expanduser())
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    out.append((Path(xdg) if xdg else Path("~/.cache").expanduser()) / "vctest" / "numba")
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    out.append(Path(tempfile.gettempdir()) / f"vctest-numba-{user}")
+    return out
+
+
+def _find_cache_dir() -> Path | None:
+    digest = SOURCE_DIGEST[:16]
+    for base in _base_candidates():
+        salted = base / f"vctest-{digest}"
+        if _writable(salted):
+            return salted
+    return None
+
+
+CACHE = os.environ.get("VCTEST_NUMBA_CACHE", "1") != "0" and not numba.config.DISABLE_JIT
+
+SOURCE_DIGEST = source_digest()
+"""Digest of the kernel sources and versions; names the cache directory."""
+
+CACHE_DIR: Path | None = _find_cache_dir() if CACHE else None
+"""The salted cache directory ``<base>/vctest-<digest16>`` (``None``: caching off)."""
+
+if CACHE_DIR is None:
+    CACHE = False
+
+
+class VctestCacheLocator(_caching._CacheLocator):
+    """Numba cache locator for vctest's kernels: a directory salted by :data:`SOURCE_DIGEST`.
+
+    Only functions defined in files under :data:`KERNELS_DIR` are located here
+    (others fall through to Numba's own locators).  The cache path mirrors the
+    file's directory below ``vctest/`` inside :data:`CACHE_DIR`, and the source
+    stamp is the digest of all kernel sources, so a change to any kernel file
+    (a callee, say) invalidates every cached kernel.
+    """
+
+    def __init__(self, py_func: Callable[..., Any], py_file: str) -> None:
+        assert CACHE_DIR is not None
+        rel = Path(py_file).resolve().parent.relative_to(KERNELS_DIR.parent)
+        self._cache_path = str(CACHE_DIR.joinpath(rel))
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
+
+    def get_source_stamp(self) -> str:
+        return SOURCE_DIGEST
+
+    def get_disambiguator(self) -> str:
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func: Callable[..., Any], py_file: str) -> Any:
+        if CACHE_DIR is None or not _is_kernel_file(py_file):
+            return None
+        self = cls(py_func, py_file)
+        try:
+            self.ensure_cache_path()
+        except OSError:
+            return None
+        return self
+
+
+def _is_kernel_file(py_file: str) -> bool:
+    try:
+        path = Path(py_file).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return path.suffix == ".py" and path.is_file() and KERNELS_DIR in path.parents
+
+
+# Numba >= 0.61 calls the base class ``CacheImpl``, older releases ``_CacheImpl``.
+_CACHE_IMPL = getattr(_caching, "CacheImpl", None) or _caching._CacheImpl
+if VctestCacheLocator not in _CACHE_IMPL._locator_classes:
+    _CACHE_IMPL._locator_classes.insert(0, VctestCacheLocator)
+
+
+def cache_is_cold() -> bool:
+    """Whether the salted cache directory holds no index file yet."""
+    if CACHE_DIR is None:
+        return True
+    return next(CACHE_DIR.rglob("*.nbi"), None) is None
+
+
+class _FirstCompileNotice(_event.Listener):
+    """On the first compilation of a vctest kernel with an empty cache, warn once."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def on_start(self, event: Any) -> None:
+        if self.done:
+            return
+        dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+        py_func = getattr(dispatcher, "py_func", None)
+        code = getattr(py_func, "__code__", None)
+        if code is None or not _is_kernel_file(code.co_filename):
+            return
+        self.done = True
+        if os.environ.get("VCTEST_QUIET_COMPILE", "") not in ("", "0") or not CACHE:
+            return
+        if not cache_is_cold():
+            return
+        # warn_explicit: the caller's frame is inside Numba's dispatcher, whose
+        # source line would only confuse.
+        warnings.warn_explicit(
+            f"vctest is compiling its numerical kernels ({COMPILE_SECONDS} once; cached "
+            f"afterwards at {CACHE_DIR}; run `vctest warmup` to do it ahead of time)",
+            VctestCompileNotice,
+            filename="vctest",
+            lineno=0,
+            module=__name__,
+        )
+
+    def on_end(self, event: Any) -> None:
+        pass
+
+
+_NOTICE = _FirstCompileNotice()
+_event.register("numba:compile", _NOTICE)
 
 _OPTIONS: dict[str, Any] = {
     "cache": CACHE,
