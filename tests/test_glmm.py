@@ -1,4 +1,4 @@
-"""The Numba GLMM engine (vctest.kernels.glmm*, vctest.model.glm*) against lme4 and references.
+"""The engine's GLMs and GLMMs (vctest.model.glm*) against lme4 and references.
 
 lme4's numbers are in validation/reference/glmm_fits.json (validation/r/glmm_fits.R).
 For each case it holds lme4's default fit, a "tight" refit (tolPwrss = 1e-12, bobyqa
@@ -21,10 +21,11 @@ from scipy import special, stats
 
 import vctest
 from vctest.formula.design import build_design
-from vctest.kernels.glm import glm_refit
-from vctest.kernels.glmm_optimize import glmm_refit
+from vctest.kernels.engine import fit_model
+from vctest.kernels.types import Data
 from vctest.model.glm import GeneralizedLinearModel, fit_glm
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings, fit_glmm
+from vctest.model.structure import make_start
 from vctest.model.terms import varcorr_rows
 
 REF = json.loads((Path(__file__).parents[1] / "validation/reference/glmm_fits.json").read_text())
@@ -274,11 +275,9 @@ def test_glm_matches_r(glm_id):
     assert fit.deviance == pytest.approx(ref["deviance"], rel=1e-10)
     np.testing.assert_allclose(fit.beta, _values(ref["beta"]), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(fit.beta_se, _values(ref["beta_se"]), rtol=1e-5)
-    cold = np.full(model.design.p, np.nan)  # NaN: start from R's mustart
-    beta, m2ll, _, status = glm_refit(model.y, model.weights, model.offset, model.x,
-                                      model.fam_code, model.link_code, cold, 100, 1e-12)
-    assert status == 0 and m2ll == pytest.approx(fit.objective, rel=1e-13)
-    np.testing.assert_allclose(beta, fit.beta, rtol=1e-10, atol=1e-12)
+    warm = fit_glm(model, start=fit.beta.to_numpy())  # fit_glm starts from R's mustart
+    assert warm.converged and warm.objective == pytest.approx(fit.objective, rel=1e-13)
+    np.testing.assert_allclose(warm.beta, fit.beta, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
@@ -317,14 +316,13 @@ def test_refit_equals_a_fresh_fit(fitted):
 def test_refit_kernel_is_the_fit(fitted):
     fit = fitted("grouseticks_scaled")
     m = fit.model
-    ctrl = GlmmSettings().as_array()
-    theta, beta, m2ll, n_evals, status = glmm_refit(
-        m.y, m.weights, m.offset, m.ws, m.fam_code, m.link_code, fit.theta.copy(),
-        fit.beta.to_numpy().copy(), ctrl)
+    start = make_start(m.layout, m.structure, fit.theta, m.beta_to_engine(fit.beta))
+    theta, beta, _, _, m2ll, _, n_evals, status = fit_model(m.structure, m.data(),
+                                                            GlmmSettings().kernel(), start)
     assert status in (0, 1) and n_evals > 0
     assert m2ll == pytest.approx(fit.objective, rel=1e-11)
     np.testing.assert_allclose(theta, fit.theta, atol=2e-6)
-    np.testing.assert_allclose(beta, fit.beta, atol=2e-5)
+    np.testing.assert_allclose(m.beta_to_user(beta), fit.beta, atol=2e-5)
 
 
 def _null_data(seed: int) -> pd.DataFrame:
@@ -376,16 +374,18 @@ def test_refit_kernel_runs_in_prange(fitted):
     ys = np.array([m.simulate(fit.theta, fit.beta, np.random.default_rng(s)) for s in range(8)])
 
     @numba.njit(parallel=True)
-    def refit_all(ys, wt, offset, ws, fam, link, theta0, beta0, ctrl):
+    def refit_all(ys, st, data, ctl, start):
         out = np.empty(ys.shape[0])
         for i in numba.prange(ys.shape[0]):
-            out[i] = glmm_refit(ys[i], wt, offset, ws, fam, link, theta0, beta0, ctrl)[2]
+            d = Data(ys[i].copy(), data.wt, data.offset, data.fam, data.link, data.reml,
+                     data.resp_scale, data.resp_shift)
+            out[i] = fit_model(st, d, ctl, start)[4]
         return out
 
-    args = (m.weights, m.offset, m.ws, m.fam_code, m.link_code, fit.theta.copy(),
-            fit.beta.to_numpy().copy(), GlmmSettings().as_array())
-    parallel = refit_all(ys, *args)
-    serial = [glmm_refit(y.copy(), *args)[2] for y in ys]
+    start = make_start(m.layout, m.structure, fit.theta, m.beta_to_engine(fit.beta))
+    ctl = GlmmSettings().kernel(parallel=True)
+    parallel = refit_all(ys, m.structure, m.data(), ctl, start)
+    serial = [fit_model(m.structure, m.with_response(y).data(), ctl, start)[4] for y in ys]
     np.testing.assert_array_equal(parallel, serial)
 
 

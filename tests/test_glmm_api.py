@@ -15,7 +15,8 @@ from scipy import stats
 import vctest
 from vctest.model.glm import fit_glm
 from vctest.model.glmm import GlmmFit
-from vctest.nulls.glmm_bootstrap import GlmmGenerator, make_glmm_task
+from vctest.nulls.bootstrap import Generator as GlmmGenerator
+from vctest.nulls.bootstrap import make_task as make_glmm_task
 
 ROOT = Path(__file__).parents[1]
 FITS = json.loads((ROOT / "validation/reference/glmm_fits.json").read_text())
@@ -268,7 +269,7 @@ def test_flagged_glmm_refits_get_a_second_look():
     # and their statistics are those of a run with the default settings
     from vctest.model.glmm import GlmmSettings
     from vctest.nulls.bootstrap import RECHECKED
-    from vctest.nulls.glmm_bootstrap import run_glmm_bootstrap
+    from vctest.nulls.bootstrap import run_bootstrap as run_glmm_bootstrap
 
     data = vctest.datasets.load("grouseticks")
     full = vctest.fit("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")

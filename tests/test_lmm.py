@@ -129,7 +129,7 @@ def test_refit_equals_fresh_fit():
     np.testing.assert_allclose(refit.theta, fresh.theta, atol=1e-4)
     np.testing.assert_allclose(refit.beta, fresh.beta, rtol=1e-6)
     # the refit shares the design workspace
-    assert refit.model.d1 is m.model.d1
+    assert refit.model.units is m.model.units
     assert refit.model.structure is m.model.structure
 
 
@@ -210,7 +210,7 @@ def test_edge_restart_probes_both_signs_below_a_zero_diagonal(optimizer):
     # off the bound goes uphill (wrong sign of the correlation), so the search stops on
     # a saddle 47 above the optimum unless the restart also flips T[1, 0], which is
     # free while T[0, 0] = 0
-    from vctest.kernels.optimize import minimize_bounded
+    from vctest.model.structure import settings
 
     rng = np.random.default_rng(5)
     g = np.repeat(np.arange(40), 8)
@@ -223,9 +223,8 @@ def test_edge_restart_probes_both_signs_below_a_zero_diagonal(optimizer):
     assert best.theta[1] < 0 and best.converged
     model = best.model
     start = np.array([0.0, abs(best.theta[1]), best.theta[2]])
-    lay = model.layout
-    _, f_stuck, *_ = minimize_bounded(start.copy(), lay.lower, model.workspace(False), 500,
-                                      1e-9, 1e-13, 1e-8, model.theta_scale)
+    no_restarts = settings(maxiter=500, gtol=1e-9, ftol=1e-13, xtol=1e-8, restarts=0)
+    f_stuck = model.run(start.copy(), False, no_restarts).objective
     assert f_stuck > best.objective + 10  # the trap is real
     fit = fit_model(model, reml=False, start=start, optimizer=optimizer)
     assert fit.objective == pytest.approx(best.objective, abs=1e-6)

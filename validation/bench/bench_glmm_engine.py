@@ -8,9 +8,9 @@ Laplace).  Measured in this run, on one thread:
 * vctest: the first fit (Numba cache load, or compilation with ``--compile``,
   which times a fresh process with ``VCTEST_NUMBA_CACHE=0``), a warm fit, and
   ``--refits`` refits on responses simulated from the fitted model, called
-  through the jitted kernel :func:`vctest.kernels.glmm_optimize.glmm_refit` (the
+  through the jitted kernel :func:`vctest.kernels.engine.fit_model` (the
   path a ``prange`` bootstrap uses) and through ``GlmmFit.refit`` (Python
-  objects around it); the GLM null refit (:func:`glm_refit`) too;
+  objects around it); the GLM null refit (the same kernel, no random effects) too;
 * lme4: ``glmer`` fit time (median of 20) and ``refit(m, newresp)`` per
   response (100 simulated responses) with Rscript when R and lme4 are
   installed; otherwise the elapsed seconds stored in
@@ -34,9 +34,10 @@ import numpy as np
 
 import vctest
 from vctest.formula.design import build_design
-from vctest.kernels.glm import glm_refit
-from vctest.kernels.glmm_optimize import glmm_refit
+from vctest.kernels.engine import fit_model
+from vctest.model.glm import GeneralizedLinearModel
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings, fit_glmm
+from vctest.model.structure import make_start
 
 FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 ROOT = Path(__file__).parents[2]
@@ -55,14 +56,15 @@ COMPILE = r"""
 import time; t0 = time.perf_counter()
 import numpy as np, vctest
 from vctest.formula.design import build_design
-from vctest.kernels.glmm_optimize import glmm_refit
+from vctest.kernels.engine import fit_model
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings, fit_glmm
+from vctest.model.structure import make_start
 m = GeneralizedLinearMixedModel.from_design(build_design(
     "cbind(incidence, size - incidence) ~ period + (1 | herd)", vctest.datasets.load("cbpp")),
     "binomial")
 t1 = time.perf_counter(); f = fit_glmm(m); t2 = time.perf_counter()
-glmm_refit(m.y, m.weights, m.offset, m.ws, 0, 0, f.theta.copy(), f.beta.to_numpy().copy(),
-           GlmmSettings().as_array())
+fit_model(m.structure, m.data(), GlmmSettings().kernel(),
+          make_start(m.layout, m.structure, f.theta, m.beta_to_engine(f.beta)))
 print(t1 - t0, t2 - t1, time.perf_counter() - t2)
 """
 
@@ -113,30 +115,30 @@ def main() -> None:
 
     rng = np.random.default_rng(20261125)
     ys = [model.simulate(fit.theta, fit.beta, rng) for _ in range(args.refits)]
-    ctrl = GlmmSettings().as_array()
-    theta0, beta0 = fit.theta.copy(), fit.beta.to_numpy().copy()
-    glmm_refit(ys[0], model.weights, model.offset, model.ws, model.fam_code, model.link_code,
-               theta0, beta0, ctrl)  # load the cache
+    ctl = GlmmSettings().kernel()
+    start = make_start(model.layout, model.structure, fit.theta, model.beta_to_engine(fit.beta))
+    datas = [model.with_response(y).data() for y in ys]
+    fit_model(model.structure, datas[0], ctl, start)  # load the cache
     t0 = time.perf_counter()
-    status = [glmm_refit(y, model.weights, model.offset, model.ws, model.fam_code,
-                         model.link_code, theta0, beta0, ctrl)[4] for y in ys]
+    status = [fit_model(model.structure, d, ctl, start)[7] for d in datas]
     t_kernel = (time.perf_counter() - t0) / len(ys)
     n_obj = min(200, len(ys))
     t0 = time.perf_counter()
     for y in ys[:n_obj]:
         fit.refit(y)
     t_object = (time.perf_counter() - t0) / n_obj
-    x = model.ws[11]
-    glm_refit(ys[0], model.weights, model.offset, x, 0, 0, beta0, 100, 1e-12)
+    glm = GeneralizedLinearModel.from_design(design, "binomial")
+    glm_start = make_start(None, glm.structure, np.zeros(0), glm.beta_to_engine(fit.beta))
+    glm_datas = [glm.with_response(y).data() for y in ys]
     t0 = time.perf_counter()
-    for y in ys:
-        glm_refit(y, model.weights, model.offset, x, 0, 0, beta0, 100, 1e-12)
+    for d in glm_datas:
+        fit_model(glm.structure, d, ctl, glm_start)
     t_glm = (time.perf_counter() - t0) / len(ys)
 
     print(f"cbpp {FORMULA}, binomial (Laplace), one thread")
     print(f"vctest first fit (cache load or compile): {t_first:.2f} s; warm fit "
           f"{1e3 * t_fit:.2f} ms (-2 logLik {fit.objective:.4f}, theta {fit.theta[0]:.5f})")
-    print(f"vctest {len(ys):,} refits via glmm_refit: {1e3 * t_kernel:.3f} ms per refit "
+    print(f"vctest {len(ys):,} refits via fit_model: {1e3 * t_kernel:.3f} ms per refit "
           f"(status counts {np.bincount(status, minlength=6).tolist()}); via GlmmFit.refit "
           f"{1e3 * t_object:.3f} ms; GLM null refit {1e6 * t_glm:.1f} us")
 
@@ -169,7 +171,7 @@ def main() -> None:
                              env=env, check=True, cwd=ROOT)
         t_imp, t_fit_c, t_refit_c = map(float, out.stdout.split()[-3:])
         print(f"compilation (fresh process, VCTEST_NUMBA_CACHE=0): import {t_imp:.1f} s, "
-              f"first fit_glmm {t_fit_c:.1f} s, first glmm_refit call {t_refit_c:.1f} s")
+              f"first fit_glmm {t_fit_c:.1f} s, first fit_model call {t_refit_c:.1f} s")
 
 
 if __name__ == "__main__":

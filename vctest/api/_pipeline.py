@@ -33,10 +33,9 @@ from vctest.model.nesting import Nesting, nesting
 from vctest.model.reduce import TermLocation, drop_term, locate_term
 from vctest.nulls.approximations import bartlett_pvalue, gamma_pvalue
 from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
-from vctest.nulls.bootstrap import GeneratingModel, run_bootstrap
+from vctest.nulls.bootstrap import Generator, run_bootstrap
 from vctest.nulls.exact import SpectralTask, invert_rlrt, simulate_null, spectral_design
 from vctest.nulls.executor import resolve_client
-from vctest.nulls.glmm_bootstrap import GlmmGenerator, run_glmm_bootstrap
 from vctest.results import QUANTILE_LEVELS, TestResult
 
 #: Exact null samples up to this size are kept in the result by default.
@@ -242,7 +241,7 @@ def fit_glmm_design(design: Design, family: str, link: str | None = None,
 
 def fit_null(design: Design, *, family: str = "gaussian", link: str | None = None,
              offset: np.ndarray | None = None, reml: bool = False,
-             ) -> tuple[GeneratingModel | GlmmGenerator, LmmFit | GlmmFit | GlmFit | None]:
+             ) -> tuple[Generator, LmmFit | GlmmFit | GlmFit | None]:
     """Fit a null design and wrap it for simulation.
 
     A mixed model (LMM or GLMM, by ``family``), or without random effects a
@@ -253,11 +252,11 @@ def fit_null(design: Design, *, family: str = "gaussian", link: str | None = Non
             fit: GlmmFit | GlmFit = fit_glmm_design(design, family, link, offset)
         else:
             fit = fit_glm(GeneralizedLinearModel.from_design(design, family, link, offset))
-        return GlmmGenerator.from_fit(fit), fit
+        return Generator.from_fit(fit), fit
     if design.blocks:
         lmm = fit_model(LinearMixedModel.from_design(design), reml=reml)
-        return GeneratingModel.from_fit(lmm), lmm
-    return GeneratingModel.linear_model(design, reml), None
+        return Generator.from_fit(lmm), lmm
+    return Generator.linear_model(design, reml), None
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,7 +265,7 @@ class FittedPair:
 
     pair: Pair
     full: LmmFit | GlmmFit
-    generator: GeneratingModel | GlmmGenerator
+    generator: Generator
     null: LmmFit | GlmmFit | GlmFit | None
     statistic: float
     asymptotic: dict[str, float]
@@ -432,7 +431,7 @@ def bootstrap_result(fitted: FittedPair, draws: Draws,
                      lmm_bootstrap: Callable[..., Any] = run_bootstrap) -> TestResult:
     """Run the parametric bootstrap of the fitted pair and assemble the result.
 
-    ``lmm_bootstrap`` runs an LMM's replicates (a caller may pass its own, to
+    ``lmm_bootstrap`` runs the replicates (a caller may pass its own, to
     instrument it).
     """
     pair, statistic, nsim = fitted.pair, fitted.statistic, int(draws.nsim)
@@ -443,11 +442,8 @@ def bootstrap_result(fitted: FittedPair, draws: Draws,
         "progress": draws.progress, "stop_alpha": draws.stop_alpha,
         "stop_error": draws.stop_error, "backend": draws.backend, "client": draws.client,
         "n_workers": draws.n_workers}
-    if pair.glmm:
-        run = run_glmm_bootstrap(fitted.generator, fitted.full, nest.embed, **common)
-    else:
-        run = lmm_bootstrap(fitted.generator, fitted.full, nest.embed, reml=pair.reml,
-                            **common)
+    run = lmm_bootstrap(fitted.generator, fitted.full, nest.embed,
+                        reml=bool(pair.reml) and not pair.glmm, **common)
     rec = run.replicates
     ok = rec.failure == 0
     sample = rec.statistic[ok]

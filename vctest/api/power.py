@@ -23,9 +23,8 @@ from vctest.api._pipeline import (
 )
 from vctest.formula.design import Design, build_design
 from vctest.model.glm import simulate_response
-from vctest.nulls.bootstrap import GeneratingModel
+from vctest.nulls.bootstrap import Generator
 from vctest.nulls.executor import chunk_ranges, run_chunks
-from vctest.nulls.glmm_bootstrap import GlmmGenerator
 
 POWER_METHODS = ("exact", "bootstrap", "asymptotic", "naive")
 
@@ -83,7 +82,7 @@ class _PowerTask:
     """
 
     design: Design
-    null: GeneratingModel | GlmmGenerator
+    null: Generator
     other: tuple[tuple[Any, np.ndarray], ...]
     term: str
     block: int
@@ -98,7 +97,7 @@ class _PowerTask:
     def _response(self, rng: np.random.Generator) -> np.ndarray:
         """One response: the null model's draw plus the tested effect."""
         block = self.design.blocks[self.block]
-        if isinstance(self.null, GlmmGenerator):
+        if not self.null.gaussian:
             model = self.null.model
             eta = self.null.linear_predictor(rng)
             b = rng.standard_normal(block.n_levels) * self.effect
@@ -114,7 +113,7 @@ class _PowerTask:
 
     def _test(self, design: Design, i: int) -> np.ndarray:
         """Reject or not, by each method, for data set ``i``."""
-        glmm = isinstance(self.null, GlmmGenerator)
+        glmm = not self.null.gaussian
         model = ({"family": self.null.model.family, "link": self.null.model.link,
                   "offset": self.null.model.offset} if glmm else {})
         row = np.zeros(len(self.methods), dtype=bool)

@@ -245,7 +245,8 @@ _OPTIONS: dict[str, Any] = {
 prange = numba.prange
 
 
-def jit(func: F | None = None, *, parallel: bool = False) -> Any:
+def jit(func: F | None = None, *, parallel: bool = False, internal: bool = False,
+        inline: bool = False) -> Any:
     """Compile ``func`` with vctest's jit options.
 
     Parameters
@@ -255,6 +256,13 @@ def jit(func: F | None = None, *, parallel: bool = False) -> Any:
     parallel : bool, default False
         Compile with ``parallel=True`` so that :data:`prange` loops run on
         Numba's thread pool.
+    internal : bool, default False
+        Called only from other kernels: no Python or C entry wrappers are
+        generated (they cost seconds of compile time per function).  Such a
+        function cannot be called from Python unless ``NUMBA_DISABLE_JIT=1``.
+    inline : bool, default False
+        A small leaf: inlined into its callers at Numba's IR level, so it is
+        never compiled on its own.
 
     Returns
     -------
@@ -262,7 +270,12 @@ def jit(func: F | None = None, *, parallel: bool = False) -> Any:
     """
 
     def wrap(f: F) -> Any:
-        return numba.njit(parallel=parallel, **_OPTIONS)(f)
+        extra: dict[str, Any] = {}
+        if internal or inline:
+            extra.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+        if inline:
+            extra["inline"] = "always"
+        return numba.njit(parallel=parallel, **_OPTIONS, **extra)(f)
 
     if func is None:
         return wrap

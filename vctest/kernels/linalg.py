@@ -12,11 +12,11 @@ import numpy as np
 
 from vctest.kernels._jit import jit
 
-#: Above this order a dense factorisation calls LAPACK through NumPy.
+#: Above this order a dense factorisation calls LAPACK through NumPy (outside ``prange``).
 LAPACK_MIN_ORDER = 96
 
 
-@jit
+@jit(internal=True)
 def cholesky_lower_inplace(a: np.ndarray, n: int) -> bool:
     """Overwrite the leading ``n x n`` lower triangle of ``a`` with its Cholesky factor.
 
@@ -39,43 +39,65 @@ def cholesky_lower_inplace(a: np.ndarray, n: int) -> bool:
     return True
 
 
-@jit
-def cholesky_dense(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Cholesky factor of a symmetric matrix given by its lower triangle.
+@jit(internal=True)
+def cholesky_envelope(a, m, first):
+    """In-place lower Cholesky factor of ``a[:m, :m]`` exploiting its envelope.
 
-    Small orders use :func:`cholesky_lower_inplace` on a copy; large ones call
-    LAPACK (``np.linalg.cholesky``) after a cheap positivity check of the
-    diagonal.
+    ``first[i]`` receives the first non-zero column of row i; the factor keeps
+    that envelope, so rows that gained no fill (e.g. a grouping factor nested in
+    term 0) cost almost nothing.  Returns False if not positive definite.
     """
-    n = a.shape[0]
-    if n < LAPACK_MIN_ORDER:
-        out = a.copy()
-        ok = cholesky_lower_inplace(out, n)
-        return out, ok
-    sym = np.empty_like(a)
-    for i in range(n):
-        if not a[i, i] > 0.0:
-            return sym, False
-        for j in range(i + 1):
-            sym[i, j] = a[i, j]
-            sym[j, i] = a[i, j]
-    low = np.linalg.cholesky(sym)
-    for i in range(n):
-        if not low[i, i] > 0.0:
-            return low, False
-    return low, True
+    for i in range(m):
+        f = i
+        for j in range(i):
+            if a[i, j] != 0.0:
+                f = j
+                break
+        first[i] = f
+    for i in range(m):
+        fi = first[i]
+        for j in range(fi, i + 1):
+            acc = a[i, j]
+            for kk in range(max(fi, first[j]), j):
+                acc -= a[i, kk] * a[j, kk]
+            if j < i:
+                a[i, j] = acc / a[j, j]
+            elif acc > 0.0:
+                a[i, i] = math.sqrt(acc)
+            else:
+                return False
+    return True
 
 
-@jit
-def forward_solve_rows(low: np.ndarray, b: np.ndarray, nrows: int) -> None:
-    """Solve ``X L' = B`` in place for the first ``nrows`` rows of ``b``.
+@jit(inline=True)
+def assign(dst, src):
+    """``dst[i] = src[i]`` for every i (a loop compiles far faster than ``dst[:] = src``)."""
+    for i in range(src.size):
+        dst[i] = src[i]
 
-    ``low`` is k x k lower triangular; each row x of X satisfies L x = b_row.
-    """
-    k = low.shape[0]
-    for r in range(nrows):
-        for i in range(k):
-            s = b[r, i]
-            for j in range(i):
-                s -= low[i, j] * b[r, j]
-            b[r, i] = s / low[i, i]
+
+@jit(inline=True)
+def identity(d, scale):
+    """``scale * I`` of order ``d``."""
+    out = np.zeros((d, d))
+    for i in range(d):
+        out[i, i] = scale
+    return out
+
+
+@jit(inline=True)
+def max_abs(x):
+    """``max |x_i|`` (0 for an empty array)."""
+    m = 0.0
+    for i in range(x.size):
+        m = max(m, abs(x[i]))
+    return m
+
+
+@jit(inline=True)
+def scaled_at_least(x, scale, lower):
+    """``max(x_i * scale_i, lower_i)`` elementwise (a new array)."""
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = max(x[i] * scale[i], lower[i])
+    return out

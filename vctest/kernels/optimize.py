@@ -1,269 +1,296 @@
-"""A bounded quasi-Newton minimiser of the profiled LMM objective, in Numba.
+"""The one bounded quasi-Newton optimiser of the engine, over any objective code.
 
 Refits in a bootstrap must not leave compiled code (a Python-level
 ``scipy.optimize`` call per replicate costs milliseconds and cannot run in
 ``prange``), so this is a small projected BFGS method:
 
+* the objective is chosen by an integer code (:data:`~vctest.kernels.types.PROFILED`,
+  :data:`~vctest.kernels.types.LAPLACE_JOINT`, :data:`~vctest.kernels.types.LAPLACE`)
+  and evaluated in scaled units ``x = theta * tscale`` (and ``beta * bscale``),
+  so a covariate's units do not change the path;
 * gradients by finite differences -- central in the interior, second-order
   one-sided near a lower bound, so the objective is never evaluated outside
   its domain;
 * an active set: a parameter at its bound with a positive derivative is held
   there; the inverse-Hessian approximation acts on the free parameters;
-* a projected backtracking (Armijo) line search; BFGS updates only when the
-  curvature condition holds, with a restart to steepest descent otherwise.
+* a projected backtracking (Armijo) line search, steps capped at
+  ``max(1, |x|)``; BFGS updates only when the curvature condition holds, with
+  a restart to steepest descent otherwise;
+* after the search, lme4's ``restart_edge`` and a boundary snap
+  (:func:`optimize`).
+
+Everything here is inlined into its one caller, the entry kernel
+:func:`vctest.kernels.engine.fit_model`: only :func:`~vctest.kernels.objective.evaluate`
+is compiled on its own, so the call tree is two layers deep (every separately
+compiled layer would code-generate its subtree again).
 
 It stops when the projected gradient is below ``gtol * (1 + |f|)``, or when an
 iteration changes f by less than ``ftol * (1 + |f|)`` and x by less than
-``xtol``.  ``scipy.optimize`` remains the reference the kernel is tested
-against (``tests/test_lmm.py``).
-
-Status codes: 0 converged (gradient), 1 converged (small change), 2 iteration
-limit, 3 line search failed, 4 objective not finite at the start.
+``xtol``.  Status codes: :data:`vctest.kernels.types.STATUS_TEXT`.  The Laplace
+objectives start PIRLS from the modes at the current iterate (``ub``, ``bb``,
+updated on every accepted step), so finite differences see a smooth function.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vctest.kernels._jit import jit
-from vctest.kernels.lmm import objective
+from vctest.kernels.linalg import assign, identity, max_abs, scaled_at_least
+from vctest.kernels.objective import evaluate
 
-STATUS_TEXT = (
-    "projected gradient below tolerance",
-    "relative change in objective and parameters below tolerance",
-    "iteration limit reached",
-    "line search failed to decrease the objective",
-    "objective not finite at the starting values",
-)
-
-
-@jit
-def _scaled(x, scale, ws):
-    """The objective at theta = x / scale (the optimiser works in x)."""
-    return objective(x / scale, ws)
+_H_REL = 1e-6
+#: A variance parameter this close to its bound (scaled units) is probed for a restart.
+EDGE_PROBE = 1e-4
+#: ... and this close is tried on the bound (lme4's boundary.tol).
+BOUNDARY_SNAP = 1e-5
 
 
-@jit
-def _dot(a, b):
-    s = 0.0
-    for i in range(a.size):
-        s += a[i] * b[i]
-    return s
-
-
-@jit
-def fd_gradient(x, lower, f0, ws, h_rel, grad, scale):
-    """Finite-difference gradient of ``objective`` at ``x``; returns #evaluations."""
-    d = x.size
+@jit(inline=True)
+def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel, ncoord,
+                grad, curv):
+    """Finite differences of the first ``ncoord`` coordinates: gradient into ``grad`` and,
+    when ``curv`` has entries, second differences into ``curv``.  Returns #evaluations."""
+    uo = np.empty(ub.size)
+    bo = np.empty(bb.size)
+    lxx = np.empty((bb.size, bb.size))
     xt = x.copy()
-    nev = 0
-    for i in range(d):
+    for i in range(ncoord):
         h = h_rel * max(1.0, abs(x[i]))
-        if x[i] - h < lower[i]:
-            xt[i] = x[i] + h
-            f1 = _scaled(xt, scale, ws)
-            xt[i] = x[i] + 2.0 * h
-            f2 = _scaled(xt, scale, ws)
+        one_sided = x[i] - h < lower[i]
+        f12 = np.empty(2)
+        for side in range(2):
+            xt[i] = x[i] + h if side == 0 else (x[i] + 2.0 * h if one_sided else x[i] - h)
+            f12[side] = evaluate(code, xt, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                                 lxx)[0]
+        xt[i] = x[i]
+        f1, f2 = f12[0], f12[1]
+        if one_sided:
             grad[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * h)
         else:
-            xt[i] = x[i] + h
-            f1 = _scaled(xt, scale, ws)
-            xt[i] = x[i] - h
-            f2 = _scaled(xt, scale, ws)
             grad[i] = (f1 - f2) / (2.0 * h)
-        xt[i] = x[i]
-        nev += 2
-    return nev
+        if curv.size:
+            curv[i] = (f0 - 2.0 * f1 + f2) / (h * h) if one_sided else (
+                f1 - 2.0 * f0 + f2) / (h * h)
+    return 2 * ncoord
 
 
-@jit
-def minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale):
-    """Minimise ``objective(theta, ws)`` subject to ``theta >= lower``.
+@jit(inline=True)
+def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb):
+    """Projected BFGS on objective ``code`` from ``x0`` (scaled units) with inverse Hessian
+    ``hinv0`` (scaled by the first curvature pair when ``scale_first``).
 
-    The search runs in ``x = theta * scale`` (``scale > 0`` per parameter, e.g.
-    the root-mean-square of the random-effect column the parameter multiplies),
-    so a covariate's units do not change the path; ``x0`` and ``lower`` are
-    given and ``x`` is returned on the theta scale.
-
-    Returns
-    -------
-    x : ndarray
-    f : float
-    n_evals : int
-    n_iter : int
-    status : int (see module docstring)
+    ``ub``/``bb`` hold the modes at the current iterate (updated in place).
+    Returns ``(x, f, n_evals, n_iter, status)``.  The gradient is taken at one
+    place, the top of the loop (one inlined copy of the finite differences).
     """
     d = x0.size
-    h_rel = 1e-6
-    lower = lower * scale
-    x = np.maximum(x0 * scale, lower)
-    f = _scaled(x, scale, ws)
+    uo = np.empty(ub.size)
+    bo = np.empty(bb.size)
+    lxx = np.empty((bb.size, bb.size))
+    none = np.empty(0)
+    x = scaled_at_least(x0, np.ones(d), lower)
+    f = evaluate(code, x, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx)[0]
     nev = 1
-    if not np.isfinite(f):
-        return x / scale, f, nev, 0, 4
-    g = np.empty(d)
-    nev += fd_gradient(x, lower, f, ws, h_rel, g, scale)
-    hinv = np.eye(d)
-    first = True
-    status = 2
-    it = 0
+    if not math.isfinite(f):
+        return x, f, nev, 0, 4
+    assign(ub, uo)
+    assign(bb, bo)
+    hinv = hinv0.copy()
+    first = scale_first
     free = np.empty(d, dtype=np.bool_)
     direction = np.empty(d)
-    gnew = np.empty(d)
-    while it < maxiter:
+    g = np.empty(d)
+    gprev = np.empty(d)
+    xprev = np.empty(d)
+    xnew = np.empty(d)
+    hy = np.empty(d)
+    fprev = f
+    have_prev = False
+    status = 2
+    it = 0
+    while True:
+        nev += derivatives(code, x, lower, f, st, data, ctl, tscale, bscale, sat, ub, bb, _H_REL,
+                           d, g, none)
+        if have_prev:
+            sy = 0.0
+            ss = 0.0
+            yy = 0.0
+            smax = 0.0
+            for i in range(d):
+                si = x[i] - xprev[i]
+                yi = g[i] - gprev[i]
+                sy += si * yi
+                ss += si * si
+                yy += yi * yi
+                smax = max(smax, abs(si))
+            if sy > 1e-12 * math.sqrt(ss * yy):
+                if first:
+                    hinv = identity(d, sy / yy)
+                rho = 1.0 / sy
+                for i in range(d):
+                    acc = 0.0
+                    for j in range(d):
+                        acc += hinv[i, j] * (g[j] - gprev[j])
+                    hy[i] = acc
+                yhy = 0.0
+                for i in range(d):
+                    yhy += (g[i] - gprev[i]) * hy[i]
+                for i in range(d):
+                    si = x[i] - xprev[i]
+                    for j in range(d):
+                        sj = x[j] - xprev[j]
+                        hinv[i, j] += (-rho * (si * hy[j] + hy[i] * sj)
+                                       + (rho * rho * yhy + rho) * si * sj)
+            first = False
+            if abs(fprev - f) <= ctl.ftol * (1.0 + abs(fprev)) and smax <= ctl.xtol:
+                status = 1
+                break
+        if it >= ctl.maxiter:
+            break
         it += 1
-        pg_max = 0.0
+        pg = 0.0
         for i in range(d):
-            at_bound = np.isfinite(lower[i]) and (
-                x[i] <= lower[i] + 1e-14 * max(1.0, abs(lower[i])))
+            at_bound = math.isfinite(lower[i]) and x[i] <= lower[i] + 1e-14 * max(
+                1.0, abs(lower[i]))
             free[i] = not (at_bound and g[i] > 0.0)
             if free[i]:
-                pg_max = max(pg_max, abs(g[i]))
-        if pg_max <= gtol * (1.0 + abs(f)):
+                pg = max(pg, abs(g[i]))
+        if pg <= ctl.gtol * (1.0 + abs(f)):
             status = 0
             break
         slope = 0.0
         for i in range(d):
+            s = 0.0
             if free[i]:
-                s = 0.0
                 for j in range(d):
                     if free[j]:
                         s -= hinv[i, j] * g[j]
-                direction[i] = s
-                slope += s * g[i]
-            else:
-                direction[i] = 0.0
-        if not slope < 0.0:
-            hinv[:, :] = np.eye(d)
-            slope = 0.0
+            direction[i] = s
+            slope += s * g[i]
+        if not slope < 0.0:  # not a descent direction: restart from steepest descent
+            hinv = identity(d, 1.0)
             for i in range(d):
                 direction[i] = -g[i] if free[i] else 0.0
-                slope -= direction[i] * direction[i]
-        # first step: keep it within a unit box so the search starts sensibly
-        if first:
-            dmax = np.max(np.abs(direction))
-            if dmax > 1.0:
-                direction /= dmax
+        cap = max(1.0, max_abs(x))
+        dmax = max_abs(direction)
+        if dmax > cap:
+            for i in range(d):
+                direction[i] *= cap / dmax
         alpha = 1.0
         accepted = False
-        xnew = x.copy()
         fnew = f
         for _ in range(40):
             lin = 0.0
             for i in range(d):
                 xnew[i] = max(lower[i], x[i] + alpha * direction[i])
                 lin += g[i] * (xnew[i] - x[i])
-            fnew = _scaled(xnew, scale, ws)
+            fnew = evaluate(code, xnew, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                            lxx)[0]
             nev += 1
-            if np.isfinite(fnew) and fnew <= f + 1e-4 * lin:
+            if math.isfinite(fnew) and fnew <= f + 1e-4 * lin:
                 accepted = True
                 break
             alpha *= 0.5
         if not accepted:
             status = 3
             break
-        nev += fd_gradient(xnew, lower, fnew, ws, h_rel, gnew, scale)
-        s_vec = xnew - x
-        y_vec = gnew - g
-        sy = _dot(s_vec, y_vec)
-        if sy > 1e-12 * np.sqrt(_dot(s_vec, s_vec) * _dot(y_vec, y_vec)):
-            if first:
-                hinv[:, :] = np.eye(d) * (sy / _dot(y_vec, y_vec))
-            rho = 1.0 / sy
-            hy = np.zeros(d)
-            for i in range(d):
-                for j in range(d):
-                    hy[i] += hinv[i, j] * y_vec[j]
-            yhy = _dot(y_vec, hy)
-            for i in range(d):
-                for j in range(d):
-                    hinv[i, j] += (
-                        -rho * (s_vec[i] * hy[j] + hy[i] * s_vec[j])
-                        + (rho * rho * yhy + rho) * s_vec[i] * s_vec[j]
-                    )
-        first = False
-        small_f = abs(f - fnew) <= ftol * (1.0 + abs(f))
-        small_x = np.max(np.abs(s_vec)) <= xtol
-        x[:] = xnew
+        assign(ub, uo)
+        assign(bb, bo)
+        assign(xprev, x)
+        assign(gprev, g)
+        fprev = f
+        assign(x, xnew)
         f = fnew
-        g[:] = gnew
-        if small_f and small_x:
-            status = 1
+        have_prev = True
+    return x, f, nev, it, status
+
+
+@jit(inline=True)
+def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, data, ctl, tscale,
+             bscale, sat, ub, bb):
+    """Minimise objective ``code`` from ``x0``; returns ``(x, f, n_evals, n_iter, status)``.
+
+    One projected BFGS run (:func:`_bfgs`), then, when ``edges``, lme4's
+    ``restart_edge`` and the boundary snap.  The objective depends on a variance
+    parameter through its square, so its derivative at the bound is zero and a
+    projected gradient method can stop there on a saddle.  Each variance
+    parameter within :data:`EDGE_PROBE` of its bound is probed that far inside
+    -- with the entries below it in its column of T (``below[i]`` of them) as
+    they are and with their signs flipped, which with the diagonal at 0 does
+    not change the model but decides which way the objective falls -- and if
+    the objective drops, the search restarts from the best of 0.01, 0.1, 1
+    above the bound (at most ``ctl.restarts`` times, kept only if it ends
+    lower).  Finally a variance parameter within :data:`BOUNDARY_SNAP` of its
+    bound is moved onto it when that does not raise the objective.  ``ub``/``bb``
+    receive the modes at the result.
+    """
+    uo = np.empty(ub.size)
+    bo = np.empty(bb.size)
+    lxx = np.empty((bb.size, bb.size))
+    x = x0.copy()
+    f = np.inf
+    nev = 0
+    nit = 0
+    status = 4
+    start = x0.copy()
+    ub_try = ub.copy()
+    bb_try = bb.copy()
+    for attempt in range(ctl.restarts + 1 if edges else 1):
+        xa, fa, na, ita, sta = _bfgs(code, start, lower, hinv0, scale_first, st, data, ctl,
+                                     tscale, bscale, sat, ub_try, bb_try)
+        nev += na
+        nit += ita
+        if attempt > 0 and not fa <= f:
             break
-    return x / scale, f, nev, it, status
-
-
-@jit
-def entries_below_diagonals(is_diag):
-    """For each diagonal entry of theta, how many entries of its column of T follow it.
-
-    theta lists each block's T column by column (the diagonal, then the entries
-    below it), so they are the non-diagonal entries up to the next diagonal.
-    """
-    below = np.zeros(is_diag.size, dtype=np.int64)
-    for i in range(is_diag.size):
-        if is_diag[i]:
-            j = i + 1
-            while j < is_diag.size and not is_diag[j]:
-                j += 1
-            below[i] = j - i - 1
-    return below
-
-
-@jit
-def minimize_with_edge_restarts(x0, lower, is_diag, ws, maxiter, gtol, ftol, xtol, restarts,
-                                scale):
-    """:func:`minimize_bounded`, then leave bounds the objective falls away from.
-
-    The profiled objective depends on a variance parameter through its square,
-    so its derivative at the bound is zero and a projected gradient method can
-    stop there on a saddle, or crawl towards it in ever smaller steps.  As
-    lme4's ``restart_edge``: probe each variance parameter that ended within
-    1e-4 of its bound 1e-4 further into the interior, with the entries below it in
-    its column of T as they are and with their signs flipped (free while the
-    diagonal is 0); if the objective drops, move it to the best of 0.01, 0.1, 1
-    above the bound and restart (at most ``restarts`` times).  All in units of
-    ``scale``.  Returns ``(x, f, n_evals, n_iter, status)``.
-    """
-    x, f, nev, nit, status = minimize_bounded(x0, lower, ws, maxiter, gtol, ftol, xtol, scale)
-    below = entries_below_diagonals(is_diag)
-    for _ in range(restarts):
+        x, f, status = xa, fa, sta
+        assign(ub, ub_try)
+        assign(bb, bb_try)
+        if not (edges and math.isfinite(f)):
+            break
         start = x.copy()
         moved = False
-        for i in range(x.size):
-            if not is_diag[i] or (x[i] - lower[i]) * scale[i] > 1e-4:
+        for i in range(is_diag.size):
+            if not is_diag[i] or x[i] - lower[i] > EDGE_PROBE:
                 continue
-            best_f = f
-            # with the diagonal at 0 the sign of the entries below it in its column of T
-            # does not change the model, but it decides which way the objective falls
-            # when the diagonal leaves the bound: probe both signs
-            for sign in (1.0, -1.0):
-                if sign < 0.0 and below[i] == 0:
+            best = f
+            for sgn in (1.0, -1.0):
+                if sgn < 0.0 and below[i] == 0:
                     continue
                 probe = x.copy()
                 for r in range(1, below[i] + 1):
-                    probe[i + r] = sign * x[i + r]
-                probe[i] = x[i] + 1e-4 / scale[i]
+                    probe[i + r] = sgn * x[i + r]
+                probe[i] = x[i] + EDGE_PROBE
                 nev += 1
-                if not objective(probe, ws) < f:
+                if not evaluate(code, probe, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                                lxx)[0] < f:
                     continue
                 for value in (1e-2, 1e-1, 1.0):
-                    probe[i] = lower[i] + value / scale[i]
-                    fv = objective(probe, ws)
+                    probe[i] = lower[i] + value
+                    fv = evaluate(code, probe, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                                  bo, lxx)[0]
                     nev += 1
-                    if fv < best_f:
-                        best_f = fv
+                    if fv < best:
+                        best = fv
                         for r in range(below[i] + 1):
                             start[i + r] = probe[i + r]
                         moved = True
         if not moved:
             break
-        x2, f2, nev2, nit2, status2 = minimize_bounded(start, lower, ws, maxiter, gtol, ftol,
-                                                       xtol, scale)
-        nev += nev2
-        nit += nit2
-        if f2 <= f or not np.isfinite(f):
-            x, f, status = x2, f2, status2
-        else:
-            break
+        assign(ub_try, ub)
+        assign(bb_try, bb)
+    if edges and math.isfinite(f):
+        for i in range(is_diag.size):
+            gap = x[i] - lower[i]
+            if is_diag[i] and 0.0 < gap < BOUNDARY_SNAP:
+                trial = x.copy()
+                trial[i] = lower[i]
+                ft = evaluate(code, trial, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                              lxx)[0]
+                nev += 1
+                if ft <= f:
+                    x, f = trial, ft
+                    assign(ub, uo)
     return x, f, nev, nit, status

@@ -19,21 +19,13 @@ import numpy as np
 import pandas as pd
 
 from vctest.diagnostics import FitDiagnostics
-from vctest.kernels.optimize import (
-    STATUS_TEXT,
-    entries_below_diagonals,
-    minimize_with_edge_restarts,
-)
+from vctest.kernels.optimize import BOUNDARY_SNAP, EDGE_PROBE
+from vctest.kernels.types import STATUS_TEXT
 from vctest.model.lmm import LinearMixedModel
+from vctest.model.structure import below_diagonals, settings
 from vctest.model.terms import varcorr_rows
 
 OPTIMIZERS = ("bfgs", "L-BFGS-B", "Powell", "Nelder-Mead")
-
-#: Parameters this close to their bound are tried on it (lme4's boundary.tol).
-BOUNDARY_SNAP = 1e-5
-
-#: Step into the interior used to check a parameter that ended on its bound.
-EDGE_PROBE = 1e-4
 
 #: Restarts allowed when the optimum sits on a bound the objective falls away from.
 MAX_EDGE_RESTARTS = 3
@@ -48,6 +40,11 @@ class OptimizerSettings:
     gtol: float = 1e-9
     ftol: float = 1e-13
     xtol: float = 1e-8
+
+    def kernel(self, *, parallel: bool = False) -> Any:
+        """The engine's :class:`~vctest.kernels.types.Settings` (edge restarts included)."""
+        return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
+                        restarts=MAX_EDGE_RESTARTS, parallel=parallel)
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,12 +233,9 @@ class LmmFit:
 def _run_optimizer(model, reml, start, optimizer, settings):
     lower = model.layout.lower
     if optimizer == "bfgs":
-        x, f, nev, _, status = minimize_with_edge_restarts(
-            np.ascontiguousarray(start, dtype=float), lower, model.layout.is_diagonal,
-            model.workspace(reml), settings.maxiter, settings.gtol, settings.ftol,
-            settings.xtol, MAX_EDGE_RESTARTS, model.theta_scale,
-        )
-        return np.asarray(x), float(f), int(nev), status in (0, 1), STATUS_TEXT[status]
+        res = model.run(np.asarray(start, dtype=float), reml, settings.kernel())
+        return (res.theta, res.objective, res.n_evals, res.status in (0, 1),
+                STATUS_TEXT[res.status])
     from scipy.optimize import minimize
 
     # SciPy's methods search theta * scale too, so units do not steer them
@@ -280,7 +274,7 @@ def _edge_restart(model, reml, theta, f):
     """
     lay = model.layout
     scale = model.theta_scale
-    below = entries_below_diagonals(lay.is_diagonal)
+    below = below_diagonals(lay.is_diagonal)
     nev = 0
     start = None
     near = lay.is_diagonal & ((theta - lay.lower) * scale <= EDGE_PROBE)

@@ -1,7 +1,8 @@
 """Generalised linear models (binomial, Poisson) and the checks GLMMs share with them.
 
 :class:`GeneralizedLinearModel` is the model without random effects; :func:`fit_glm`
-fits it by IRLS in Numba (:func:`vctest.kernels.glm.glm_irls`) and gives R's
+fits it by IRLS on the one engine (:func:`vctest.kernels.engine.fit_model` with
+no random effects) and gives R's
 ``logLik`` -- the null model of a likelihood-ratio test of every variance
 component of a GLMM (:mod:`vctest.model.glmm`).  The input checks here
 (:func:`family_iv`, :func:`response_iv`, :func:`offset_iv`) serve both.
@@ -13,27 +14,28 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, gammaln, ndtr
 
 from vctest.formula.design import Design
-from vctest.kernels import glmm as kernels
-from vctest.kernels.glm import GLM_SEPARATED, glm_irls
+from vctest.kernels import types as codes
+from vctest.kernels.engine import fit_model
+from vctest.kernels.types import Data, Structure
+from vctest.model.structure import EngineUnits, build_structure, f64, make_start, settings
 
 __all__ = ["FAMILIES", "GeneralizedLinearModel", "GlmFit", "fit_glm"]
 
-FAMILIES = {"binomial": kernels.BINOMIAL, "poisson": kernels.POISSON}
-LINKS = {"logit": kernels.LOGIT, "probit": kernels.PROBIT, "cloglog": kernels.CLOGLOG,
-         "log": kernels.LOG}
+FAMILIES = {"binomial": codes.BINOMIAL, "poisson": codes.POISSON}
+LINKS = {"logit": codes.LOGIT, "probit": codes.PROBIT, "cloglog": codes.CLOGLOG,
+         "log": codes.LOG}
 FAMILY_LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
 
 
-def as_f64(a: Any) -> np.ndarray:
-    """A fresh, writable, C-contiguous float64 copy (what the kernels are compiled for:
-    a read-only array would make Numba compile and cache another specialisation)."""
-    return np.array(a, dtype=np.float64, order="C")
+as_f64 = f64
 
 
 def family_iv(family: object, link: object) -> tuple[str, str]:
@@ -116,12 +118,80 @@ def offset_iv(offset: Any, n: int) -> np.ndarray:
 def simulate_response(fam: int, link: int, eta: np.ndarray, weights: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
     """Draw y | eta: binomial successes / trials (proportions) or Poisson counts."""
-    mu = np.empty_like(eta)
-    kernels.inverse_link(fam, link, eta, mu)
-    if fam == kernels.POISSON:
+    mu = inverse_link(link, eta)
+    if fam == codes.POISSON:
         return rng.poisson(mu).astype(float)
     trials = np.round(weights).astype(np.int64)
     return rng.binomial(trials, mu) / np.where(trials > 0, trials, 1)
+
+
+def inverse_link(link: int, eta: np.ndarray) -> np.ndarray:
+    """mu = g^{-1}(eta) for link code ``link`` (as the kernels clip eta)."""
+    if link == codes.LOG:
+        return np.exp(np.minimum(eta, 700.0))
+    if link == codes.PROBIT:
+        return ndtr(np.clip(eta, -37.0, 37.0))
+    if link == codes.CLOGLOG:
+        return -np.expm1(-np.exp(np.clip(eta, -700.0, 700.0)))
+    return expit(eta)
+
+
+def saturated_constant(fam: int, y: np.ndarray, wt: np.ndarray) -> float:
+    """-2 log p(y | mu = y) summed (R's ``aic`` = deviance + this), as the kernels form it."""
+    use = wt > 0
+    y, wt = y[use], wt[use]
+    if fam == codes.POISSON:
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return float(-2.0 * np.sum(wt * (ylogy - y - gammaln(y + 1.0))))
+    k = wt * y
+    ll = gammaln(wt + 1.0) - gammaln(k + 1.0) - gammaln(wt - k + 1.0)
+    ll += np.where(k > 0, k * np.log(np.where(y > 0, y, 1.0)), 0.0)
+    ll += np.where(wt - k > 0, (wt - k) * np.log(np.where(y < 1, 1.0 - y, 1.0)), 0.0)
+    return float(-2.0 * np.sum(ll))
+
+
+class EngineModel:
+    """What the one engine needs of a binomial / Poisson model (shared by GLM and GLMM):
+    X in the engine's units and the offset's residual on X (its projection is carried by
+    the fixed effects, so shifting the offset by a constant changes nothing)."""
+
+    design: Design
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+    fam_code: int
+    link_code: int
+
+    @cached_property
+    def units(self) -> EngineUnits:
+        """The map between the user's fixed effects and the engine's."""
+        return EngineUnits.of(np.asarray(self.design.X, dtype=float), orthonormal=False)
+
+    @cached_property
+    def _offset_split(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.units.project(self.offset)
+
+    def data(self) -> Data:
+        """The engine's :class:`~vctest.kernels.types.Data`."""
+        n = self.y.size
+        return Data(y=f64(self.y), wt=f64(self.weights), offset=self._offset_split[0],
+                    fam=self.fam_code, link=self.link_code, reml=0, resp_scale=1.0,
+                    resp_shift=np.zeros(n))
+
+    def beta_to_engine(self, beta: np.ndarray) -> np.ndarray:
+        """Engine coefficients of user coefficients ``beta`` (non-finite stays non-finite)."""
+        beta = np.asarray(beta, dtype=float)
+        if not np.all(np.isfinite(beta)):
+            return np.full(beta.size, np.nan)
+        return self.units.to_engine(beta + self._offset_split[1])
+
+    def beta_to_user(self, beta_engine: np.ndarray) -> np.ndarray:
+        """User coefficients of engine coefficients."""
+        return self.units.to_user(np.asarray(beta_engine, dtype=float)) - self._offset_split[1]
+
+    def criterion_shift(self, reml: bool = False) -> float:
+        """0: the Laplace value does not depend on the units of X."""
+        return 0.0
 
 
 class FamilyCodes:
@@ -142,7 +212,7 @@ class FamilyCodes:
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearModel(FamilyCodes):
+class GeneralizedLinearModel(FamilyCodes, EngineModel):
     """A GLM (no random effects): design, family, link, response, weights, offset."""
 
     design: Design
@@ -176,6 +246,13 @@ class GeneralizedLinearModel(FamilyCodes):
     def x(self) -> np.ndarray:
         """The fixed-effect matrix (C-contiguous)."""
         return as_f64(self.design.X)
+
+    @cached_property
+    def structure(self) -> Structure:
+        """The engine's structure (no random effects)."""
+        return build_structure((), self.units.x)
+
+    layout = None
 
     def with_response(self, y: Any) -> GeneralizedLinearModel:
         """The same model for a new response."""
@@ -265,29 +342,27 @@ def fit_glm(model: GeneralizedLinearModel, *, start: Any = None, maxit: int = 10
         raise TypeError(f"`model` must be a GeneralizedLinearModel; got "
                         f"{type(model).__name__}.")
     p = model.design.p
-    use_start = start is not None
-    b0 = np.zeros(p) if start is None else as_f64(start)
+    b0 = np.full(p, np.nan) if start is None else as_f64(start)
     if b0.shape != (p,):
         raise ValueError(f"`start` must have {p} entries; got shape {b0.shape}.")
-    beta = np.empty(p)
-    lxx = np.zeros((p, p))
-    dev, iters, status = glm_irls(model.y, model.weights, model.offset, model.x,
-                                          model.fam_code, model.link_code, b0, use_start,
-                                          int(maxit), float(tol), beta, lxx)
-    if status == kernels.PIRLS_NOT_PD or not math.isfinite(dev):
+    ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=int(maxit),
+                   pirls_tol=float(tol))
+    start_ = make_start(None, model.structure, np.zeros(0), model.beta_to_engine(b0))
+    _, beta_e, _, lxx, m2ll, dev, iters, status = fit_model(model.structure, model.data(), ctl,
+                                                            start_)
+    if status == codes.PIRLS_FAILED or not math.isfinite(dev):
         raise FloatingPointError("the GLM fit failed: X'WX is not positive definite "
                                  "(complete separation or a degenerate design).")
-    if status == GLM_SEPARATED:
+    if status == 1:  # the deviance converged, a coefficient did not: separation
         warnings.warn("the GLM's deviance converged while a coefficient diverged (complete "
                       "or quasi-complete separation: fitted probabilities 0 or 1, or means "
                       "0); the log-likelihood is at its supremum, the coefficients are not "
                       "estimable.", UserWarning, stacklevel=2)
-    linv = np.linalg.inv(np.tril(lxx))
-    se = np.sqrt(np.sum(linv * linv, axis=0))
+    beta = model.beta_to_user(beta_e)
+    a_linv = model.units.a @ np.linalg.inv(np.tril(lxx)).T  # Cov(beta) = A (L L')^-1 A'
+    se = np.sqrt(np.sum(a_linv * a_linv, axis=1))
     names = list(model.design.fixed_names)
-    sat = kernels.saturated_constant(model.fam_code, model.y, model.weights)
     return GlmFit(model=model, beta=pd.Series(beta, index=names, name="beta"),
-                  beta_se=pd.Series(se, index=names, name="se"), objective=float(dev + sat),
-                  deviance=float(dev), n_iter=int(iters),
-                  converged=status in (kernels.PIRLS_OK, GLM_SEPARATED))
+                  beta_se=pd.Series(se, index=names, name="se"), objective=float(m2ll),
+                  deviance=float(dev), n_iter=int(iters), converged=status in (0, 1))
 

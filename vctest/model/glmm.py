@@ -1,10 +1,10 @@
 """Generalised linear mixed models (binomial, Poisson) by the Laplace approximation.
 
 :class:`GeneralizedLinearMixedModel` packs a :class:`~vctest.formula.design.Design`
-into the arrays of :mod:`vctest.kernels.glmm`; :func:`fit_glmm` fits it as
-lme4's ``glmer`` (``nAGQ = 1``) does, in two stages, with the Numba optimiser
-of :mod:`vctest.kernels.glmm_optimize` (or SciPy's methods as second
-opinions); :class:`GlmmFit` holds the result.  The objective is -2
+into the one engine's inputs (:mod:`vctest.model.structure`); :func:`fit_glmm`
+fits it as lme4's ``glmer`` (``nAGQ = 1``) does, in two stages, with the
+engine's optimiser (:func:`vctest.kernels.engine.fit_model`; SciPy's methods
+are second opinions); :class:`GlmmFit` holds the result.  The objective is -2
 log-likelihood by the Laplace approximation (lme4's ``-2 * logLik``);
 lme4's ``deviance()`` for a GLMM (the sum of deviance residuals at the
 conditional modes) is reported as ``deviance``.
@@ -27,19 +27,27 @@ import pandas as pd
 
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
-from vctest.kernels import glmm as kernels
-from vctest.kernels.glmm_optimize import STATUS_TEXT, glmm_fit
-from vctest.kernels.lmm import theta_to_factors
+from vctest.kernels.engine import fit_model
+from vctest.kernels.types import STATUS_TEXT, Settings, Structure
 from vctest.model.glm import (
+    EngineModel,
     FamilyCodes,
     GeneralizedLinearModel,
     as_f64,
     family_iv,
     offset_iv,
     response_iv,
+    saturated_constant,
     simulate_response,
 )
-from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout, varcorr_rows
+from vctest.model.structure import build_structure, make_start, settings
+from vctest.model.terms import (
+    SINGULAR_TOL,
+    ThetaLayout,
+    column_scales,
+    theta_layout,
+    varcorr_rows,
+)
 
 __all__ = ["GeneralizedLinearMixedModel", "GlmmFit", "GlmmSettings", "fit_glmm"]
 
@@ -47,9 +55,6 @@ OPTIMIZERS = ("bfgs", "L-BFGS-B", "Nelder-Mead", "Powell")
 
 #: PIRLS settings of single Laplace evaluations (as GlmmSettings' defaults).
 PIRLS_MAXIT, PIRLS_TOL = 100, 1e-10
-
-#: Largest order of the dense block (random effects after the first term, plus X).
-MAX_DENSE_ORDER = 5_000
 
 
 
@@ -72,54 +77,11 @@ class GlmmSettings:
     pirls_tol: float = 1e-10
     restarts: int = 3
 
-    def as_array(self) -> np.ndarray:
-        """The ``ctrl`` array of :func:`vctest.kernels.glmm_optimize.glmm_refit`."""
-        return np.array([float(self.two_stage), self.maxiter, self.gtol, self.ftol, self.xtol,
-                         self.pirls_maxit, self.pirls_tol, self.restarts], dtype=float)
-
-
-def _structure(design: Design) -> tuple:
-    """The structure tuple ``ws`` of :mod:`vctest.kernels.glmm` (X included)."""
-    blocks, (n, p) = design.blocks, design.X.shape
-    k = np.array([b.k for b in blocks], dtype=np.int64)
-    nlev = np.array([b.n_levels for b in blocks], dtype=np.int64)
-    codes = np.vstack([b.codes for b in blocks]).astype(np.int64)
-    zcols = np.hstack([b.columns for b in blocks]).astype(float)
-    zoff = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
-    toff = np.concatenate([[0], np.cumsum(k * (k + 1) // 2)]).astype(np.int64)
-    roff = np.zeros(k.size, dtype=np.int64)
-    m_re = 0
-    for j in range(1, k.size):
-        roff[j] = m_re
-        m_re += int(nlev[j] * k[j])
-    if m_re + p > MAX_DENSE_ORDER:
-        raise ValueError(f"the random-effects terms after the first have {m_re} columns; the "
-                         f"GLMM engine's dense block supports at most {MAX_DENSE_ORDER} "
-                         "(with the fixed effects). Reduce the other terms' levels.")
-    # per level g of term 0: co-occurring rest positions, then the p X positions
-    nlev0, big = int(nlev[0]), m_re + p
-    g_parts, pos_parts = [], []
-    for j in range(1, k.size):
-        key = np.unique(codes[0] * nlev[j] + codes[j])
-        for c in range(k[j]):
-            g_parts.append(key // nlev[j])
-            pos_parts.append(roff[j] + (key % nlev[j]) * k[j] + c)
-    levels0 = np.arange(nlev0, dtype=np.int64)
-    for i in range(p):
-        g_parts.append(levels0)
-        pos_parts.append(np.full(nlev0, m_re + i, dtype=np.int64))
-    g_all = np.concatenate(g_parts).astype(np.int64) if g_parts else np.zeros(0, np.int64)
-    pos_all = np.concatenate(pos_parts).astype(np.int64) if pos_parts else np.zeros(0, np.int64)
-    order = np.lexsort((pos_all, g_all))
-    g_all, pos_all = g_all[order], pos_all[order]
-    bptr = np.concatenate([[0], np.cumsum(np.bincount(g_all, minlength=nlev0))]).astype(np.int64)
-    keys = g_all * big + pos_all
-    rowslot = np.zeros((n, k.size - 1), dtype=np.int64)
-    for j in range(1, k.size):
-        rowslot[:, j - 1] = np.searchsorted(keys, codes[0] * big + roff[j] + codes[j] * k[j])
-    dims = np.array([n, p, m_re, int(k.max())], dtype=np.int64)
-    return (dims, k, nlev, toff, roff, codes, zcols, zoff, bptr, np.array(pos_all),
-            np.array(rowslot), as_f64(design.X))
+    def kernel(self, *, parallel: bool = False) -> Settings:
+        """The engine's :class:`~vctest.kernels.types.Settings`."""
+        return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
+                        restarts=self.restarts, pirls_maxit=self.pirls_maxit,
+                        pirls_tol=self.pirls_tol, two_stage=self.two_stage, parallel=parallel)
 
 
 class LaplaceValue(NamedTuple):
@@ -133,7 +95,7 @@ class LaplaceValue(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModel(FamilyCodes):
+class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
     """A GLMM ready for Laplace evaluations (build it with :meth:`from_design`).
 
     Attributes
@@ -147,8 +109,6 @@ class GeneralizedLinearMixedModel(FamilyCodes):
     weights : ndarray
         Prior weights (binomial trials; ones otherwise).
     offset : ndarray
-    ws : tuple
-        Structure arrays of :mod:`vctest.kernels.glmm`.
     """
 
     design: Design
@@ -158,7 +118,6 @@ class GeneralizedLinearMixedModel(FamilyCodes):
     y: np.ndarray
     weights: np.ndarray
     offset: np.ndarray
-    ws: tuple = field(repr=False)
 
     @classmethod
     def from_design(cls, design: Design, family: str, link: str | None = None,
@@ -203,8 +162,15 @@ class GeneralizedLinearMixedModel(FamilyCodes):
         y, wt = response_iv(design.y, design.weights, family)
         layout = theta_layout([b.name for b in design.blocks],
                               [b.column_names for b in design.blocks])
-        return cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,
-                   offset=offset_iv(offset, design.n), ws=_structure(design))
+        model = cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,
+                    offset=offset_iv(offset, design.n))
+        model.structure  # noqa: B018 -- build (and check the size of) the structure now
+        return model
+
+    @cached_property
+    def structure(self) -> Structure:
+        """The engine's structure (X in engine units)."""
+        return build_structure(self.design.blocks, self.units.x)
 
     @property
     def n(self) -> int:
@@ -219,22 +185,25 @@ class GeneralizedLinearMixedModel(FamilyCodes):
     @property
     def q(self) -> int:
         """Number of random effects (length of u)."""
-        return int(np.sum(self.ws[1] * self.ws[2]))
+        return int(np.sum(self.layout.k * self.structure.nlev))
 
     @cached_property
     def theta_scale(self) -> np.ndarray:
         """Root-mean-square of the random-effect column each theta entry multiplies."""
-        return np.asarray(kernels.theta_scale(self.ws, self.layout.size))
+        return column_scales(self.layout, self.structure.zcols, self.structure.zoff)
 
     @cached_property
     def beta_scale(self) -> np.ndarray:
         """Root-mean-square of each column of X (the optimiser's units for beta)."""
-        return np.asarray(kernels.column_scale(self.ws[11]))
+        x = np.asarray(self.design.X, dtype=float)
+        rms = np.sqrt(np.mean(x * x, axis=0)) if x.shape[0] else np.ones(x.shape[1])
+        rms[~(rms > 0)] = 1.0
+        return rms
 
     @cached_property
     def saturated(self) -> float:
         """-2 log-likelihood of the saturated model (R's ``aic`` minus the deviance)."""
-        return float(kernels.saturated_constant(self.fam_code, self.y, self.weights))
+        return saturated_constant(self.fam_code, self.y, self.weights)
 
     def laplace(self, theta: Any, beta: Any, *, u0: np.ndarray | None = None,
                 joint: bool = False) -> LaplaceValue:
@@ -244,14 +213,15 @@ class GeneralizedLinearMixedModel(FamilyCodes):
         if theta.shape != (self.layout.size,) or beta.shape != (self.p,):
             raise ValueError(f"`theta` and `beta` must have {self.layout.size} and {self.p} "
                              f"entries; got shapes {theta.shape} and {beta.shape}.")
-        u = np.empty(self.q)
-        b = np.empty(self.p)
-        lxx = np.zeros((self.p, self.p))
-        u0 = np.zeros(self.q) if u0 is None else as_f64(u0)
-        m2ll, dev, status = kernels.laplace(
-            theta, beta, u0, self.ws, self.y, self.weights, self.offset, self.fam_code,
-            self.link_code, self.saturated, bool(joint), PIRLS_MAXIT, PIRLS_TOL, u, b, lxx)
-        return LaplaceValue(float(m2ll), float(dev), u, b, int(status))
+        ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
+                       pirls_tol=PIRLS_TOL, two_stage=bool(joint))
+        start = make_start(self.layout, self.structure, np.maximum(theta, self.layout.lower),
+                           self.beta_to_engine(beta))
+        _, b, u, _, m2ll, dev, _, _ = fit_model(self.structure, self.data(), ctl, start)
+        if np.any(theta < self.layout.lower):
+            m2ll = np.inf
+        return LaplaceValue(float(m2ll), float(dev), u, self.beta_to_user(b),
+                            0 if math.isfinite(m2ll) else 5)
 
     def diagnostics_at(self, theta: Any, beta: Any, *,
                        u0: np.ndarray | None = None) -> FitDiagnostics:
@@ -292,11 +262,15 @@ class GeneralizedLinearMixedModel(FamilyCodes):
     def draw_linear_predictor(self, theta: Any, beta: Any,
                               rng: np.random.Generator) -> np.ndarray:
         """offset + X beta + Z Lambda(theta) u at ``(theta, beta)`` with fresh ``u ~ N(0, I)``."""
-        lay = self.layout
-        t = theta_to_factors(as_f64(theta), lay.k, lay.offsets, int(lay.k.max()))
-        eta = np.empty(self.n)
-        kernels.linear_predictor(t, self.ws, rng.standard_normal(self.q), as_f64(beta),
-                                 self.offset, eta)
+        eta = self.offset + np.asarray(self.design.X, dtype=float) @ as_f64(beta)
+        u = rng.standard_normal(self.q)
+        pos = 0
+        for block, factor in zip(self.design.blocks, self.layout.factors(as_f64(theta)),
+                                 strict=True):
+            size = block.n_levels * factor.shape[0]
+            b = u[pos:pos + size].reshape(block.n_levels, -1) @ factor.T
+            eta += np.einsum("ij,ij->i", block.columns, b[block.codes])
+            pos += size
         return eta
 
     def simulate(self, theta: Any, beta: Any, rng: np.random.Generator) -> np.ndarray:
@@ -394,14 +368,16 @@ class GlmmFit:
         FALSE``) when the Hessian is not positive definite.
         """
         m, d = self.model, self.theta.size
-        lxx = np.zeros((m.p, m.p))
-        ok = kernels.fixed_effects_factor(as_f64(self.theta), as_f64(self.beta), as_f64(self.u),
-                                          m.ws, m.y, m.weights, m.offset, m.fam_code,
-                                          m.link_code, lxx)
         se = np.full(m.p, np.nan)
-        if not ok:
+        # the factor R_X' of the joint penalised system at theta (engine units)
+        ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
+                       pirls_tol=PIRLS_TOL, two_stage=True)
+        start = make_start(m.layout, m.structure, self.theta, m.beta_to_engine(self.beta))
+        lxx = fit_model(m.structure, m.data(), ctl, start)[3]
+        if not (np.all(np.isfinite(lxx)) and np.all(np.diag(lxx) > 0)):
             return pd.Series(se, index=self.beta.index, name="se")
-        low = np.tril(lxx)
+        # in user units X'WX = low low' with low = A^{-T} L (X = X_engine A^{-1})
+        low = np.linalg.inv(m.units.a).T @ np.tril(lxx)
         linv = np.linalg.inv(low)
         se = np.sqrt(np.sum(linv * linv, axis=0))
         ts, u0 = m.theta_scale, self.u
@@ -538,7 +514,7 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
         column (1 for intercepts, lme4's start) and beta from the GLM fit.
     optimizer : {"bfgs", "L-BFGS-B", "Nelder-Mead", "Powell"}, default "bfgs"
         ``"bfgs"`` runs both stages in Numba
-        (:func:`vctest.kernels.glmm_optimize.glmm_fit`); the others are
+        (:func:`vctest.kernels.engine.fit_model`); the others are
         SciPy's methods, second opinions for checking a fit.
     settings : GlmmSettings, optional
 
@@ -568,9 +544,10 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
         raise TypeError(f"`settings` must be a GlmmSettings; got {type(settings).__name__}.")
     theta0, beta0 = _start_iv(model, start)
     if optimizer == "bfgs":
-        theta, beta, u, m2ll, dev, nev, status = glmm_fit(
-            model.y, model.weights, model.offset, model.ws, model.fam_code, model.link_code,
-            theta0, beta0, settings.as_array())
+        start_ = make_start(model.layout, model.structure, theta0, model.beta_to_engine(beta0))
+        theta, beta_e, u, _, m2ll, dev, nev, status = fit_model(model.structure, model.data(),
+                                                                settings.kernel(), start_)
+        beta = model.beta_to_user(beta_e)
         ok, message = status in (0, 1), STATUS_TEXT[status]
     else:
         from vctest.model.glmm_scipy import scipy_fit

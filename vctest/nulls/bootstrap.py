@@ -1,22 +1,23 @@
-"""Parametric bootstrap of a likelihood-ratio statistic for two nested LMMs.
+"""Parametric bootstrap of a likelihood-ratio statistic for two nested models, any family.
 
-The driver around :func:`vctest.kernels.bootstrap.lmm_bootstrap`: it packs the
-two models, cuts the replicates into batches (for the progress bar and for
-sequential stopping), seeds every replicate from one
-:class:`numpy.random.SeedSequence` (replicate ``i`` always gets the same seed,
-whatever the batches or threads), and classifies failed refits.
+The one driver around :func:`vctest.kernels.bootstrap.bootstrap`: it packs the
+fitted null model (an LMM, a GLMM, or with no random effects left an LM or a
+GLM) and the fitted full model into the engine's named inputs, cuts the
+replicates into batches (for the progress bar and for sequential stopping),
+seeds every replicate from one :class:`numpy.random.SeedSequence` (replicate
+``i`` always gets the same seed, whatever the batches or threads), and
+classifies failed refits.
 
 A replicate *fails* when a refit ends unconverged (iteration limit, failed
-line search), the objective is not finite, or the full model's fit is worse
-than the null's beyond rounding even after a restart from the null estimate
-(the full model contains the null, so this can only be an optimiser
-failure).  Failures are recorded, never fatal.  A statistic within rounding
-below zero is set to zero, not dropped.
+line search, PIRLS failure), the objective is not finite, or the full model's
+fit is worse than the null's beyond rounding even after a restart from the
+null estimate (the full model contains the null, so this can only be an
+optimiser failure).  Failures are recorded, never fatal.  A statistic within
+rounding below zero is set to zero, not dropped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -30,12 +31,15 @@ import numpy as np
 from vctest._pvalue import ZERO_TOL
 from vctest._replicates import RECHECKED, ReplicateRecord
 from vctest._rng import replicate_seeds
-from vctest.formula.design import Design, RandomBlock
-from vctest.formula.parse import random_term_from_text
+from vctest.formula.design import Design
 from vctest.kernels._jit import set_threads
-from vctest.kernels.bootstrap import lmm_bootstrap, simulate_one
-from vctest.model.fit import MAX_EDGE_RESTARTS, LmmFit, OptimizerSettings
+from vctest.kernels.bootstrap import bootstrap
+from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Sim, Start
+from vctest.model.fit import LmmFit, OptimizerSettings
+from vctest.model.glm import GeneralizedLinearModel, GlmFit
+from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
 from vctest.model.lmm import LinearMixedModel
+from vctest.model.structure import f64, make_start
 from vctest.nulls.approximations import decision_is_clear, looks, per_look_error
 from vctest.nulls.executor import chunk_ranges, run_chunks
 
@@ -45,54 +49,309 @@ NEGATIVE_TOL = 1e-7
 #: Runs expected to take longer than this show a progress bar (when on a terminal).
 PROGRESS_AFTER_SECONDS = 2.0
 
+Model = LinearMixedModel | GeneralizedLinearMixedModel | GeneralizedLinearModel
+
 
 @dataclass(frozen=True, eq=False)
-class GeneratingModel:
-    """A fitted null model to simulate from and to refit.
+class Generator:
+    """A fitted null model to simulate from and to refit (any family).
 
     Attributes
     ----------
-    model : LinearMixedModel
-        The model (a linear model is a mixed model with one zero column whose
-        theta is fixed at 0).
+    model : LinearMixedModel, GeneralizedLinearMixedModel or GeneralizedLinearModel
+        A linear model is a :class:`LinearMixedModel` with no random effects.
     theta : ndarray
+        Empty when the model has no random effects.
+    beta : ndarray
+        Fixed effects (user units).
     sigma : float
-    mu : ndarray
-        Fitted fixed part X beta.
+        Residual standard deviation (1 for binomial / Poisson).
     objective : float
-        REML criterion or ML deviance of the fit to the data.
+        REML criterion or ML deviance (Gaussian), -2 log-likelihood otherwise.
     fixed_theta : bool
-        True for a linear model (nothing to optimise).
+        True when there is no variance parameter to optimise.
     """
 
-    model: LinearMixedModel
+    model: Model
     theta: np.ndarray
+    beta: np.ndarray
     sigma: float
-    mu: np.ndarray
     objective: float
     fixed_theta: bool = False
 
     @classmethod
-    def from_fit(cls, fit: LmmFit) -> GeneratingModel:
-        """From a fitted mixed model."""
-        mu = np.asarray(fit.model.design.X, float) @ fit.beta.to_numpy()
-        return cls(model=fit.model, theta=fit.theta.copy(), sigma=fit.sigma, mu=mu,
-                   objective=fit.objective)
+    def from_fit(cls, fit: LmmFit | GlmmFit | GlmFit) -> Generator:
+        """From a fitted LMM, GLMM or GLM."""
+        if isinstance(fit, GlmFit):
+            return cls(model=fit.model, theta=np.zeros(0), beta=f64(fit.beta),
+                       sigma=1.0, objective=float(fit.objective), fixed_theta=True)
+        sigma = fit.sigma if isinstance(fit, LmmFit) else 1.0
+        return cls(model=fit.model, theta=f64(fit.theta), beta=f64(fit.beta), sigma=sigma,
+                   objective=float(fit.objective))
 
     @classmethod
-    def linear_model(cls, design: Design, reml: bool) -> GeneratingModel:
+    def linear_model(cls, design: Design, reml: bool) -> Generator:
         """From a design with no random effects, fitted by least squares."""
-        dummy_term = random_term_from_text("(1 | .vctest_none)")[0]
-        dummy = RandomBlock(term=dummy_term, levels=("all",),
-                            codes=np.zeros(design.n, dtype=np.int64),
-                            columns=np.zeros((design.n, 1)), column_names=("(Intercept)",))
-        model = LinearMixedModel.from_design(dataclasses.replace(design, blocks=(dummy,)))
-        theta = np.zeros(1)
-        beta, _, pwrss = model.fixed_effects(theta, reml)
+        model = LinearMixedModel.from_design(design, random_effects=False)
+        res = model.run(np.zeros(0), reml)
         dof = design.n - design.p if reml else design.n
-        return cls(model=model, theta=theta, sigma=math.sqrt(pwrss / dof),
-                   mu=np.asarray(design.X, float) @ beta,
-                   objective=model.objective(theta, reml), fixed_theta=True)
+        return cls(model=model, theta=np.zeros(0), beta=res.beta,
+                   sigma=math.sqrt(res.pwrss / dof), objective=res.objective, fixed_theta=True)
+
+    @property
+    def gaussian(self) -> bool:
+        """A linear (mixed) model."""
+        return isinstance(self.model, LinearMixedModel)
+
+    @property
+    def mu(self) -> np.ndarray:
+        """The fitted fixed part X beta."""
+        return np.asarray(self.model.design.X, float) @ self.beta
+
+    def eta_fixed(self) -> np.ndarray:
+        """offset + X beta (binomial / Poisson)."""
+        return f64(self.model.offset + self.mu)
+
+    def linear_predictor(self, rng: np.random.Generator) -> np.ndarray:
+        """offset + X beta + Z Lambda(theta) u with fresh ``u ~ N(0, I)`` (no u for a GLM)."""
+        if self.fixed_theta:
+            return self.eta_fixed()
+        return self.model.draw_linear_predictor(self.theta, self.beta, rng)
+
+
+#: The names the LMM and GLMM drivers used to give their generators.
+GeneratingModel = GlmmGenerator = Generator
+
+
+@dataclass(frozen=True, eq=False)
+class Packed:
+    """One model in the engine's inputs, and the map of its estimates to user units."""
+
+    structure: Any
+    data: Data
+    start: Start
+    shift: float  #: the engine's criterion plus this is the user's
+    beta_map: np.ndarray  #: user beta = beta_map @ engine beta + beta_offset
+    beta_offset: np.ndarray
+
+
+def _pack(model: Model, theta: np.ndarray, beta: np.ndarray, reml: bool,
+          gen: Generator) -> Packed:
+    """``model`` ready for refits of responses simulated from ``gen``."""
+    st = model.structure
+    if isinstance(model, LinearMixedModel):
+        g = gen.model
+        assert isinstance(g, LinearMixedModel)
+        s = model.y_scale
+        # y_user = s_g y_sim + X_g b_g = s_g y_sim + y - r_g, so the engine's response of
+        # this model, (y_user - X b_ols) / s, is (s_g y_sim + r - r_g) / s
+        resid_m, resid_g = model.y_engine * s, g.y_engine * g.y_scale
+        data = Data(y=model.y_engine, wt=np.ones(model.n), offset=np.zeros(model.n),
+                    fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
+                    resp_scale=g.y_scale / s, resp_shift=f64((resid_m - resid_g) / s))
+        start = make_start(model.layout, st, theta, np.zeros(model.p))
+        return Packed(structure=st, data=data, start=start, shift=model.criterion_shift(reml),
+                      beta_map=model.units.a * s, beta_offset=model.beta_ols)
+    layout = model.layout
+    start = make_start(layout, st, theta, model.beta_to_engine(beta))
+    return Packed(structure=st, data=model.data(), start=start, shift=0.0,
+                  beta_map=model.units.a, beta_offset=model.beta_to_user(np.zeros(st.p)))
+
+
+def _sim(gen: Generator) -> Sim:
+    """The generator in the engine's units (the simulated response is in those units)."""
+    m = gen.model
+    if isinstance(m, LinearMixedModel):
+        beta_e = m.units.to_engine((gen.beta - m.beta_ols) / m.y_scale)
+        return Sim(eta0=f64(m.units.x @ beta_e), theta=f64(gen.theta),
+                   sigma=float(gen.sigma / m.y_scale), fam=GAUSSIAN, link=IDENTITY,
+                   trials=np.ones(m.n))
+    data = m.data()
+    eta0 = data.offset + m.units.x @ m.beta_to_engine(gen.beta)
+    return Sim(eta0=f64(eta0), theta=f64(gen.theta), sigma=1.0, fam=m.fam_code,
+               link=m.link_code, trials=f64(m.weights))
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapTask:
+    """Replicates ``start .. stop - 1`` of one bootstrap (picklable; see executor).
+
+    Returns the per-replicate arrays ``(objective, estimates_null,
+    estimates_full, n_evals, status)``; estimates are theta then beta (user units).
+    """
+
+    gen: Generator
+    null: Packed
+    full: Packed
+    embed: np.ndarray
+    ctl: Any
+    seed: np.random.SeedSequence
+    threads: int | None = None
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """Columns of the null and full estimates (theta and beta)."""
+        return tuple(m.start.theta.size + m.start.beta.size  # type: ignore[return-value]
+                     for m in (self.null, self.full))
+
+    def _run(self, seeds: np.ndarray, simulate_only: bool) -> tuple[np.ndarray, ...]:
+        m = seeds.size
+        n = self.null.structure.n
+        y = np.empty((m if simulate_only else 1, n))
+        obj = np.empty((m, 2))
+        est = [np.empty((m, d)) for d in self.dims]
+        nev = np.empty((m, 2), dtype=np.int64)
+        status = np.empty((m, 2), dtype=np.int64)
+        previous = set_threads(self.threads) if self.threads is not None else None
+        sim_st = self.gen.model.structure
+        try:
+            # uint64 wrap-around in the generators is intended (matters only when the
+            # kernels run as plain Python with NUMBA_DISABLE_JIT=1)
+            with np.errstate(over="ignore"):
+                bootstrap(seeds, sim_st, _sim(self.gen), self.null.structure, self.null.data,
+                          self.null.start, self.full.structure, self.full.data,
+                          self.full.start, self.embed, self.ctl, simulate_only, y, obj,
+                          est[0], est[1], nev, status)
+        finally:
+            if previous is not None:
+                set_threads(previous)
+        if simulate_only:
+            return (y,)
+        for k, packed in enumerate((self.null, self.full)):
+            obj[:, k] += packed.shift
+            d = packed.start.theta.size
+            est[k][:, d:] = est[k][:, d:] @ packed.beta_map.T + packed.beta_offset
+        return obj, est[0], est[1], nev, status
+
+    def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        return self._run(replicate_seeds(self.seed, start, stop), False)
+
+    def simulate(self, index: int) -> np.ndarray:
+        """The response replicate ``index`` draws, in the user's units."""
+        y = self._run(replicate_seeds(self.seed, index, index + 1), True)[0][0]
+        m = self.gen.model
+        if isinstance(m, LinearMixedModel):
+            return y * m.y_scale + (m.y - m.y_engine * m.y_scale)
+        return y
+
+
+def make_task(null: Generator, full: LmmFit | GlmmFit, embed: np.ndarray, *,
+              reml: bool = False, seed_seq: np.random.SeedSequence, threads: int | None,
+              settings: OptimizerSettings | GlmmSettings | None = None) -> BootstrapTask:
+    """Pack a fitted null and full model into a :class:`BootstrapTask`."""
+    settings = settings or full.settings
+    if null.fixed_theta:
+        embed = np.array([-2])  # no random effects: the full model at theta = 0
+    embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
+    beta_full = f64(full.beta)
+    return BootstrapTask(
+        gen=null, null=_pack(null.model, null.theta, null.beta, reml, null),
+        full=_pack(full.model, f64(full.theta), beta_full, reml, null), embed=embed,
+        ctl=settings.kernel(parallel=True), seed=seed_seq, threads=threads)
+
+
+def run_bootstrap(
+    null: Generator,
+    full: LmmFit | GlmmFit,
+    embed: np.ndarray,
+    *,
+    nsim: int,
+    seed_seq: np.random.SeedSequence,
+    observed: float,
+    reml: bool = False,
+    threads: int | None = None,
+    progress: bool | None = None,
+    stop_alpha: float | None = None,
+    stop_error: float = 1e-3,
+    settings: OptimizerSettings | GlmmSettings | None = None,
+    backend: str = "local",
+    client: Any = None,
+    n_workers: int = 1,
+) -> BootstrapRun:
+    """Simulate ``nsim`` responses from ``null`` and refit both models to each.
+
+    Parameters
+    ----------
+    null : Generator
+        The fitted null model (simulated from, then refitted).
+    full : LmmFit or GlmmFit
+        The fitted full model (refitted from its estimate).
+    embed : ndarray of int64
+        Null theta positions in the full theta (see
+        :func:`vctest.model.nesting.nesting`); ``[-1]`` if not available.
+    nsim : int
+        Replicates (the maximum, with sequential stopping).
+    seed_seq : numpy.random.SeedSequence
+    observed : float
+        The observed statistic (for sequential stopping).
+    reml : bool, default False
+        Compare REML criteria (LMMs with the same fixed effects) or ML deviances.
+    threads : int, optional
+        Numba threads (default all; ignored on Dask workers).
+    progress : bool, optional
+        Show a tqdm bar; ``None`` shows one on a terminal when the run is
+        expected to take more than a couple of seconds.
+    stop_alpha, stop_error : float, optional
+        Sequential stopping: stop once ``p < stop_alpha`` or ``p > stop_alpha``
+        is settled with error ``stop_error`` (see
+        :mod:`vctest.nulls.approximations`).
+    settings : OptimizerSettings or GlmmSettings, optional
+        Default: the full fit's.
+    backend : {"local", "dask"}
+    client : dask.distributed.Client, optional
+    n_workers : int
+        Dask workers (sets the chunk size).
+
+    Returns
+    -------
+    BootstrapRun
+        A run interrupted by ``KeyboardInterrupt`` keeps the replicates that
+        finished and says so (``interrupted``).
+
+    Examples
+    --------
+    >>> import numpy as np, vctest
+    >>> from vctest.model.glm import fit_glm
+    >>> full = vctest.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                   "cbpp", family="binomial")
+    >>> glm = fit_glm(full.model.without_random_effects())
+    >>> run = run_bootstrap(Generator.from_fit(glm), full, np.array([-2]), nsim=20,
+    ...                     seed_seq=np.random.SeedSequence(1), observed=14.0)
+    >>> run.replicates.statistic.shape, run.replicates.n_failed
+    ((20,), 0)
+    """
+    local = backend == "local"
+    task = make_task(null, full, embed, reml=reml, seed_seq=seed_seq,
+                     threads=threads if local else None, settings=settings)
+    raw = run_replicates(task, nsim=nsim, dims=task.dims, observed=observed, null_fixed=False,
+                         threads=threads, progress=progress, stop_alpha=stop_alpha,
+                         stop_error=stop_error, backend=backend, client=client,
+                         n_workers=n_workers)
+    obj, est0, est1, nev, status = raw.arrays
+    d0, d1 = null.theta.size, full.theta.size
+    models = (None if null.fixed_theta else null.model, full.model)
+    estimates, dims = (est0, est1), (d0, d1)
+
+    def converged_at(which: int, y: np.ndarray, i: int) -> bool:
+        model = models[which]
+        if model is None:
+            return False
+        est, d = estimates[which][i], dims[which]
+        if isinstance(model, LinearMixedModel):
+            return model.with_response(y).diagnostics_at(est[:d], reml).converged
+        return model.with_response(y).diagnostics_at(est[:d], est[d:]).converged
+
+    recheck(status, obj, task.simulate, converged_at)
+    th0, th1 = est0[:, :d0], est1[:, :d1]
+    stat, failure = classify(obj, status, False)
+    null_singular = (np.zeros(obj.shape[0], dtype=bool) if null.fixed_theta
+                     else null.model.layout.singular(th0, null.model.theta_scale))
+    rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
+                          n_evals=nev, status=status, failure=failure,
+                          full_singular=full.model.layout.singular(th1, full.model.theta_scale),
+                          null_singular=null_singular)
+    return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
+                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,16 +364,6 @@ class BootstrapRun:
     seconds: float
     threads: int
     interrupted: bool = False
-
-
-def _model_tuples(gen_model: LinearMixedModel, theta_start: np.ndarray, reml: bool,
-                  fixed: bool):
-    st = gen_model.structure
-    lay = gen_model.layout
-    ws = gen_model.workspace(reml)
-    resp = (st.codes, st.zcols, st.zoff, np.ascontiguousarray(gen_model.design.X, float),
-            lay.lower, lay.is_diagonal.copy(), fixed, gen_model.theta_scale)
-    return ws, resp, np.ascontiguousarray(theta_start, dtype=float)
 
 
 def classify(obj: np.ndarray, status: np.ndarray,
@@ -132,154 +381,6 @@ def classify(obj: np.ndarray, status: np.ndarray,
     stat = np.where(stat < ZERO_TOL, 0.0, stat)
     stat[failure != 0] = np.nan
     return stat, failure
-
-
-@dataclass(frozen=True, eq=False)
-class BootstrapTask:
-    """Replicates ``start .. stop - 1`` of one bootstrap (picklable; see executor).
-
-    Holds the packed null and full models; returns the per-replicate arrays
-    ``(objective, theta_null, theta_full, n_evals, status)``.
-    """
-
-    sim: tuple
-    null: tuple
-    full: tuple
-    embed: np.ndarray
-    options: np.ndarray
-    seed: np.random.SeedSequence
-    threads: int | None = None
-
-    def __call__(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
-        m = stop - start
-        ws0, resp0, start0 = self.null
-        ws1, resp1, start1 = self.full
-        obj = np.empty((m, 2))
-        th0 = np.empty((m, start0.size))
-        th1 = np.empty((m, start1.size))
-        nev = np.empty((m, 2), dtype=np.int64)
-        status = np.empty((m, 2), dtype=np.int64)
-        previous = set_threads(self.threads) if self.threads is not None else None
-        try:
-            # uint64 wrap-around in the generators is intended (matters only when the
-            # kernels run as plain Python with NUMBA_DISABLE_JIT=1)
-            with np.errstate(over="ignore"):
-                lmm_bootstrap(replicate_seeds(self.seed, start, stop), self.sim, ws0, resp0,
-                              start0, ws1, resp1, start1, self.embed, self.options, obj, th0,
-                              th1, nev, status)
-        finally:
-            if previous is not None:
-                set_threads(previous)
-        return obj, th0, th1, nev, status
-
-
-def make_task(null: GeneratingModel, full: LmmFit, embed: np.ndarray, *, reml: bool,
-              seed_seq: np.random.SeedSequence, threads: int | None,
-              settings: OptimizerSettings | None = None) -> BootstrapTask:
-    """Pack two fitted models into a :class:`BootstrapTask`."""
-    settings = settings or full.settings
-    opt = np.array([settings.maxiter, settings.gtol, settings.ftol, settings.xtol,
-                    MAX_EDGE_RESTARTS], dtype=float)
-    m0 = null.model
-    lay0 = m0.layout
-    sim = (np.ascontiguousarray(null.mu), m0.structure.codes, m0.structure.zcols,
-           m0.structure.zoff, lay0.k, m0.structure.nlev, np.ascontiguousarray(null.theta),
-           lay0.offsets, int(m0.structure.kmax), float(null.sigma))
-    if null.fixed_theta:
-        embed = np.array([-2])  # a linear model is the full model at theta = 0
-    embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
-    return BootstrapTask(
-        sim=sim, null=_model_tuples(m0, null.theta, reml, null.fixed_theta),
-        full=_model_tuples(full.model, full.theta, reml, False), embed=embed, options=opt,
-        seed=seed_seq, threads=threads,
-    )
-
-
-def run_bootstrap(
-    null: GeneratingModel,
-    full: LmmFit,
-    embed: np.ndarray,
-    *,
-    reml: bool,
-    nsim: int,
-    seed_seq: np.random.SeedSequence,
-    observed: float,
-    threads: int | None = None,
-    progress: bool | None = None,
-    stop_alpha: float | None = None,
-    stop_error: float = 1e-3,
-    settings: OptimizerSettings | None = None,
-    backend: str = "local",
-    client: Any = None,
-    n_workers: int = 1,
-) -> BootstrapRun:
-    """Simulate ``nsim`` responses from ``null`` and refit both models to each.
-
-    Parameters
-    ----------
-    null : GeneratingModel
-        The fitted null model (simulated from, then refitted).
-    full : LmmFit
-        The fitted full model (refitted from its estimate).
-    embed : ndarray of int64
-        Null theta positions in the full theta (see
-        :func:`vctest.model.nesting.nesting`); ``[-1]`` if not available.
-    reml : bool
-        Compare REML criteria (same fixed effects) or ML deviances.
-    nsim : int
-        Replicates (the maximum, with sequential stopping).
-    seed_seq : numpy.random.SeedSequence
-    observed : float
-        The observed statistic (for sequential stopping).
-    threads : int, optional
-        Numba threads (default all; ignored on Dask workers).
-    progress : bool, optional
-        Show a tqdm bar; ``None`` shows one on a terminal when the run is
-        expected to take more than a couple of seconds.
-    stop_alpha, stop_error : float, optional
-        Sequential stopping: stop once ``p < stop_alpha`` or ``p > stop_alpha``
-        is settled with error ``stop_error`` (see
-        :mod:`vctest.nulls.approximations`).
-    settings : OptimizerSettings, optional
-    backend : {"local", "dask"}
-    client : dask.distributed.Client, optional
-    n_workers : int
-        Dask workers (sets the chunk size).
-
-    Returns
-    -------
-    BootstrapRun
-        A run interrupted by ``KeyboardInterrupt`` keeps the replicates that
-        finished and says so (``interrupted``).
-    """
-    local = backend == "local"
-    task = make_task(null, full, embed, reml=reml, seed_seq=seed_seq,
-                     threads=threads if local else None, settings=settings)
-    raw = run_replicates(task, nsim=nsim, dims=(task.null[2].size, task.full[2].size),
-                         observed=observed, null_fixed=null.fixed_theta, threads=threads,
-                         progress=progress, stop_alpha=stop_alpha, stop_error=stop_error,
-                         backend=backend, client=client, n_workers=n_workers)
-    obj, th0, th1, nev, status = raw.arrays
-    done = obj.shape[0]
-    m0 = null.model
-    seeds = replicate_seeds(seed_seq, 0, done)
-    models, thetas = (m0, full.model), (th0, th1)
-
-    def simulate(i: int) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return simulate_one(seeds[i], task.sim)
-
-    recheck(status, obj, simulate, lambda which, y, i: models[which].with_response(
-        y).diagnostics_at(thetas[which][i], reml).converged)
-    stat, failure = classify(obj, status, null.fixed_theta)
-    singular = full.model.layout.singular(th1, full.model.theta_scale)
-    null_singular = (np.zeros(done, dtype=bool) if null.fixed_theta
-                     else m0.layout.singular(th0, m0.theta_scale))
-    rec = ReplicateRecord(statistic=stat, objective=obj, theta_null=th0, theta_full=th1,
-                          n_evals=nev, status=status, failure=failure, full_singular=singular,
-                          null_singular=null_singular)
-    return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
-                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,177 @@
+"""Fitting any model of the engine: LM, LMM (profiled REML/ML), GLM (IRLS), GLMM (Laplace).
+
+:func:`fit_model` is the serial entry point Python calls (one compiled
+specialisation; ``settings.maxiter = 0`` evaluates at the start instead of
+optimising, which is how single objective values, modes and fixed effects are
+computed), and what the bootstrap kernel (:mod:`vctest.kernels.bootstrap`)
+calls per replicate.
+
+By family:
+
+* Gaussian -- minimise the profiled criterion over theta (one BFGS run from an
+  identity inverse Hessian scaled by the first curvature pair), then the edge
+  restarts and the boundary snap; beta and u are the solution of the
+  penalised system at the estimate.
+* binomial / Poisson without random effects -- a GLM by IRLS (PIRLS with no
+  u), from ``beta0`` when finite, else from R's ``mustart``.
+* binomial / Poisson with random effects -- lme4's ``glmer`` with ``nAGQ = 1``:
+  (1) theta alone with (u, beta) by PIRLS (lme4's nAGQ = 0 stage; skipped
+  unless ``settings.two_stage``), (2) (theta, beta) together with u by PIRLS,
+  started from an inverse Hessian whose beta block is ``0.5 (R_X R_X')^{-1}``
+  (the inverse Hessian of -2 log-likelihood in beta at fixed theta) and whose
+  theta diagonal comes from second differences; then edge restarts and snap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vctest.kernels._jit import jit
+from vctest.kernels.families import saturated_constant
+from vctest.kernels.linalg import assign, identity
+from vctest.kernels.objective import evaluate
+from vctest.kernels.optimize import derivatives, optimize
+from vctest.kernels.types import (
+    GAUSSIAN,
+    GLM,
+    LAPLACE,
+    LAPLACE_JOINT,
+    PIRLS_FAILED,
+    PIRLS_OK,
+    PIRLS_SEPARATED,
+    PROFILED,
+)
+
+
+@jit(inline=True)
+def _beta_hinv(lxx, bscale, hinv, off):
+    """``hinv[off:, off:] = 0.5 S (L L')^{-1} S`` with ``S = diag(bscale)``."""
+    p = bscale.size
+    linv = np.zeros((p, p))
+    for c in range(p):  # columns of L^{-1} by forward substitution
+        for i in range(c, p):
+            acc = 1.0 if i == c else 0.0
+            for j in range(c, i):
+                acc -= lxx[i, j] * linv[j, c]
+            linv[i, c] = acc / lxx[i, i]
+    for a in range(p):
+        for b in range(p):
+            acc = 0.0
+            for i in range(max(a, b), p):
+                acc += linv[i, a] * linv[i, b]
+            hinv[off + a, off + b] = 0.5 * bscale[a] * bscale[b] * acc
+
+
+@jit
+def fit_model(st, data, ctl, start):
+    """Fit one model (see the module docstring).
+
+    Returns
+    -------
+    theta, beta, u : ndarray
+        Estimates and conditional modes (engine units).
+    lxx : ndarray (p, p)
+        Lower factor ``R_X'`` at the estimate (Gaussian and GLM).
+    f : float
+        REML criterion / ML deviance (Gaussian, engine units) or -2
+        log-likelihood (Laplace; R's ``-2 logLik`` for a GLM).
+    dev : float
+        Penalised residual sum of squares (Gaussian) or the sum of deviance
+        residuals at the modes.
+    n_evals, status : int
+        Objective evaluations and the fit's status
+        (:data:`vctest.kernels.types.STATUS_TEXT`).
+
+    The stages run in one loop, so the optimiser is inlined once; the
+    objective (:func:`~vctest.kernels.objective.evaluate`) is the only
+    separately compiled callee.
+    """
+    d, p = start.tscale.size, st.p
+    tscale, bscale = start.tscale, start.bscale
+    q = st.nlev[0] * st.k[0] + st.m_re
+    lower = np.empty(d)
+    for i in range(d):
+        lower[i] = 0.0 if start.is_diag[i] else -np.inf
+    u = np.zeros(q)
+    beta = start.beta.copy()
+    theta = np.empty(d)
+    for i in range(d):
+        theta[i] = max(start.theta[i], lower[i])
+    uo = np.empty(q)
+    bo = np.empty(p)
+    lxx = np.zeros((p, p))
+    nev = 0
+    status = 0
+    gaussian = data.fam == GAUSSIAN
+    sat = 0.0 if gaussian else saturated_constant(data.fam, data.y, data.wt)
+    # objective codes from an array, never literals (one specialisation)
+    codes = np.array([PROFILED, LAPLACE_JOINT, LAPLACE, GLM])
+    first_stage, last_stage = 1, 0  # no optimisation
+    if d > 0 and ctl.maxiter > 0:
+        if gaussian:
+            first_stage, last_stage = 0, 0
+        else:
+            first_stage, last_stage = (1 if ctl.two_stage != 0 else 2), 2
+    for stage in range(first_stage, last_stage + 1):
+        code = codes[stage]
+        laplace = code == codes[2]
+        dd = d + p if laplace else d
+        x = np.empty(dd)
+        lo = np.empty(dd)
+        hinv = identity(dd, 1.0)
+        for i in range(d):
+            x[i] = theta[i] * tscale[i]
+            lo[i] = lower[i]
+        if laplace:
+            # beta and its block of the inverse Hessian from the joint system at theta
+            f1 = evaluate(codes[1], x, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
+                          lxx)[0]
+            nev += 1
+            if math.isfinite(f1):
+                assign(u, uo)
+                assign(beta, bo)
+                _beta_hinv(lxx, bscale, hinv, d)
+            for i in range(p):
+                x[d + i] = beta[i] * bscale[i]
+                lo[d + i] = -np.inf
+        if not gaussian:
+            # theta's diagonal of the inverse Hessian from second differences
+            f0 = evaluate(code, x, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)[0]
+            nev += 1
+            if math.isfinite(f0):
+                assign(u, uo)
+                if not laplace:
+                    assign(beta, bo)
+            grad = np.empty(d)
+            curv = np.empty(d)
+            nev += derivatives(code, x, lo, f0, st, data, ctl, tscale, bscale, sat, u, beta,
+                               1e-3, d, grad, curv)
+            for i in range(d):
+                c = curv[i]
+                hinv[i, i] = 1.0 / c if c > 1e-6 and math.isfinite(c) else 1.0
+        x, _, n, _, status = optimize(code, x, lo, hinv, gaussian, gaussian or laplace,
+                                      start.is_diag, start.below, st, data, ctl, tscale, bscale,
+                                      sat, u, beta)
+        nev += n
+        for i in range(d):
+            theta[i] = max(x[i] / tscale[i], lower[i])
+        if laplace:
+            for i in range(p):
+                beta[i] = x[d + i] / bscale[i]
+    # the final evaluation: modes, fixed effects and R_X at the estimate
+    code = codes[0] if gaussian else (codes[3] if d == 0 else codes[2])
+    if code == codes[2] and ctl.maxiter == 0 and ctl.two_stage != 0:
+        code = codes[1]  # an evaluation of the joint (nAGQ = 0) objective
+    xv = np.empty(d + p)
+    for i in range(d):
+        xv[i] = theta[i] * tscale[i]
+    for i in range(p):
+        xv[d + i] = beta[i] * bscale[i]
+    f, dev, pst = evaluate(code, xv, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)
+    if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run
+        status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
+    elif not math.isfinite(f) and status != 4:
+        status = 4 if gaussian else PIRLS_FAILED
+    return theta, bo, uo, lxx, f, dev, nev + 1, status

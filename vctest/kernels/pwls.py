@@ -1,0 +1,247 @@
+"""The one penalised weighted least-squares core of every model.
+
+Given theta (through the relative covariance factors ``T_j``), weights ``w``
+and a weighted working response ``s = W z``, :func:`pwls` solves
+
+    min_{u, beta} ||W^(1/2) (z - Z Lambda u - X beta)||^2 + ||u||^2
+
+(or over u alone, beta fixed, when ``joint`` is False) by the blocked Cholesky
+factor ``L`` of ``[Lambda'Z'WZ Lambda + I, Lambda'Z'WX; ., X'WX]`` (Bates et
+al. 2015, JSS 67(1), section 3).  A linear mixed model calls it once per theta
+with the prior weights (its profiled criterion, :mod:`vctest.kernels.objective`);
+the Laplace approximation of a GLMM iterates it with the PIRLS weights; a GLM
+is the same system with no random effects.
+
+The system is assembled from the rows at each call (O(n) work, no
+cross-products of an uncentred response are ever stored) and laid out as
+:class:`vctest.kernels.types.Structure` describes: term 0 block diagonal, the
+rest dense and factored by an envelope Cholesky (a factor nested in term 0
+gains no fill), or by LAPACK when its order reaches ``lapack_min`` (outside
+``prange`` only).  All loops; no BLAS inside the bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vctest.kernels._jit import jit
+from vctest.kernels.linalg import cholesky_envelope, cholesky_lower_inplace
+
+
+@jit(inline=True)
+def theta_to_factors(theta, st):
+    """Relative covariance factors ``T_j`` (lower triangular, ``(J, kmax, kmax)``).
+
+    Parameters of term j are its lower triangle in column-major order, as lme4
+    orders them: (T11, T21, ..., Tk1, T22, ...).
+    """
+    k, toff = st.k, st.toff
+    t = np.zeros((k.size, max(st.kmax, 1), max(st.kmax, 1)))
+    for j in range(k.size):
+        pos = toff[j]
+        for c in range(k[j]):
+            for r in range(c, k[j]):
+                t[j, r, c] = theta[pos]
+                pos += 1
+    return t
+
+
+@jit(internal=True)
+def linear_predictor(t, st, u, beta, offset, eta):
+    """``eta = offset + X beta + Z Lambda u`` (``eta`` filled); ``t`` from theta_to_factors."""
+    k, roff, codes, zcols, zoff, x = st.k, st.roff, st.codes, st.zcols, st.zoff, st.x
+    q0 = st.nlev[0] * k[0]
+    for r in range(st.n):
+        e = offset[r]
+        for i in range(st.p):
+            e += x[r, i] * beta[i]
+        for j in range(k.size):
+            kj = k[j]
+            base = codes[0, r] * kj if j == 0 else q0 + roff[j] + codes[j, r] * kj
+            for c in range(kj):
+                s = 0.0
+                for c2 in range(c + 1):
+                    s += t[j, c, c2] * u[base + c2]
+                e += zcols[r, zoff[j] + c] * s
+        eta[r] = e
+
+
+@jit(internal=True)
+def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
+    """Solve one penalised weighted least-squares system.
+
+    Parameters
+    ----------
+    t : (J, kmax, kmax)
+        Relative covariance factors.
+    st : Structure
+    w, s : (n,)
+        Weights and weighted working response ``W z``.
+    joint : bool
+        Solve for (u, beta) together (else u alone).
+    lapack_min : int
+        Factor a dense rest block of this order or more by LAPACK.
+    sol : (q + p,)
+        Receives u, then beta (when ``joint``).
+    lxx : (p, p)
+        Receives the lower Cholesky factor ``R_X'`` of beta's Schur complement
+        (when ``joint``).
+
+    Returns
+    -------
+    logdet_l : float
+        ``log|L|^2`` of the random-effects part.
+    logdet_x : float
+        ``log|R_X|^2`` (0 unless ``joint``).
+    ok : bool
+        False when a factorisation failed.
+    """
+    k, nlev, roff, codes = st.k, st.nlev, st.roff, st.codes
+    zcols, zoff, bptr, bidx, rowslot, x = st.zcols, st.zoff, st.bptr, st.bidx, st.rowslot, st.x
+    n, p, m_re = st.n, st.p, st.m_re
+    nterms = k.size
+    k0, nlev0 = k[0], nlev[0]
+    q0 = nlev0 * k0
+    px = p if joint else 0
+    m = m_re + px
+    d1 = np.zeros((nlev0, k0, k0))
+    b0 = np.zeros((nlev0, k0))
+    bval = np.zeros((bidx.size, k0))
+    c = np.zeros((m, m))
+    br = np.zeros(m)
+    a0 = np.empty(k0)
+    cmax = px
+    for j in range(1, nterms):
+        cmax += k[j]
+    pos = np.empty(cmax, np.int64)
+    val = np.empty(cmax)
+    slot = np.empty(cmax, np.int64)
+    for r in range(n):
+        wr, sr, g = w[r], s[r], codes[0, r]
+        for a in range(k0):
+            acc = 0.0
+            for cc in range(a, k0):
+                acc += zcols[r, zoff[0] + cc] * t[0, cc, a]
+            a0[a] = acc
+        for a in range(k0):
+            b0[g, a] += sr * a0[a]
+            for b in range(k0):
+                d1[g, a, b] += wr * a0[a] * a0[b]
+        cnt = 0
+        for j in range(1, nterms):
+            kj = k[j]
+            base = roff[j] + codes[j, r] * kj
+            sl = rowslot[r, j - 1]
+            for cc in range(kj):
+                acc = 0.0
+                for c2 in range(cc, kj):
+                    acc += zcols[r, zoff[j] + c2] * t[j, c2, cc]
+                pos[cnt] = base + cc
+                val[cnt] = acc
+                slot[cnt] = sl + cc
+                cnt += 1
+        if joint:
+            xs = bptr[g + 1] - p
+            for i in range(p):
+                pos[cnt] = m_re + i
+                val[cnt] = x[r, i]
+                slot[cnt] = xs + i
+                cnt += 1
+        for e in range(cnt):
+            wv = wr * val[e]
+            br[pos[e]] += sr * val[e]
+            for a in range(k0):
+                bval[slot[e], a] += wv * a0[a]
+            for f in range(cnt):
+                c[pos[e], pos[f]] += wv * val[f]
+    for i in range(m_re):
+        c[i, i] += 1.0
+
+    logdet = 0.0
+    for g in range(nlev0):
+        lg = d1[g]
+        for a in range(k0):
+            lg[a, a] += 1.0
+        if not cholesky_lower_inplace(lg, k0):
+            return np.inf, np.inf, False
+        for a in range(k0):
+            logdet += 2.0 * math.log(lg[a, a])
+            acc = b0[g, a]
+            for b in range(a):
+                acc -= lg[a, b] * b0[g, b]
+            b0[g, a] = acc / lg[a, a]
+        s0 = bptr[g]
+        ns = bptr[g + 1] - s0 - (p - px)
+        for u in range(ns):  # rows of L21: solve x L' = b
+            for a in range(k0):
+                acc = bval[s0 + u, a]
+                for b in range(a):
+                    acc -= lg[a, b] * bval[s0 + u, b]
+                bval[s0 + u, a] = acc / lg[a, a]
+        for u in range(ns):
+            iu = bidx[s0 + u]
+            acc = 0.0
+            for a in range(k0):
+                acc += bval[s0 + u, a] * b0[g, a]
+            br[iu] -= acc
+            for v in range(u + 1):
+                iv = bidx[s0 + v]
+                acc = 0.0
+                for a in range(k0):
+                    acc += bval[s0 + u, a] * bval[s0 + v, a]
+                c[iu, iv] -= acc
+    first = np.zeros(m, np.int64)
+    if m >= lapack_min:
+        for i in range(m):
+            if not c[i, i] > 0.0:
+                return np.inf, np.inf, False
+            for j in range(i):
+                c[j, i] = c[i, j]
+        low = np.linalg.cholesky(c)
+        for i in range(m):
+            if not low[i, i] > 0.0:
+                return np.inf, np.inf, False
+            for j in range(i + 1):
+                c[i, j] = low[i, j]
+    elif not cholesky_envelope(c, m, first):
+        return np.inf, np.inf, False
+    for i in range(m_re):
+        logdet += 2.0 * math.log(c[i, i])
+    logdet_x = 0.0
+    for i in range(m_re, m):
+        logdet_x += 2.0 * math.log(c[i, i])
+    for i in range(m):  # forward, then back substitution
+        acc = br[i]
+        for j in range(first[i], i):
+            acc -= c[i, j] * br[j]
+        br[i] = acc / c[i, i]
+    for i in range(m - 1, -1, -1):
+        acc = br[i]
+        for j in range(i + 1, m):
+            if first[j] <= i:
+                acc -= c[j, i] * br[j]
+        br[i] = acc / c[i, i]
+    for i in range(m):
+        sol[q0 + i] = br[i]
+    if joint:
+        for i in range(p):
+            for j in range(p):
+                lxx[i, j] = c[m_re + i, m_re + j] if j <= i else 0.0
+    for g in range(nlev0):
+        lg = d1[g]
+        s0 = bptr[g]
+        ns = bptr[g + 1] - s0 - (p - px)
+        for a in range(k0):
+            acc = b0[g, a]
+            for u in range(ns):
+                acc -= bval[s0 + u, a] * br[bidx[s0 + u]]
+            a0[a] = acc
+        for a in range(k0 - 1, -1, -1):
+            acc = a0[a]
+            for b in range(a + 1, k0):
+                acc -= lg[b, a] * a0[b]
+            a0[a] = acc / lg[a, a]
+            sol[g * k0 + a] = a0[a]
+    return logdet, logdet_x, True
