@@ -31,7 +31,7 @@ import numpy as np
 from vctest.kernels._jit import jit
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.linalg import assign, identity
-from vctest.kernels.objective import evaluate
+from vctest.kernels.objective import evaluate, theta_of, x_of
 from vctest.kernels.optimize import derivatives, optimize
 from vctest.kernels.types import (
     GAUSSIAN,
@@ -121,12 +121,12 @@ def fit_model(st, data, ctl, start):
         x = np.empty(dd)
         lo = np.empty(dd)
         hinv = identity(dd, 1.0)
+        x_of(theta, lower, tscale, x)
         for i in range(d):
-            x[i] = theta[i] * tscale[i]
             lo[i] = lower[i]
         if laplace:
             # beta and its block of the inverse Hessian from the joint system at theta
-            f1 = evaluate(codes[1], x, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
+            f1 = evaluate(codes[1], x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
                           lxx)[0]
             nev += 1
             if math.isfinite(f1):
@@ -138,7 +138,7 @@ def fit_model(st, data, ctl, start):
                 lo[d + i] = -np.inf
         if not gaussian:
             # theta's diagonal of the inverse Hessian from second differences
-            f0 = evaluate(code, x, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)[0]
+            f0 = evaluate(code, x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)[0]
             nev += 1
             if math.isfinite(f0):
                 assign(u, uo)
@@ -155,8 +155,9 @@ def fit_model(st, data, ctl, start):
                                       start.is_diag, start.below, st, data, ctl, tscale, bscale,
                                       sat, u, beta)
         nev += n
+        theta_x = theta_of(x, lower, tscale)
         for i in range(d):
-            theta[i] = max(x[i] / tscale[i], lower[i])
+            theta[i] = max(theta_x[i], lower[i])
         if laplace:
             for i in range(p):
                 beta[i] = x[d + i] / bscale[i]
@@ -165,11 +166,11 @@ def fit_model(st, data, ctl, start):
     if code == codes[2] and ctl.maxiter == 0 and ctl.two_stage != 0:
         code = codes[1]  # an evaluation of the joint (nAGQ = 0) objective
     xv = np.empty(d + p)
-    for i in range(d):
-        xv[i] = theta[i] * tscale[i]
+    x_of(theta, lower, tscale, xv)
     for i in range(p):
         xv[d + i] = beta[i] * bscale[i]
-    f, dev, pst = evaluate(code, xv, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)
+    f, dev, pst = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta, uo,
+                           bo, lxx)
     if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
     elif not math.isfinite(f) and status != 4:

@@ -196,22 +196,44 @@ def pirls(t, st, data, joint, from_mustart, maxit, tol, lapack_min, u, beta, lxx
     return dev, usq, logdet, maxit, PIRLS_MAXIT
 
 
-@jit(internal=True)
-def evaluate(code, xv, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx):
-    """Objective ``code`` at scaled parameters ``xv``: ``(f, dev, status)``.
+@jit(inline=True)
+def theta_of(x, lower, tscale):
+    """theta from the optimiser's units: ``sinh(x) / tscale`` for a variance parameter
+    (finite ``lower``), ``x / tscale`` for the others.
 
-    ``xv`` is ``theta * tscale`` (then ``beta * bscale`` for :data:`LAPLACE`).
+    A variance parameter is searched as ``asinh(theta * tscale)``: the same as
+    ``theta * tscale`` near its bound (so the boundary checks are unchanged), and
+    logarithmic far from it, so a group spread a million times the residual is a
+    few steps away and its derivative is well scaled.
+    """
+    theta = np.empty(tscale.size)
+    for i in range(tscale.size):
+        theta[i] = (math.sinh(x[i]) if math.isfinite(lower[i]) else x[i]) / tscale[i]
+    return theta
+
+
+@jit(inline=True)
+def x_of(theta, lower, tscale, x):
+    """The optimiser's units of ``theta`` into the first entries of ``x`` (see :func:`theta_of`)."""
+    for i in range(tscale.size):
+        v = theta[i] * tscale[i]
+        x[i] = math.asinh(v) if math.isfinite(lower[i]) else v
+
+
+@jit(internal=True)
+def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx):
+    """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status)``.
+
+    ``xv`` holds theta in the optimiser's units (:func:`theta_of`; ``lower``
+    marks the variance parameters), then ``beta * bscale`` for :data:`LAPLACE`.
     PIRLS starts from ``ub``/``bb``; the modes (Gaussian: the profiled u and
     beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``.  ``dev`` is the penalised
     residual sum of squares (Gaussian) or the sum of deviance residuals;
     ``status`` the PIRLS status (0 for Gaussian).  ``f`` is +inf where the
     objective is undefined; for :data:`GLM` it is ``dev + sat`` whatever the status.
     """
+    t = theta_to_factors(theta_of(xv, lower, tscale), st)
     d = tscale.size
-    theta = np.empty(d)
-    for i in range(d):
-        theta[i] = xv[i] / tscale[i]
-    t = theta_to_factors(theta, st)
     if code == PROFILED:
         f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx)
         return f, pwrss, PIRLS_OK

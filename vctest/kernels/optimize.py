@@ -63,8 +63,8 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
         f12 = np.empty(2)
         for side in range(2):
             xt[i] = x[i] + h if side == 0 else (x[i] + 2.0 * h if one_sided else x[i] - h)
-            f12[side] = evaluate(code, xt, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                                 lxx)[0]
+            f12[side] = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                                 bo, lxx)[0]
         xt[i] = x[i]
         f1, f2 = f12[0], f12[1]
         if one_sided:
@@ -92,7 +92,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     lxx = np.empty((bb.size, bb.size))
     none = np.empty(0)
     x = scaled_at_least(x0, np.ones(d), lower)
-    f = evaluate(code, x, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx)[0]
+    f = evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx)[0]
     nev = 1
     if not math.isfinite(f):
         return x, f, nev, 0, 4
@@ -187,7 +187,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
             for i in range(d):
                 xnew[i] = max(lower[i], x[i] + alpha * direction[i])
                 lin += g[i] * (xnew[i] - x[i])
-            fnew = evaluate(code, xnew, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+            fnew = evaluate(code, xnew, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
                             lxx)[0]
             nev += 1
             if math.isfinite(fnew) and fnew <= f + 1e-4 * lin:
@@ -264,13 +264,13 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
                     probe[i + r] = sgn * x[i + r]
                 probe[i] = x[i] + EDGE_PROBE
                 nev += 1
-                if not evaluate(code, probe, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                                lxx)[0] < f:
+                if not evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                                bo, lxx)[0] < f:
                     continue
                 for value in (1e-2, 1e-1, 1.0):
                     probe[i] = lower[i] + value
-                    fv = evaluate(code, probe, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                                  bo, lxx)[0]
+                    fv = evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb,
+                                  uo, bo, lxx)[0]
                     nev += 1
                     if fv < best:
                         best = fv
@@ -287,8 +287,8 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
             if is_diag[i] and 0.0 < gap < BOUNDARY_SNAP:
                 trial = x.copy()
                 trial[i] = lower[i]
-                ft = evaluate(code, trial, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                              lxx)[0]
+                ft = evaluate(code, trial, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                              bo, lxx)[0]
                 nev += 1
                 if ft <= f:
                     x, f = trial, ft
