@@ -64,7 +64,8 @@ def profiled(t, st, data, lapack_min, u, beta, lxx):
     for r in range(n):
         s[r] = w[r] * y[r]
     sol = np.empty(q + p)
-    logdet, logdet_x, ok = pwls(t, st, w, s, True, lapack_min, sol, lxx)
+    joint = st.n >= 0  # a run-time True: a literal would compile another specialisation
+    logdet, logdet_x, ok = pwls(t, st, w, s, joint, lapack_min, sol, lxx)
     if not ok:
         return np.inf, np.nan
     for i in range(q):
