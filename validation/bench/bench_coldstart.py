@@ -25,12 +25,12 @@ The goals of the issue are printed next to the figures: total ≤ 45 s CPU
 (whole cold process, import included), LMM fit + exact test ≤ 12 s CPU, peak
 RSS ≤ 500 MB, warm first call ≤ 2 s (wall, the first stage in a warm process).
 
-Measured 2026-11-30 (2 shared cores, Numba 0.68.1), baseline 3623bc7 vs the
-tree that added this script (same kernels, so the ratios are noise, ±15%):
-cold CPU s lmm_fit 29.9 / 31.0, exact_test 8.4 / 6.4, lmm_bootstrap 28.8 / 26.3,
-glmm_fit 40.2 / 45.9, glmm_bootstrap 72.8 / 59.3, process total 182.4 / 170.7
-(goal 45), lmm_fit + exact_test 38.2 / 37.4 (goal 12), peak RSS 816 / 819 MB
-(goal 500); warm: import 2.1 / 1.8 s, first call (lmm_fit) 0.5 / 0.6 s wall.
+Measured 2026-11-30 (2 shared cores, Numba 0.68.1), baseline 3623bc7 (two
+stacks) vs the one engine, both in the same run: cold CPU s lmm_fit 26.6 / 30.5,
+exact_test 6.8 / 7.6, lmm_bootstrap 28.1 / 33.4, glmm_fit 36.0 / 0.0 and
+glmm_bootstrap 57.6 / 0.0 (the engine compiled them already), process total
+157.5 / 73.6 (goal 45), lmm_fit + exact_test 33.4 / 38.2 (goal 12), peak RSS
+815.6 / 503.9 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.6 s wall.
 """
 
 from __future__ import annotations
