@@ -99,10 +99,14 @@ def test_a_group_spread_a_million_times_the_residual_fits():
     assert ml.objective == pytest.approx(dense_objective(ml.model, ml.theta, False), rel=1e-9)
     reml = vctest.fit("y ~ 1 + (1 | g)", data)
     assert reml.converged
-    assert reml.sigma == pytest.approx(math.sqrt(msw), rel=1e-3)
     # REML is looser: log|X'V^-1 X| is a difference of O(1) numbers whose result is
-    # O(1 / theta^2) here, so it carries ~1e-16 theta^2 ~ 1e-4 relative noise
-    assert reml.theta[0] == pytest.approx(math.sqrt((msb - msw) / 5 / msw), rel=5e-3)
+    # O(1 / theta^2) here, so the criterion carries ~1e-16 theta^2 ~ 1e-4 absolute noise
+    # (lme4's R_X is formed the same way) and the optimum is only located to a few %
+    theta = math.sqrt((msb - msw) / 5 / msw)
+    assert reml.theta[0] == pytest.approx(theta, rel=0.05)
+    assert reml.sigma == pytest.approx(math.sqrt(msw), rel=0.01)
+    assert reml.objective == pytest.approx(reml.model.objective(np.array([theta]), True),
+                                           rel=1e-4)
 
 
 @SETTINGS

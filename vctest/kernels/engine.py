@@ -33,6 +33,7 @@ from vctest.kernels.families import saturated_constant
 from vctest.kernels.linalg import assign, identity
 from vctest.kernels.objective import evaluate, theta_of, x_of
 from vctest.kernels.optimize import derivatives, optimize
+from vctest.kernels.pwls import cross_products, scratch
 from vctest.kernels.types import (
     GAUSSIAN,
     GLM,
@@ -102,10 +103,13 @@ def fit_model(st, data, ctl, start):
     uo = np.empty(q)
     bo = np.empty(p)
     lxx = np.zeros((p, p))
+    scr = scratch(st)
     nev = 0
     status = 0
     gaussian = data.fam == GAUSSIAN
     sat = 0.0 if gaussian else saturated_constant(data.fam, data.y, data.wt)
+    if gaussian:
+        cross_products(st, data.wt, data.y, scr)
     # objective codes from an array, never literals (one specialisation)
     codes = np.array([PROFILED, LAPLACE_JOINT, LAPLACE, GLM])
     first_stage, last_stage = 1, 0  # no optimisation
@@ -127,7 +131,7 @@ def fit_model(st, data, ctl, start):
         if laplace:
             # beta and its block of the inverse Hessian from the joint system at theta
             f1 = evaluate(codes[1], x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
-                          lxx)[0]
+                          lxx, scr)[0]
             nev += 1
             if math.isfinite(f1):
                 assign(u, uo)
@@ -138,7 +142,8 @@ def fit_model(st, data, ctl, start):
                 lo[d + i] = -np.inf
         if not gaussian:
             # theta's diagonal of the inverse Hessian from second differences
-            f0 = evaluate(code, x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx)[0]
+            f0 = evaluate(code, x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx,
+                          scr)[0]
             nev += 1
             if math.isfinite(f0):
                 assign(u, uo)
@@ -147,13 +152,13 @@ def fit_model(st, data, ctl, start):
             grad = np.empty(d)
             curv = np.empty(d)
             nev += derivatives(code, x, lo, f0, st, data, ctl, tscale, bscale, sat, u, beta,
-                               1e-3, d, grad, curv)
+                               1e-3, d, grad, curv, scr)
             for i in range(d):
                 c = curv[i]
                 hinv[i, i] = 1.0 / c if c > 1e-6 and math.isfinite(c) else 1.0
         x, _, n, _, status = optimize(code, x, lo, hinv, gaussian, gaussian or laplace,
                                       start.is_diag, start.below, st, data, ctl, tscale, bscale,
-                                      sat, u, beta)
+                                      sat, u, beta, scr)
         nev += n
         theta_x = theta_of(x, lower, tscale)
         for i in range(d):
@@ -170,7 +175,7 @@ def fit_model(st, data, ctl, start):
     for i in range(p):
         xv[d + i] = beta[i] * bscale[i]
     f, dev, pst = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta, uo,
-                           bo, lxx)
+                           bo, lxx, scr)
     if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
     elif not math.isfinite(f) and status != 4:

@@ -1,10 +1,10 @@
 """The objectives of the one engine: profiled (RE)ML, PIRLS and the Laplace approximation.
 
 * :func:`profiled` -- a linear mixed model's profiled deviance (ML) or REML
-  criterion at theta (Bates et al. 2015, eqs. 34 and 41).  The penalised
-  residual sum of squares is summed from the residuals of the solved system,
-  never formed as ``y'y`` minus a quadratic form, so a response whose spread
-  is tiny beside its level or its group effects keeps its digits.
+  criterion at theta (Bates et al. 2015, eqs. 34 and 41), from cross-products
+  of the response in the engine's centred and scaled units; when the penalised
+  residual sum of squares is below 1e-4 of ``y'Wy`` (the subtraction would cost
+  digits) it is summed from the residuals of the solved system instead.
 * :func:`pirls` -- the conditional modes (and, ``joint``, the fixed effects)
   of a GLMM by penalised iteratively reweighted least squares, with step
   halving; with no random effects it is a GLM's IRLS, started from R's
@@ -33,7 +33,13 @@ import numpy as np
 from vctest.kernels._jit import jit
 from vctest.kernels.families import MAX_HALVINGS, family_rows
 from vctest.kernels.linalg import assign
-from vctest.kernels.pwls import linear_predictor, pwls, theta_to_factors
+from vctest.kernels.pwls import (
+    apply_factors,
+    factor_solve,
+    linear_predictor,
+    pwls,
+    theta_to_factors,
+)
 from vctest.kernels.types import (
     CLOGLOG,
     GLM,
@@ -52,34 +58,49 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @jit(inline=True)
-def profiled(t, st, data, lapack_min, u, beta, lxx):
+def profiled(t, st, data, lapack_min, u, beta, lxx, scr):
     """Profiled criterion at the factors ``t``: ``(f, pwrss)``; f = +inf if undefined.
 
     REML when ``data.reml`` is 1.  The conditional modes go to ``u``, the
-    profiled fixed effects to ``beta`` and the factor ``R_X'`` to ``lxx``.
+    profiled fixed effects to ``beta`` and the factor ``R_X'`` to ``lxx``.  The
+    system comes from the raw cross-products in ``scr`` (formed once per
+    response by :func:`vctest.kernels.pwls.cross_products`), so an evaluation
+    costs O(q), not O(n).  pwrss is ``y'Wy - rhs' solution``; when that
+    difference is below 1e-4 y'Wy (a fit so tight that the subtraction would
+    cost digits) it is summed from the residuals instead.
     """
     n, p, q = st.n, st.p, u.size
     y, w = data.y, data.wt
-    s = np.empty(n)
-    for r in range(n):
-        s[r] = w[r] * y[r]
-    sol = np.empty(q + p)
+    sol, rhs = scr.sol, scr.rhs
+    apply_factors(t, st, scr)
+    q0 = st.nlev[0] * st.k[0]
+    for g in range(st.nlev[0]):
+        for a in range(st.k[0]):
+            rhs[g * st.k[0] + a] = scr.b0[g, a]
+    for i in range(st.m_re + p):
+        rhs[q0 + i] = scr.br[i]
     joint = st.n >= 0  # a run-time True: a literal would compile another specialisation
-    logdet, logdet_x, ok = pwls(t, st, w, s, joint, lapack_min, sol, lxx)
+    logdet, logdet_x, ok = factor_solve(st, joint, lapack_min, sol, lxx, scr)
     if not ok:
         return np.inf, np.nan
     for i in range(q):
         u[i] = sol[i]
     for i in range(p):
         beta[i] = sol[q + i]
-    eta = np.empty(n)
-    linear_predictor(t, st, u, beta, data.offset, eta)
-    pwrss = 0.0
-    for r in range(n):
-        e = y[r] - eta[r]
-        pwrss += w[r] * e * e
-    for i in range(q):
-        pwrss += u[i] * u[i]
+    yy = scr.yy[0]
+    fitted = 0.0
+    for i in range(q + p):
+        fitted += rhs[i] * sol[i]
+    pwrss = yy - fitted
+    if not pwrss > 1e-4 * yy:
+        eta = scr.eta
+        linear_predictor(t, st, u, beta, data.offset, eta)
+        pwrss = 0.0
+        for r in range(n):
+            e = y[r] - eta[r]
+            pwrss += w[r] * e * e
+        for i in range(q):
+            pwrss += u[i] * u[i]
     if not (pwrss > 0.0 and math.isfinite(logdet + logdet_x)):
         return np.inf, pwrss
     if data.reml != 0:
@@ -104,7 +125,7 @@ def _mustart_eta(data, eta):
 
 
 @jit(inline=True)
-def pirls(t, st, data, joint, from_mustart, maxit, tol, lapack_min, u, beta, lxx):
+def pirls(t, st, data, joint, from_mustart, maxit, tol, lapack_min, u, beta, lxx, scr):
     """Conditional modes by PIRLS; ``u`` and ``beta`` hold the start and receive the mode.
 
     ``joint`` iterates over (u, beta) together (beta is held otherwise);
@@ -119,16 +140,8 @@ def pirls(t, st, data, joint, from_mustart, maxit, tol, lapack_min, u, beta, lxx
     """
     n, p, q = st.n, st.p, u.size
     fam, link, y, wt, offset, x = data.fam, data.link, data.y, data.wt, data.offset, st.x
-    eta = np.empty(n)
-    w = np.empty(n)
-    score = np.empty(n)
-    teta = np.empty(n)
-    tw = np.empty(n)
-    tscore = np.empty(n)
-    s = np.empty(n)
-    tu = np.empty(q)
-    tb = np.empty(p)
-    sol = np.empty(q + p)
+    eta, w, score, teta, tw, tscore = scr.eta, scr.w, scr.score, scr.teta, scr.tw, scr.tscore
+    s, tu, tb, sol = scr.s, scr.tu, scr.tb, scr.sol
     if from_mustart:
         _mustart_eta(data, eta)
     else:
@@ -147,7 +160,7 @@ def pirls(t, st, data, joint, from_mustart, maxit, tol, lapack_min, u, beta, lxx
                 for i in range(p):
                     fixed += x[r, i] * beta[i]
             s[r] = w[r] * (eta[r] - fixed) + score[r]
-        logdet, _, ok = pwls(t, st, w, s, joint, lapack_min, sol, lxx)
+        logdet, _, ok = pwls(t, st, w, s, joint, lapack_min, sol, lxx, scr)
         if not ok:
             return dev, usq, np.inf, it + 1, PIRLS_NOT_PD
         delta = 0.0
@@ -222,13 +235,14 @@ def x_of(theta, lower, tscale, x):
 
 
 @jit(internal=True)
-def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx):
+def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr):
     """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status)``.
 
     ``xv`` holds theta in the optimiser's units (:func:`theta_of`; ``lower``
     marks the variance parameters), then ``beta * bscale`` for :data:`LAPLACE`.
     PIRLS starts from ``ub``/``bb``; the modes (Gaussian: the profiled u and
-    beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``.  ``dev`` is the penalised
+    beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``; ``scr`` are the fit's work
+    arrays (:func:`vctest.kernels.pwls.scratch`).  ``dev`` is the penalised
     residual sum of squares (Gaussian) or the sum of deviance residuals;
     ``status`` the PIRLS status (0 for Gaussian).  ``f`` is +inf where the
     objective is undefined; for :data:`GLM` it is ``dev + sat`` whatever the status.
@@ -236,7 +250,7 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     t = theta_to_factors(theta_of(xv, lower, tscale), st)
     d = tscale.size
     if code == PROFILED:
-        f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx)
+        f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx, scr)
         return f, pwrss, PIRLS_OK
     assign(uo, ub)
     from_mustart = False
@@ -249,7 +263,7 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
             bo[i] = 0.0
     dev, usq, logdet, _, status = pirls(t, st, data, code != LAPLACE, from_mustart and code == GLM,
                                         ctl.pirls_maxit, ctl.pirls_tol, ctl.lapack_min, uo, bo,
-                                        lxx)
+                                        lxx, scr)
     if code == GLM:
         return dev + sat, dev, status
     if status != PIRLS_OK or not math.isfinite(dev + logdet):

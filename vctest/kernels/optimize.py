@@ -50,7 +50,7 @@ BOUNDARY_SNAP = 1e-5
 
 @jit(inline=True)
 def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel, ncoord,
-                grad, curv):
+                grad, curv, scr):
     """Finite differences of the first ``ncoord`` coordinates: gradient into ``grad`` and,
     when ``curv`` has entries, second differences into ``curv``.  Returns #evaluations."""
     uo = np.empty(ub.size)
@@ -64,7 +64,7 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
         for side in range(2):
             xt[i] = x[i] + h if side == 0 else (x[i] + 2.0 * h if one_sided else x[i] - h)
             f12[side] = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                                 bo, lxx)[0]
+                                 bo, lxx, scr)[0]
         xt[i] = x[i]
         f1, f2 = f12[0], f12[1]
         if one_sided:
@@ -78,7 +78,8 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
 
 
 @jit(inline=True)
-def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb):
+def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb,
+          scr):
     """Projected BFGS on objective ``code`` from ``x0`` (scaled units) with inverse Hessian
     ``hinv0`` (scaled by the first curvature pair when ``scale_first``).
 
@@ -92,7 +93,8 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     lxx = np.empty((bb.size, bb.size))
     none = np.empty(0)
     x = scaled_at_least(x0, np.ones(d), lower)
-    f = evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx)[0]
+    f = evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                 scr)[0]
     nev = 1
     if not math.isfinite(f):
         return x, f, nev, 0, 4
@@ -113,7 +115,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     it = 0
     while True:
         nev += derivatives(code, x, lower, f, st, data, ctl, tscale, bscale, sat, ub, bb, _H_REL,
-                           d, g, none)
+                           d, g, none, scr)
         if have_prev:
             sy = 0.0
             ss = 0.0
@@ -188,7 +190,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
                 xnew[i] = max(lower[i], x[i] + alpha * direction[i])
                 lin += g[i] * (xnew[i] - x[i])
             fnew = evaluate(code, xnew, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                            lxx)[0]
+                            lxx, scr)[0]
             nev += 1
             if math.isfinite(fnew) and fnew <= f + 1e-4 * lin:
                 accepted = True
@@ -210,7 +212,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
 
 @jit(inline=True)
 def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, data, ctl, tscale,
-             bscale, sat, ub, bb):
+             bscale, sat, ub, bb, scr):
     """Minimise objective ``code`` from ``x0``; returns ``(x, f, n_evals, n_iter, status)``.
 
     One projected BFGS run (:func:`_bfgs`), then, when ``edges``, lme4's
@@ -240,7 +242,7 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
     bb_try = bb.copy()
     for attempt in range(ctl.restarts + 1 if edges else 1):
         xa, fa, na, ita, sta = _bfgs(code, start, lower, hinv0, scale_first, st, data, ctl,
-                                     tscale, bscale, sat, ub_try, bb_try)
+                                     tscale, bscale, sat, ub_try, bb_try, scr)
         nev += na
         nit += ita
         if attempt > 0 and not fa <= f:
@@ -265,12 +267,12 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
                 probe[i] = x[i] + EDGE_PROBE
                 nev += 1
                 if not evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                                bo, lxx)[0] < f:
+                                bo, lxx, scr)[0] < f:
                     continue
                 for value in (1e-2, 1e-1, 1.0):
                     probe[i] = lower[i] + value
                     fv = evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb,
-                                  uo, bo, lxx)[0]
+                                  uo, bo, lxx, scr)[0]
                     nev += 1
                     if fv < best:
                         best = fv
@@ -288,7 +290,7 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
                 trial = x.copy()
                 trial[i] = lower[i]
                 ft = evaluate(code, trial, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                              bo, lxx)[0]
+                              bo, lxx, scr)[0]
                 nev += 1
                 if ft <= f:
                     x, f = trial, ft

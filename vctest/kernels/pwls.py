@@ -12,12 +12,16 @@ with the prior weights (its profiled criterion, :mod:`vctest.kernels.objective`)
 the Laplace approximation of a GLMM iterates it with the PIRLS weights; a GLM
 is the same system with no random effects.
 
-The system is assembled from the rows at each call (O(n) work, no
-cross-products of an uncentred response are ever stored) and laid out as
+PIRLS assembles the system from the rows at each iteration (:func:`assemble`,
+its weights change); a Gaussian model forms its raw cross-products once per
+response (:func:`cross_products`, of the response in the engine's centred and
+scaled units) and applies the factors per theta in O(q) (:func:`apply_factors`).
+:func:`factor_solve` then factors the blocks as
 :class:`vctest.kernels.types.Structure` describes: term 0 block diagonal, the
 rest dense and factored by an envelope Cholesky (a factor nested in term 0
 gains no fill), or by LAPACK when its order reaches ``lapack_min`` (outside
-``prange`` only).  All loops; no BLAS inside the bootstrap.
+``prange`` only).  Work arrays are allocated once per fit (:func:`scratch`).
+All loops; no BLAS inside the bootstrap.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import math
 import numpy as np
 
 from vctest.kernels._jit import jit
-from vctest.kernels.linalg import cholesky_envelope, cholesky_lower_inplace
+from vctest.kernels.linalg import assign, cholesky_envelope, cholesky_lower_inplace
+from vctest.kernels.types import Scratch
 
 
 @jit(inline=True)
@@ -69,8 +74,8 @@ def linear_predictor(t, st, u, beta, offset, eta):
 
 
 @jit(internal=True)
-def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
-    """Solve one penalised weighted least-squares system.
+def pwls(t, st, w, s, joint, lapack_min, sol, lxx, scr):
+    """Solve one penalised weighted least-squares system from the rows.
 
     Parameters
     ----------
@@ -88,6 +93,8 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
     lxx : (p, p)
         Receives the lower Cholesky factor ``R_X'`` of beta's Schur complement
         (when ``joint``).
+    scr : Scratch
+        Work arrays (:func:`scratch`), overwritten.
 
     Returns
     -------
@@ -98,26 +105,34 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
     ok : bool
         False when a factorisation failed.
     """
+    assemble(t, st, w, s, joint, scr)
+    return factor_solve(st, joint, lapack_min, sol, lxx, scr)
+
+
+@jit(internal=True)
+def assemble(t, st, w, s, joint, scr):
+    """The system's blocks from the rows into ``scr`` (``d1, b0, bval, c, br``),
+    with the factors ``t`` applied (identity factors: the raw cross-products)."""
     k, nlev, roff, codes = st.k, st.nlev, st.roff, st.codes
     zcols, zoff, bptr, bidx, rowslot, x = st.zcols, st.zoff, st.bptr, st.bidx, st.rowslot, st.x
     n, p, m_re = st.n, st.p, st.m_re
     nterms = k.size
     k0, nlev0 = k[0], nlev[0]
-    q0 = nlev0 * k0
-    px = p if joint else 0
-    m = m_re + px
-    d1 = np.zeros((nlev0, k0, k0))
-    b0 = np.zeros((nlev0, k0))
-    bval = np.zeros((bidx.size, k0))
-    c = np.zeros((m, m))
-    br = np.zeros(m)
-    a0 = np.empty(k0)
-    cmax = px
-    for j in range(1, nterms):
-        cmax += k[j]
-    pos = np.empty(cmax, np.int64)
-    val = np.empty(cmax)
-    slot = np.empty(cmax, np.int64)
+    m = m_re + (p if joint else 0)
+    d1, b0, bval, c, br, a0 = scr.d1, scr.b0, scr.bval, scr.c, scr.br, scr.a0
+    pos, val, slot = scr.pos, scr.val, scr.slot
+    for g in range(nlev0):
+        for a in range(k0):
+            b0[g, a] = 0.0
+            for b in range(k0):
+                d1[g, a, b] = 0.0
+    for i in range(bidx.size):
+        for a in range(k0):
+            bval[i, a] = 0.0
+    for i in range(m):
+        br[i] = 0.0
+        for j in range(m):
+            c[i, j] = 0.0
     for r in range(n):
         wr, sr, g = w[r], s[r], codes[0, r]
         for a in range(k0):
@@ -156,6 +171,91 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
                 bval[slot[e], a] += wv * a0[a]
             for f in range(cnt):
                 c[pos[e], pos[f]] += wv * val[f]
+
+
+@jit(inline=True)
+def apply_factors(t, st, scr):
+    """Apply the factors ``t`` to the raw cross-products ``scr.x*`` (joint system):
+    ``d1 = T0' D1 T0`` per level, ``bval = T_rest' B T0``, ``c = Lambda_rest' C
+    Lambda_rest``, ``b0 = T0' b0``, ``br = Lambda_rest' br`` -- O(q), no pass over the rows."""
+    k, bptr, bidx = st.k, st.bptr, st.bidx
+    k0, nlev0, m_re = k[0], st.nlev[0], st.m_re
+    m = m_re + st.p
+    d1, b0, bval, c, br, a0 = scr.d1, scr.b0, scr.bval, scr.c, scr.br, scr.a0
+    xd1, xb0, xbval, xc, xbr = scr.xd1, scr.xb0, scr.xbval, scr.xc, scr.xbr
+    for g in range(nlev0):
+        for a in range(k0):
+            acc = 0.0
+            for e in range(a, k0):
+                acc += t[0, e, a] * xb0[g, e]
+            b0[g, a] = acc
+            for b in range(k0):
+                acc = 0.0
+                for e in range(a, k0):
+                    for f in range(b, k0):
+                        acc += t[0, e, a] * xd1[g, e, f] * t[0, f, b]
+                d1[g, a, b] = acc
+    for u in range(bidx.size):  # columns: B T0
+        for a in range(k0):
+            acc = 0.0
+            for e in range(a, k0):
+                acc += xbval[u, e] * t[0, e, a]
+            a0[a] = acc
+        for a in range(k0):
+            bval[u, a] = a0[a]
+    for g in range(nlev0):  # rows of the random-effect blocks: T_j' B
+        for u in range(bptr[g], bptr[g + 1]):
+            i = bidx[u]
+            if i >= m_re or scr.pwithin[i] != 0:
+                continue
+            kj = k[scr.pterm[i]]
+            for cc in range(kj):  # ascending: row cc reads rows >= cc only
+                for a in range(k0):
+                    acc = 0.0
+                    for e in range(cc, kj):
+                        acc += t[scr.pterm[i], e, cc] * bval[u + e, a]
+                    bval[u + cc, a] = acc
+    for i in range(m):
+        br[i] = xbr[i]
+        for j in range(m):
+            c[i, j] = xc[i, j]
+    for i in range(m_re):
+        if scr.pwithin[i] != 0:
+            continue
+        j = scr.pterm[i]
+        kj = k[j]
+        for cc in range(kj):
+            acc = 0.0
+            for e in range(cc, kj):
+                acc += t[j, e, cc] * br[i + e]
+            br[i + cc] = acc
+        for col in range(m):  # rows i..i+kj-1 <- T_j' rows
+            for cc in range(kj):
+                acc = 0.0
+                for e in range(cc, kj):
+                    acc += t[j, e, cc] * c[i + e, col]
+                c[i + cc, col] = acc
+        for row in range(m):  # columns i..i+kj-1 <- columns T_j
+            for cc in range(kj):
+                acc = 0.0
+                for e in range(cc, kj):
+                    acc += c[row, i + e] * t[j, e, cc]
+                c[row, i + cc] = acc
+
+
+@jit(internal=True)
+def factor_solve(st, joint, lapack_min, sol, lxx, scr):
+    """Factor the assembled system in ``scr`` and solve it (see :func:`pwls`)."""
+    k, nlev, bptr, bidx = st.k, st.nlev, st.bptr, st.bidx
+    p, m_re = st.p, st.m_re
+    k0, nlev0 = k[0], nlev[0]
+    q0 = nlev0 * k0
+    px = p if joint else 0
+    m = m_re + px
+    d1, b0, bval, c, br, a0 = scr.d1, scr.b0, scr.bval, scr.c, scr.br, scr.a0
+    first = scr.first
+    for i in range(m):
+        first[i] = 0
     for i in range(m_re):
         c[i, i] += 1.0
 
@@ -192,14 +292,15 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
                 for a in range(k0):
                     acc += bval[s0 + u, a] * bval[s0 + v, a]
                 c[iu, iv] -= acc
-    first = np.zeros(m, np.int64)
     if m >= lapack_min:
+        full = np.empty((m, m))
         for i in range(m):
             if not c[i, i] > 0.0:
                 return np.inf, np.inf, False
-            for j in range(i):
-                c[j, i] = c[i, j]
-        low = np.linalg.cholesky(c)
+            for j in range(i + 1):
+                full[i, j] = c[i, j]
+                full[j, i] = c[i, j]
+        low = np.linalg.cholesky(full)
         for i in range(m):
             if not low[i, i] > 0.0:
                 return np.inf, np.inf, False
@@ -245,3 +346,51 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx):
             a0[a] = acc / lg[a, a]
             sol[g * k0 + a] = a0[a]
     return logdet, logdet_x, True
+
+
+@jit(inline=True)
+def scratch(st):
+    """The work arrays of one fit of the model with structure ``st``."""
+    n, p, k = st.n, st.p, st.k
+    k0, nlev0 = k[0], st.nlev[0]
+    m = st.m_re + p
+    q = nlev0 * k0 + st.m_re
+    cmax = p
+    for j in range(1, k.size):
+        cmax += k[j]
+    pterm = np.zeros(st.m_re, np.int64)
+    pwithin = np.zeros(st.m_re, np.int64)
+    for j in range(1, k.size):
+        for i in range(st.nlev[j] * k[j]):
+            pterm[st.roff[j] + i] = j
+            pwithin[st.roff[j] + i] = i % k[j]
+    return Scratch(np.zeros((nlev0, k0, k0)), np.zeros((nlev0, k0)),
+                   np.zeros((st.bidx.size, k0)), np.zeros((m, m)), np.zeros(m), np.zeros(k0),
+                   np.zeros(cmax, np.int64), np.zeros(cmax), np.zeros(cmax, np.int64),
+                   np.zeros(m, np.int64), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n),
+                   np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(q), np.zeros(p),
+                   np.zeros(q + p), np.zeros(q + p), np.zeros((nlev0, k0, k0)),
+                   np.zeros((nlev0, k0)), np.zeros((st.bidx.size, k0)), np.zeros((m, m)),
+                   np.zeros(m), np.zeros(1), pterm, pwithin)
+
+
+@jit(inline=True)
+def cross_products(st, w, y, scr):
+    """The raw cross-products of a Gaussian model into ``scr.x*`` (once per response)."""
+    t = np.zeros((st.k.size, max(st.kmax, 1), max(st.kmax, 1)))
+    for j in range(st.k.size):
+        for c in range(st.k[j]):
+            t[j, c, c] = 1.0
+    s = scr.s
+    yy = 0.0
+    for r in range(st.n):
+        s[r] = w[r] * y[r]
+        yy += s[r] * y[r]
+    scr.yy[0] = yy
+    joint = st.n >= 0  # a run-time True: a literal would compile another specialisation
+    assemble(t, st, w, s, joint, scr)
+    assign(scr.xd1.reshape(-1), scr.d1.reshape(-1))
+    assign(scr.xb0.reshape(-1), scr.b0.reshape(-1))
+    assign(scr.xbval.reshape(-1), scr.bval.reshape(-1))
+    assign(scr.xc.reshape(-1), scr.c.reshape(-1))
+    assign(scr.xbr, scr.br)

@@ -191,3 +191,47 @@ class Sim(NamedTuple):
     fam: int
     link: int
     trials: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Work arrays of one fit, allocated once and reused by every evaluation (an
+    allocation per evaluation cost more than the arithmetic on small models).
+
+    Sizes: ``d1 (nlev0, k0, k0)``, ``b0 (nlev0, k0)``, ``bval (len(bidx), k0)``,
+    ``c (m, m)`` and ``br, first (m,)`` with ``m = m_re + p``, ``a0 (k0,)``,
+    ``pos, val, slot`` (random-effect columns outside term 0 per row, plus p),
+    n-vectors for PIRLS and the residuals, ``tu (q,)``, ``tb (p,)``, ``sol, rhs (q + p,)``;
+    for a Gaussian model the raw cross-products ``x*`` (formed once per response),
+    ``yy = y'Wy`` and, per random-effect column outside term 0, its term and
+    column within the term (``pterm``, ``pwithin``).
+    """
+
+    d1: np.ndarray
+    b0: np.ndarray
+    bval: np.ndarray
+    c: np.ndarray
+    br: np.ndarray
+    a0: np.ndarray
+    pos: np.ndarray
+    val: np.ndarray
+    slot: np.ndarray
+    first: np.ndarray
+    eta: np.ndarray
+    w: np.ndarray
+    score: np.ndarray
+    teta: np.ndarray
+    tw: np.ndarray
+    tscore: np.ndarray
+    s: np.ndarray
+    tu: np.ndarray
+    tb: np.ndarray
+    sol: np.ndarray
+    rhs: np.ndarray
+    xd1: np.ndarray
+    xb0: np.ndarray
+    xbval: np.ndarray
+    xc: np.ndarray
+    xbr: np.ndarray
+    yy: np.ndarray
+    pterm: np.ndarray
+    pwithin: np.ndarray
