@@ -26,11 +26,11 @@ The goals of the issue are printed next to the figures: total ≤ 45 s CPU
 RSS ≤ 500 MB, warm first call ≤ 2 s (wall, the first stage in a warm process).
 
 Measured 2026-11-30 (2 shared cores, Numba 0.68.1), baseline 3623bc7 (two
-stacks) vs the one engine, both in the same run: cold CPU s lmm_fit 26.6 / 30.5,
-exact_test 6.8 / 7.6, lmm_bootstrap 28.1 / 33.4, glmm_fit 36.0 / 0.0 and
-glmm_bootstrap 57.6 / 0.0 (the engine compiled them already), process total
-157.5 / 73.6 (goal 45), lmm_fit + exact_test 33.4 / 38.2 (goal 12), peak RSS
-815.6 / 503.9 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.6 s wall.
+stacks) vs the one engine, both in the same run: cold CPU s lmm_fit 23.4 / 39.7,
+exact_test 5.1 / 6.1, lmm_bootstrap 23.7 / 36.9, glmm_fit 43.4 / 0.0 and
+glmm_bootstrap 65.2 / 0.0 (the engine compiled them already), process total
+163.0 / 84.6 (goal 45), lmm_fit + exact_test 28.5 / 45.9 (goal 12), peak RSS
+814.3 / 532.6 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.4 s wall.
 """
 
 from __future__ import annotations
