@@ -174,10 +174,11 @@ def fit_model(st, data, ctl, start):
     x_of(theta, lower, tscale, xv)
     for i in range(p):
         xv[d + i] = beta[i] * bscale[i]
-    f, dev, pst = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta, uo,
-                           bo, lxx, scr)
-    if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run
+    f, dev, pst, iters = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta,
+                                  uo, bo, lxx, scr)
+    if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run (n_evals = iterations)
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
+        nev = iters - 1
     elif not math.isfinite(f) and status != 4:
         status = 4 if gaussian else PIRLS_FAILED
     return theta, bo, uo, lxx, f, dev, nev + 1, status

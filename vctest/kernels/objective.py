@@ -236,7 +236,7 @@ def x_of(theta, lower, tscale, x):
 
 @jit(internal=True)
 def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr):
-    """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status)``.
+    """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status, iters)``.
 
     ``xv`` holds theta in the optimiser's units (:func:`theta_of`; ``lower``
     marks the variance parameters), then ``beta * bscale`` for :data:`LAPLACE`.
@@ -244,14 +244,15 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``; ``scr`` are the fit's work
     arrays (:func:`vctest.kernels.pwls.scratch`).  ``dev`` is the penalised
     residual sum of squares (Gaussian) or the sum of deviance residuals;
-    ``status`` the PIRLS status (0 for Gaussian).  ``f`` is +inf where the
-    objective is undefined; for :data:`GLM` it is ``dev + sat`` whatever the status.
+    ``status`` the PIRLS status and ``iters`` its iterations (0 and 1 for Gaussian).
+    ``f`` is +inf where the objective is undefined; for :data:`GLM` it is
+    ``dev + sat`` whatever the status.
     """
     t = theta_to_factors(theta_of(xv, lower, tscale), st)
     d = tscale.size
     if code == PROFILED:
         f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx, scr)
-        return f, pwrss, PIRLS_OK
+        return f, pwrss, PIRLS_OK, 1
     assign(uo, ub)
     from_mustart = False
     for i in range(bscale.size):
@@ -261,11 +262,11 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     if from_mustart:
         for i in range(bscale.size):
             bo[i] = 0.0
-    dev, usq, logdet, _, status = pirls(t, st, data, code != LAPLACE, from_mustart and code == GLM,
-                                        ctl.pirls_maxit, ctl.pirls_tol, ctl.lapack_min, uo, bo,
-                                        lxx, scr)
+    dev, usq, logdet, iters, status = pirls(t, st, data, code != LAPLACE,
+                                            from_mustart and code == GLM, ctl.pirls_maxit,
+                                            ctl.pirls_tol, ctl.lapack_min, uo, bo, lxx, scr)
     if code == GLM:
-        return dev + sat, dev, status
+        return dev + sat, dev, status, iters
     if status != PIRLS_OK or not math.isfinite(dev + logdet):
-        return np.inf, dev, status
-    return dev + sat + usq + logdet, dev, status
+        return np.inf, dev, status, iters
+    return dev + sat + usq + logdet, dev, status, iters
