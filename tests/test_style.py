@@ -36,15 +36,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "facade": frozenset({"leaf", *_ENGINE, "output", "api", "cli", "facade"}),
 }
 
-# Imports that break the rule today, in the engine's files, to be removed by
-# the engine rewrite (vctest/model/*): do not add to this set.
-KNOWN_VIOLATIONS = {
-    # LmmFit.coef_table / _repr_html_ lazily import the report's table helpers;
-    # the fit should hand report/tables plain data (or api should own the view)
-    ("vctest.model.fit", "vctest.report.tables"),
-    # ConvergenceReport._repr_html_ lazily imports report.tables.report_html
-    ("vctest.model.doctor", "vctest.report.tables"),
-}
+# Imports that break the rule today: do not add to this set.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 # Edges that close an import cycle today, in the engine's files; each is
 # removed from the graph before the cycle check.  Do not add to this set.
@@ -180,7 +173,7 @@ def test_cycle_finder_finds_cycles():
 
 
 def test_function_level_and_plain_imports_are_seen():
-    assert "vctest.report.tables" in imports_of("vctest.results")  # inside methods
+    assert "vctest._tables" in imports_of("vctest.results")  # inside methods
     assert layer_of("vctest._pvalue") == "leaf" and layer_of("vctest.report.plot") == "output"
 
 

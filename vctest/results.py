@@ -182,12 +182,12 @@ class TestResult:
     def to_frame(self) -> Any:
         """The p-values side by side as a DataFrame: this test's reference first,
         then the approximations and asymptotic references."""
-        from vctest.report.tables import result_frame
+        from vctest._tables import result_frame
 
         return result_frame(self)
 
     def _repr_html_(self) -> str:
-        from vctest.report.tables import result_html
+        from vctest._tables import result_html
 
         return result_html(self)
 

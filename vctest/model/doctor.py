@@ -167,7 +167,7 @@ class ConvergenceReport:
         }
 
     def _repr_html_(self) -> str:
-        from vctest.report.tables import report_html
+        from vctest._tables import report_html
 
         return report_html(self)
 

@@ -186,12 +186,12 @@ class LmmFit:
 
     def coef_table(self) -> pd.DataFrame:
         """Fixed effects as a DataFrame: Estimate, Std. Error, t value."""
-        from vctest.report.tables import coef_table
+        from vctest._tables import coef_table
 
         return coef_table(self)
 
     def _repr_html_(self) -> str:
-        from vctest.report.tables import fit_html
+        from vctest._tables import fit_html
 
         return fit_html(self)
 

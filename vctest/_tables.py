@@ -1,4 +1,5 @@
-"""pandas tables and notebook HTML for fits, test results and convergence reports."""
+"""pandas tables and notebook HTML for fits, test results and convergence reports (a leaf:
+models, results and reports all render through it)."""
 
 from __future__ import annotations
 
