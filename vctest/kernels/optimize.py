@@ -6,8 +6,10 @@ Refits in a bootstrap must not leave compiled code (a Python-level
 
 * the objective is chosen by an integer code (:data:`~vctest.kernels.types.PROFILED`,
   :data:`~vctest.kernels.types.LAPLACE_JOINT`, :data:`~vctest.kernels.types.LAPLACE`)
-  and evaluated in scaled units ``x = theta * tscale`` (and ``beta * bscale``),
-  so a covariate's units do not change the path;
+  and evaluated in the optimiser's units: ``asinh(theta * tscale)`` for a
+  variance parameter, ``theta * tscale`` for the others, ``beta * bscale``
+  (:func:`vctest.kernels.objective.theta_of`), so a covariate's units do not
+  change the path and a variance far from its bound is a few steps away;
 * gradients by finite differences -- central in the interior, second-order
   one-sided near a lower bound, so the objective is never evaluated outside
   its domain;

@@ -1,9 +1,10 @@
 """Fitting a linear mixed model: optimiser paths, boundary snapping, the Fit record.
 
-One path: minimise the profiled objective over theta with the Numba projected
-quasi-Newton kernel (:mod:`vctest.kernels.optimize`), snap parameters within
-1e-5 of their bound onto it when that does not raise the objective, then
-diagnose the optimum (:func:`vctest.diagnostics.diagnose`).  SciPy's bounded
+One path: minimise the profiled objective over theta with the engine
+(:func:`vctest.kernels.engine.fit_model`: projected quasi-Newton search, edge
+restarts, and a snap of parameters within 1e-5 of their bound onto it when
+that does not raise the objective), then diagnose the optimum
+(:func:`vctest.diagnostics.diagnose`).  SciPy's bounded
 methods (``"L-BFGS-B"``, ``"Powell"``, ``"Nelder-Mead"``) are available by name
 as second opinions; they are what the kernel is tested against.
 """
@@ -268,8 +269,8 @@ def _edge_restart(model, reml, theta, f):
     entries below it in its column of T as they are and with their signs
     flipped (free while the diagonal is 0) -- and if the objective drops,
     return a restart point with that parameter moved to the best of a few
-    interior values.  Steps are in units of the column (as the "bfgs" kernel's
-    :func:`vctest.kernels.optimize.minimize_with_edge_restarts`).  Returns
+    interior values.  Steps are in units of the column (as the engine's
+    :func:`vctest.kernels.optimize.optimize`, for SciPy's methods).  Returns
     ``(start or None, evaluations used)``.
     """
     lay = model.layout
