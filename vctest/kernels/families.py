@@ -80,7 +80,7 @@ def family_row(fam, link, eta, y, wt):
     return mu, w, score, 2.0 * wt * (a + b)
 
 
-@jit(internal=True)
+@jit
 def saturated_constant(fam, y, wt):
     """``-2 log p(y | mu = y)`` summed: R's ``aic`` = sum of deviance residuals + this."""
     s = 0.0
@@ -100,6 +100,13 @@ def saturated_constant(fam, y, wt):
                 ll += (wi - k) * math.log(1.0 - yi)
             s -= 2.0 * ll
     return s
+
+
+@jit
+def inverse_link(fam, link, eta, out):
+    """mu = g^{-1}(eta) for every element into ``out`` (an entry point for Python)."""
+    for i in range(eta.size):
+        out[i] = family_row(fam, link, eta[i], 0.0, 0.0)[0]
 
 
 @jit(internal=True)

@@ -62,13 +62,13 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
     for i in range(ncoord):
         h = h_rel * max(1.0, abs(x[i]))
         one_sided = x[i] - h < lower[i]
-        f12 = np.empty(2)
-        for side in range(2):
-            xt[i] = x[i] + h if side == 0 else (x[i] + 2.0 * h if one_sided else x[i] - h)
-            f12[side] = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                                 bo, lxx, scr)[0]
+        xt[i] = x[i] + h
+        f1 = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                      scr)[0]
+        xt[i] = x[i] + 2.0 * h if one_sided else x[i] - h
+        f2 = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                      scr)[0]
         xt[i] = x[i]
-        f1, f2 = f12[0], f12[1]
         if one_sided:
             grad[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * h)
         else:

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, gammaln, ndtr
 
 from vctest.formula.design import Design
 from vctest.kernels import types as codes
 from vctest.kernels.engine import fit_model
+from vctest.kernels.families import inverse_link
 from vctest.kernels.types import Data, Structure
-from vctest.model.structure import EngineUnits, build_structure, f64, make_start, settings
+from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
 
 __all__ = ["FAMILIES", "GeneralizedLinearModel", "GlmFit", "fit_glm"]
 
@@ -118,39 +118,15 @@ def offset_iv(offset: Any, n: int) -> np.ndarray:
 def simulate_response(fam: int, link: int, eta: np.ndarray, weights: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
     """Draw y | eta: binomial successes / trials (proportions) or Poisson counts."""
-    mu = inverse_link(link, eta)
+    mu = np.empty(eta.size)
+    inverse_link(fam, link, f64(eta), mu)
     if fam == codes.POISSON:
         return rng.poisson(mu).astype(float)
     trials = np.round(weights).astype(np.int64)
     return rng.binomial(trials, mu) / np.where(trials > 0, trials, 1)
 
 
-def inverse_link(link: int, eta: np.ndarray) -> np.ndarray:
-    """mu = g^{-1}(eta) for link code ``link`` (as the kernels clip eta)."""
-    if link == codes.LOG:
-        return np.exp(np.minimum(eta, 700.0))
-    if link == codes.PROBIT:
-        return ndtr(np.clip(eta, -37.0, 37.0))
-    if link == codes.CLOGLOG:
-        return -np.expm1(-np.exp(np.clip(eta, -700.0, 700.0)))
-    return expit(eta)
-
-
-def saturated_constant(fam: int, y: np.ndarray, wt: np.ndarray) -> float:
-    """-2 log p(y | mu = y) summed (R's ``aic`` = deviance + this), as the kernels form it."""
-    use = wt > 0
-    y, wt = y[use], wt[use]
-    if fam == codes.POISSON:
-        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
-        return float(-2.0 * np.sum(wt * (ylogy - y - gammaln(y + 1.0))))
-    k = wt * y
-    ll = gammaln(wt + 1.0) - gammaln(k + 1.0) - gammaln(wt - k + 1.0)
-    ll += np.where(k > 0, k * np.log(np.where(y > 0, y, 1.0)), 0.0)
-    ll += np.where(wt - k > 0, (wt - k) * np.log(np.where(y < 1, 1.0 - y, 1.0)), 0.0)
-    return float(-2.0 * np.sum(ll))
-
-
-class EngineModel:
+class EngineModel(EngineStart):
     """What the one engine needs of a binomial / Poisson model (shared by GLM and GLMM):
     X in the engine's units and the offset's residual on X (its projection is carried by
     the fixed effects, so shifting the offset by a constant changes nothing)."""
@@ -347,7 +323,7 @@ def fit_glm(model: GeneralizedLinearModel, *, start: Any = None, maxit: int = 10
         raise ValueError(f"`start` must have {p} entries; got shape {b0.shape}.")
     ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=int(maxit),
                    pirls_tol=float(tol))
-    start_ = make_start(None, model.structure, np.zeros(0), model.beta_to_engine(b0))
+    start_ = model.start(np.zeros(0), model.beta_to_engine(b0))
     _, beta_e, _, lxx, m2ll, dev, iters, status = fit_model(model.structure, model.data(), ctl,
                                                             start_)
     if status == codes.PIRLS_FAILED or not math.isfinite(dev):

@@ -28,6 +28,7 @@ import pandas as pd
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.engine import fit_model
+from vctest.kernels.families import saturated_constant
 from vctest.kernels.types import STATUS_TEXT, Settings, Structure
 from vctest.model.glm import (
     EngineModel,
@@ -37,14 +38,12 @@ from vctest.model.glm import (
     family_iv,
     offset_iv,
     response_iv,
-    saturated_constant,
     simulate_response,
 )
-from vctest.model.structure import build_structure, make_start, settings
+from vctest.model.structure import build_structure, settings
 from vctest.model.terms import (
     SINGULAR_TOL,
     ThetaLayout,
-    column_scales,
     theta_layout,
     varcorr_rows,
 )
@@ -190,7 +189,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
     @cached_property
     def theta_scale(self) -> np.ndarray:
         """Root-mean-square of the random-effect column each theta entry multiplies."""
-        return column_scales(self.layout, self.structure.zcols, self.structure.zoff)
+        return self.start_template.tscale
 
     @cached_property
     def beta_scale(self) -> np.ndarray:
@@ -203,7 +202,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
     @cached_property
     def saturated(self) -> float:
         """-2 log-likelihood of the saturated model (R's ``aic`` minus the deviance)."""
-        return saturated_constant(self.fam_code, self.y, self.weights)
+        return float(saturated_constant(self.fam_code, as_f64(self.y), as_f64(self.weights)))
 
     def laplace(self, theta: Any, beta: Any, *, u0: np.ndarray | None = None,
                 joint: bool = False) -> LaplaceValue:
@@ -215,8 +214,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
                              f"entries; got shapes {theta.shape} and {beta.shape}.")
         ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
                        pirls_tol=PIRLS_TOL, two_stage=bool(joint))
-        start = make_start(self.layout, self.structure, np.maximum(theta, self.layout.lower),
-                           self.beta_to_engine(beta))
+        start = self.start(np.maximum(theta, self.layout.lower), self.beta_to_engine(beta))
         _, b, u, _, m2ll, dev, _, _ = fit_model(self.structure, self.data(), ctl, start)
         if np.any(theta < self.layout.lower):
             m2ll = np.inf
@@ -372,7 +370,7 @@ class GlmmFit:
         # the factor R_X' of the joint penalised system at theta (engine units)
         ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
                        pirls_tol=PIRLS_TOL, two_stage=True)
-        start = make_start(m.layout, m.structure, self.theta, m.beta_to_engine(self.beta))
+        start = m.start(self.theta, m.beta_to_engine(self.beta))
         lxx = fit_model(m.structure, m.data(), ctl, start)[3]
         if not (np.all(np.isfinite(lxx)) and np.all(np.diag(lxx) > 0)):
             return pd.Series(se, index=self.beta.index, name="se")
@@ -544,7 +542,7 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
         raise TypeError(f"`settings` must be a GlmmSettings; got {type(settings).__name__}.")
     theta0, beta0 = _start_iv(model, start)
     if optimizer == "bfgs":
-        start_ = make_start(model.layout, model.structure, theta0, model.beta_to_engine(beta0))
+        start_ = model.start(theta0, model.beta_to_engine(beta0))
         theta, beta_e, u, _, m2ll, dev, nev, status = fit_model(model.structure, model.data(),
                                                                 settings.kernel(), start_)
         beta = model.beta_to_user(beta_e)

@@ -22,14 +22,8 @@ from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.engine import fit_model
 from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Structure
-from vctest.model.structure import (
-    EngineUnits,
-    build_structure,
-    f64,
-    make_start,
-    settings,
-)
-from vctest.model.terms import SINGULAR_TOL, ThetaLayout, column_scales, theta_layout
+from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
+from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout
 
 #: Evaluate at the start (no optimisation).
 EVALUATE = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0)
@@ -42,15 +36,14 @@ class EngineFit:
     theta: np.ndarray
     objective: float
     beta: np.ndarray
-    beta_engine: np.ndarray
-    vcov: np.ndarray
+    lxx: np.ndarray  #: the factor R_X' in engine units
     pwrss: float
     n_evals: int
     status: int
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(EngineStart):
     """A linear mixed model ready to evaluate its profiled deviance.
 
     Build it with :meth:`from_design`; :meth:`objective` evaluates the REML
@@ -123,7 +116,7 @@ class LinearMixedModel:
         The optimiser searches ``theta * theta_scale``, so changing a
         covariate's units does not change its path.
         """
-        return column_scales(self.layout, self.structure.zcols, self.structure.zoff)
+        return self.start_template.tscale
 
     def data(self, reml: bool) -> Data:
         """The engine's :class:`~vctest.kernels.types.Data` (Gaussian, identity link)."""
@@ -140,22 +133,11 @@ class LinearMixedModel:
 
     def run(self, theta: np.ndarray, reml: bool, ctl: Settings = EVALUATE) -> EngineFit:
         """One engine run from ``theta`` (``ctl.maxiter = 0``: evaluate there)."""
-        start = make_start(self.layout, self.structure, np.asarray(theta, dtype=float),
-                           np.zeros(self.p))
-        th, beta, _, lxx, f, pwrss, nev, status = fit_model(self.structure, self.data(reml),
-                                                            ctl, start)
+        th, beta, _, lxx, f, pwrss, nev, status = fit_model(
+            self.structure, self.data(reml), ctl, self.start(theta, np.zeros(self.p)))
         s = self.y_scale
-        beta_user = self.units.to_user(s * beta) + self.beta_ols
-        if self.p:
-            from scipy.linalg import solve_triangular
-
-            lx_inv = solve_triangular(lxx, np.eye(self.p), lower=True)
-            a_lx = self.units.a @ lx_inv.T
-            vcov = a_lx @ a_lx.T
-        else:
-            vcov = np.zeros((0, 0))
         return EngineFit(theta=np.asarray(th), objective=float(f) + self.criterion_shift(reml),
-                         beta=beta_user, beta_engine=np.asarray(beta), vcov=vcov,
+                         beta=self.units.to_user(s * beta) + self.beta_ols, lxx=lxx,
                          pwrss=float(pwrss) * s * s, n_evals=int(nev), status=int(status))
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
@@ -187,4 +169,10 @@ class LinearMixedModel:
         res = self.run(f64(theta), reml)
         if not math.isfinite(res.objective):
             raise FloatingPointError("the penalised system is not positive definite at theta.")
-        return res.beta, res.vcov, res.pwrss
+        if not self.p:
+            return res.beta, np.zeros((0, 0)), res.pwrss
+        from scipy.linalg import solve_triangular
+
+        # Cov(beta) / sigma^2 = A (L L')^{-1} A' with L = R_X' in engine units
+        a_lx = self.units.a @ solve_triangular(res.lxx, np.eye(self.p), lower=True).T
+        return res.beta, a_lx @ a_lx.T, res.pwrss

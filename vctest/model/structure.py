@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -175,17 +176,41 @@ def below_diagonals(is_diag: np.ndarray) -> np.ndarray:
     return below
 
 
-def make_start(layout: ThetaLayout | None, st: Structure, theta: Any, beta: Any) -> Start:
-    """The :class:`~vctest.kernels.types.Start` of a model with ``layout`` (None: no random
-    effects) from ``theta`` and ``beta`` (engine units)."""
+def start_template(layout: ThetaLayout | None, st: Structure) -> Start:
+    """The parts of a :class:`~vctest.kernels.types.Start` that depend only on the model
+    (``layout`` None: no random effects); theta and beta are empty."""
     if layout is None:
         tscale, is_diag = np.zeros(0), np.zeros(0, dtype=np.bool_)
     else:
         tscale, is_diag = f64(column_scales(layout, st.zcols, st.zoff)), layout.is_diagonal
     bscale = np.sqrt(np.mean(st.x * st.x, axis=0)) if st.n else np.ones(st.p)
     bscale[~(bscale > 0)] = 1.0
-    return Start(theta=f64(theta), beta=f64(beta), tscale=tscale, bscale=f64(bscale),
+    return Start(theta=np.zeros(0), beta=np.zeros(0), tscale=tscale, bscale=f64(bscale),
                  is_diag=np.array(is_diag, dtype=np.bool_), below=below_diagonals(is_diag))
+
+
+def make_start(layout: ThetaLayout | None, st: Structure, theta: Any, beta: Any) -> Start:
+    """The :class:`~vctest.kernels.types.Start` of a model with ``layout`` (None: no random
+    effects) from ``theta`` and ``beta`` (engine units)."""
+    return start_template(layout, st)._replace(theta=f64(theta), beta=f64(beta))
+
+
+class EngineStart:
+    """Starts for a model with ``layout`` and ``structure``: the model's part of a
+    :class:`~vctest.kernels.types.Start` is computed once (every objective value
+    from Python goes through :meth:`start`)."""
+
+    layout: ThetaLayout | None
+    structure: Structure
+
+    @cached_property
+    def start_template(self) -> Start:
+        """The model's part of every start (theta and beta empty)."""
+        return start_template(self.layout, self.structure)
+
+    def start(self, theta: Any, beta: Any) -> Start:
+        """The start at ``theta`` and ``beta`` (engine units)."""
+        return self.start_template._replace(theta=f64(theta), beta=f64(beta))
 
 
 def settings(*, maxiter: int, gtol: float, ftol: float, xtol: float, restarts: int = 3,

@@ -39,7 +39,7 @@ from vctest.model.fit import LmmFit, OptimizerSettings
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, GlmmSettings
 from vctest.model.lmm import LinearMixedModel
-from vctest.model.structure import f64, make_start
+from vctest.model.structure import f64
 from vctest.nulls.approximations import decision_is_clear, looks, per_look_error
 from vctest.nulls.executor import chunk_ranges, run_chunks
 
@@ -149,12 +149,12 @@ def _pack(model: Model, theta: np.ndarray, beta: np.ndarray, reml: bool,
         data = Data(y=model.y_engine, wt=np.ones(model.n), offset=np.zeros(model.n),
                     fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
                     resp_scale=g.y_scale / s, resp_shift=f64((resid_m - resid_g) / s))
-        start = make_start(model.layout, st, theta, np.zeros(model.p))
+        start = model.start(theta, np.zeros(model.p))
         return Packed(structure=st, data=data, start=start, shift=model.criterion_shift(reml),
                       beta_map=model.units.a * s, beta_offset=model.beta_ols)
-    layout = model.layout
-    start = make_start(layout, st, theta, model.beta_to_engine(beta))
-    return Packed(structure=st, data=model.data(), start=start, shift=0.0,
+    start = model.start(theta, model.beta_to_engine(beta))
+    return Packed(structure=st, data=model.data(), start=start,
+                  shift=model.criterion_shift(reml),
                   beta_map=model.units.a, beta_offset=model.beta_to_user(np.zeros(st.p)))
 
 
