@@ -26,11 +26,12 @@ The goals of the issue are printed next to the figures: total ≤ 45 s CPU
 RSS ≤ 500 MB, warm first call ≤ 2 s (wall, the first stage in a warm process).
 
 Measured 2026-11-30 (2 shared cores, Numba 0.68.1), baseline 3623bc7 (two
-stacks) vs the one engine, both in the same run: cold CPU s lmm_fit 23.4 / 39.7,
-exact_test 5.1 / 6.1, lmm_bootstrap 23.7 / 36.9, glmm_fit 43.4 / 0.0 and
-glmm_bootstrap 65.2 / 0.0 (the engine compiled them already), process total
-163.0 / 84.6 (goal 45), lmm_fit + exact_test 28.5 / 45.9 (goal 12), peak RSS
-814.3 / 532.6 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.4 s wall.
+stacks) vs the one engine, both in the same run: cold CPU s lmm_fit 27.6 / 44.2,
+exact_test 6.4 / 6.8, lmm_bootstrap 26.6 / 43.6, glmm_fit 44.5 / 0.0 and
+glmm_bootstrap 66.7 / 0.0 (the engine compiled them already), process total
+174.1 / 96.7 (goal 45), lmm_fit + exact_test 34.0 / 51.0 (goal 12), peak RSS
+815.1 / 539.4 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.5 s wall.  An
+earlier run of the same trees gave 163.0 / 84.6 s in all: runs differ by ~10%.
 """
 
 from __future__ import annotations
