@@ -249,9 +249,16 @@ def test_unknown_column_suggests_close_match(sleep):
         build_design("Reaction ~ Days + (1 | Subj)", sleep)
 
 
-def test_non_numeric_response(sleep):
-    with pytest.raises(ValueError, match=r"response 'Subject' is not numeric .*pd.to_numeric"):
-        build_design("Subject ~ Days + (1 | Days)", sleep)
+def test_factor_response_is_coded_as_r_does(sleep):
+    # a factor response is 0 for its first level and 1 for the others (R's binomial family)
+    d = build_design("Subject ~ Days + (1 | Days)", sleep)
+    assert d.response_levels == tuple(sleep["Subject"].cat.categories)
+    first = sleep["Subject"].cat.categories[0]
+    np.testing.assert_array_equal(d.y, (sleep["Subject"] != first).to_numpy(float))
+    mixed = sleep.assign(Subject=sleep["Subject"].astype(object))
+    mixed.loc[0, "Subject"] = 3
+    with pytest.raises(ValueError, match=r"response 'Subject' mixes numbers and text"):
+        build_design("Subject ~ Days + (1 | Days)", mixed)
 
 
 def test_cbind_negative_counts():

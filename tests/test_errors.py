@@ -13,7 +13,7 @@ CASES = [
     ("empty random term", "Reaction ~ Days + ( | Subject)", D, "empty left-hand side"),
     ("no grouping factor", "Reaction ~ Days + (1 | )", D, "empty grouping factor"),
     ("unknown column", "Reaction ~ Dayz + (1 | Subject)", D, "Did you mean 'Days'"),
-    ("non-numeric response", "Subject ~ Days + (1 | Subject)", D, "is not numeric"),
+    ("non-numeric response", "Subject ~ Days + (1 | Subject)", D, "needs a numeric response"),
     ("infinite values", "Reaction ~ Days + (1 | Subject)",
      D.assign(Days=D.Days.replace(0, np.inf)), "column 'Days' has infinite values"),
     ("all-NaN column", "Reaction ~ x + (1 | Subject)", D.assign(x=np.nan),

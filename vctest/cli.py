@@ -43,7 +43,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from vctest.api import fit
 
     result = fit(args.formula, args.data, reml=not args.ml, family=args.family,
-                 link=args.link, offset=args.offset)
+                 link=args.link, offset=args.offset, weights=args.weights)
     _emit(result.to_dict(), result.summary(), args.json)
     return 0
 
@@ -55,7 +55,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
         seed=args.seed, reml=not args.ml, threads=args.threads,
         progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
-        family=args.family, link=args.link, offset=args.offset,
+        family=args.family, link=args.link, offset=args.offset, weights=args.weights,
     )
     return _report(result, args)
 
@@ -83,7 +83,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from vctest.api import check, fit
 
     report = check(fit(args.formula, args.data, reml=not args.ml, family=args.family,
-                       link=args.link, offset=args.offset))
+                       link=args.link, offset=args.offset, weights=args.weights))
     _emit(report.to_dict(), report.summary(), args.json)
     return 0
 
@@ -95,6 +95,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         args.formula, args.null_formula, args.data, nsim=args.nsim, seed=args.seed,
         reml=args.reml, threads=args.threads, progress=False if args.quiet else None,
         stop_alpha=args.stop_alpha, family=args.family, link=args.link, offset=args.offset,
+        weights=args.weights,
     )
     return _report(result, args)
 
@@ -173,13 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def family_options(p: argparse.ArgumentParser) -> None:
-    """--family, --link and --offset."""
+    """--family, --link, --offset and --weights."""
     p.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
                    help="response family (binomial/poisson: GLMM by Laplace)")
     p.add_argument("--link", default=None, choices=["logit", "probit", "cloglog", "log"],
                    help="GLMM link (default: logit for binomial, log for Poisson)")
     p.add_argument("--offset", default=None, metavar="COLUMN",
                    help="GLMM offset: a column of the data (e.g. log exposure)")
+    p.add_argument("--weights", default=None, metavar="COLUMN",
+                   help="prior weights, a column of the data (as lme4's weights=): "
+                        "residual variance sigma^2/w (gaussian) or trials (binomial)")
 
 
 def simulation(p: argparse.ArgumentParser, nsim_help: str, default: int | None = None) -> None:

@@ -189,22 +189,25 @@ def term_pair(design: Design, term: str, *, family: str = "gaussian", link: str 
                 settings=settings, location=loc)
 
 
-def aligned_designs(full: str, null: str,
-                    frame: pd.DataFrame) -> tuple[Design, Design, np.ndarray]:
+def aligned_designs(full: str, null: str, frame: pd.DataFrame, *,
+                    weights: str | Any = None) -> tuple[Design, Design, np.ndarray]:
     """Both designs on the rows complete for both formulas.
 
     Also returns the positions in ``frame`` of the rows the designs were built
     from, so ``rows[design.row_index]`` locates each design row in ``frame``.
     """
-    d_full = build_design(full, frame)
-    d_null = build_design(null, frame)
+    d_full = build_design(full, frame, weights=weights)
+    d_null = build_design(null, frame, weights=weights)
     if d_full.n == d_null.n and np.array_equal(d_full.row_index, d_null.row_index):
         return d_full, d_null, np.arange(len(frame))
     rows = np.intersect1d(d_full.row_index, d_null.row_index)
     sub = frame.iloc[rows].reset_index(drop=True)
+    if weights is not None and not isinstance(weights, str):
+        weights = np.asarray(weights, dtype=float).reshape(-1)[rows]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_design(full, sub), build_design(null, sub), rows
+        return (build_design(full, sub, weights=weights), build_design(null, sub, weights=weights),
+                rows)
 
 
 def model_pair(full: Design, null: Design, *, family: str = "gaussian",
@@ -214,6 +217,10 @@ def model_pair(full: Design, null: Design, *, family: str = "gaussian",
     if not full.blocks:
         raise ValueError("the full model has no random-effects term; compare a mixed model "
                          "with a simpler one.")
+    wf, wn = full.prior_weights, null.prior_weights
+    if (wf is None) != (wn is None) or (wf is not None and not np.array_equal(wf, wn)):
+        raise ValueError("the two models use different prior weights; fit both with the same "
+                         "`weights`.")
     nest = nesting(full, null)
     if reml and not nest.same_fixed:
         raise ValueError(

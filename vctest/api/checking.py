@@ -31,7 +31,7 @@ def _rescaled_design(design, columns: list[str]):
         frame[col] = (x - x.mean()) / x.std(ddof=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_design(design.formula.text, frame)
+        return build_design(design.formula.text, frame, weights=design.prior_weights)
 
 
 def _lmm_refitters(fit: LmmFit):

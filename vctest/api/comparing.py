@@ -49,6 +49,7 @@ def compare(
     family: str = "gaussian",
     link: str | None = None,
     offset: str | Any = None,
+    weights: str | Any = None,
 ) -> TestResult:
     """Parametric bootstrap likelihood-ratio test of two nested mixed models (LMM or GLMM).
 
@@ -96,6 +97,11 @@ def compare(
         GLMM link (see :func:`vctest.fit`).
     offset : str or array_like, optional
         GLMM offset: a column of ``data`` or one value per row of ``data``.
+    weights : str or array_like, optional
+        Prior weights, as lme4's ``weights=``: a column of ``data`` or one
+        positive value per row of ``data``.  Gaussian: row i has residual
+        variance ``sigma^2 / w_i``; binomial: numbers of trials for a
+        proportion response (times those of a ``cbind`` response).
 
     Returns
     -------
@@ -135,7 +141,7 @@ def compare(
         if data is None:
             raise ValueError("`data` is required when the models are given as formulas.")
         frame = as_frame(data)
-        d_full, d_null, rows = aligned_designs(full, null, frame)
+        d_full, d_null, rows = aligned_designs(full, null, frame, weights=weights)
         # the offset on the rows the models use, as positions in `data`
         offset = offset_values(offset, frame, rows[d_full.row_index])
     elif (isinstance(full, LmmFit) and isinstance(null, LmmFit)) or (

@@ -41,6 +41,7 @@ def fit(
     family: str = "gaussian",
     link: str | None = None,
     offset: str | Any = None,
+    weights: str | Any = None,
 ) -> LmmFit | GlmmFit:
     """Fit a linear mixed model given in lme4 syntax.
 
@@ -70,6 +71,11 @@ def fit(
     offset : str or array_like, optional
         GLMM offset (e.g. log exposure): a column of ``data`` or one value per
         row of ``data``.
+    weights : str or array_like, optional
+        Prior weights, as lme4's ``weights=``: a column of ``data`` or one
+        positive value per row of ``data``.  Gaussian: row i has residual
+        variance ``sigma^2 / w_i``; binomial: numbers of trials for a
+        proportion response (times those of a ``cbind`` response).
 
     Returns
     -------
@@ -94,7 +100,7 @@ def fit(
     _fit_iv(formula, reml, optimizer)
     check_family(family, link, offset)
     frame = as_frame(data)
-    design = build_design(formula, frame)
+    design = build_design(formula, frame, weights=weights)
     if family != "gaussian":
         if optimizer not in GLMM_OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "

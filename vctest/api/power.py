@@ -104,7 +104,7 @@ class _PowerTask:
             eta += block.columns[:, 0] * b[block.codes]
             return simulate_response(model.fam_code, model.link_code, eta, model.weights, rng)
         mu, sigma = self.null.mu, self.null.sigma
-        y = mu + sigma * rng.standard_normal(mu.size)
+        y = mu + sigma * rng.standard_normal(mu.size) / np.sqrt(self.null.model.weights)
         for blk, factor in self.other:
             u = rng.standard_normal((blk.n_levels, blk.k)) @ factor.T
             y += sigma * np.einsum("ij,ij->i", blk.columns, u[blk.codes])
@@ -168,6 +168,7 @@ def power(
     family: str = "gaussian",
     link: str | None = None,
     offset: str | Any = None,
+    weights: str | Any = None,
 ) -> PowerResult:
     """Power of the tests of a scalar variance component by simulation.
 
@@ -202,8 +203,9 @@ def power(
         Data set ``i`` of effect size ``k`` has its own stream.
     backend : {"local", "dask"}, default "local"
     client : dask.distributed.Client, optional
-    family, link, offset
-        As for :func:`vctest.vc_test`.
+    family, link, offset, weights
+        As for :func:`vctest.vc_test` (the data sets are simulated with the
+        prior weights: Gaussian residual variance ``sigma^2 / w_i``).
 
     Returns
     -------
@@ -238,7 +240,7 @@ def power(
     if sizes.size == 0 or np.any(~np.isfinite(sizes)) or np.any(sizes < 0):
         raise ValueError("`effect_sizes` must be finite, non-negative numbers.")
     frame = as_frame(data)
-    design = build_design(formula, frame)
+    design = build_design(formula, frame, weights=weights)
     pair = term_pair(design, term)
     loc, null_design = pair.location, pair.null
     if not pair.single_scalar:

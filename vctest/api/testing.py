@@ -44,6 +44,7 @@ def vc_test(
     family: str = "gaussian",
     link: str | None = None,
     offset: str | Any = None,
+    weights: str | Any = None,
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -113,6 +114,11 @@ def vc_test(
         Keep the whole null sample (default: up to 10^6 draws).  Without it
         memory stays flat: the p-value comes from exceedance counts and the
         quantiles from a log-histogram sketch (``result.null_summary``).
+    weights : str or array_like, optional
+        Prior weights, as lme4's ``weights=``: a column of ``data`` or one
+        positive value per row of ``data``.  Gaussian: row i has residual
+        variance ``sigma^2 / w_i``; binomial: numbers of trials for a
+        proportion response (times those of a ``cbind`` response).
 
     Returns
     -------
@@ -154,7 +160,7 @@ def vc_test(
     if method == "bootstrap":
         check_bootstrap_args(nsim, threads, progress, stop_alpha, stop_error)
     frame = as_frame(data)
-    design = build_design(formula, frame)
+    design = build_design(formula, frame, weights=weights)
     offset = offset_values(offset, frame, design.row_index)
     draws = Draws(nsim=nsim, seed=seed, threads=threads, progress=progress,
                   stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,

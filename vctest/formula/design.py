@@ -15,10 +15,18 @@ import difflib
 import hashlib
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vctest.formula.columns import (
+    as_factor,
+    factor_response,
+    is_factor_like,
+    prior_weights,
+    with_weights,
+)
 from vctest.formula.parse import ParsedFormula, RandomTerm, _tokenize, parse_formula
 
 __all__ = ["Design", "RandomBlock", "build_design"]
@@ -97,6 +105,13 @@ class Design:
     frame : pandas.DataFrame or None
         The used columns on the used rows (for refits on transformed data,
         e.g. rescaled predictors).
+    prior_weights : ndarray of float64 or None
+        The ``weights=`` given to :func:`build_design` on the rows used
+        (positive and finite), else None.  Gaussian: the residual variance of
+        row i is ``sigma^2 / w_i``; binomial: numbers of trials.
+    response_levels : tuple of str or None
+        For a factor, boolean or two-valued text response, its levels; ``y``
+        is then 0 for the first level ("failure", as R) and 1 otherwise.
     """
 
     formula: ParsedFormula
@@ -109,6 +124,8 @@ class Design:
     row_index: np.ndarray
     data_hash: str
     frame: pd.DataFrame | None = field(default=None, repr=False)
+    prior_weights: np.ndarray | None = field(default=None, repr=False)
+    response_levels: tuple[str, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -318,29 +335,6 @@ def _drop_missing(frame: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, np.n
     return frame.reset_index(drop=True), keep, n_dropped
 
 
-def _label(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _as_factor(values: pd.Series) -> pd.Categorical:
-    """Categorical with R's level order and only the levels present."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(values).remove_unused_categories()
-    elif pd.api.types.is_bool_dtype(values.dtype):
-        cat = pd.Categorical(values, categories=[False, True])
-    else:
-        cat = pd.Categorical(values)  # sorted unique values, like R's factor()
-    if not all(isinstance(c, str) for c in cat.categories):
-        labels = [_label(c) for c in cat.categories]
-        if len(set(labels)) == len(labels):
-            cat = cat.rename_categories(labels)
-    return cat
-
-
 def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
     """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names."""
     out = {}
@@ -350,7 +344,7 @@ def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
         dtype = values.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
                 or pd.api.types.is_bool_dtype(dtype):
-            cat = _as_factor(values)
+            cat = as_factor(values)
             if cat.ordered:
                 ordered.add(col)
             out[col] = cat
@@ -372,12 +366,16 @@ def _check_factor_levels(frame: pd.DataFrame, formula: str) -> None:
 
 
 def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFrame,
-              ordered: frozenset[str]) -> tuple[np.ndarray, np.ndarray | None]:
+              ordered: frozenset[str]) -> tuple[np.ndarray, np.ndarray | None,
+                                                tuple[str, ...] | None]:
     resp = parsed.response
     parts = []
     for part in resp.parts:
         if resp.kind == "column" or part in frame.columns:
             values = frame[part]
+            if resp.kind == "column" and is_factor_like(values):
+                y, levels = factor_response(part, values)
+                return y, None, levels
             if isinstance(values.dtype, pd.CategoricalDtype) or not (
                 pd.api.types.is_numeric_dtype(values.dtype)
             ):
@@ -394,7 +392,7 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFr
             parts.append(cols[:, 0].copy())
     if resp.kind != "cbind":
         y = np.ascontiguousarray(parts[0])
-        return y, None
+        return y, None, None
     successes, failures = parts
     for part, values in zip(resp.parts, parts, strict=True):
         if (values < 0).any():
@@ -402,7 +400,7 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFr
                              "counts of successes and failures (>= 0).")
     trials = successes + failures
     y = np.divide(successes, trials, out=np.zeros_like(trials), where=trials > 0)
-    return np.ascontiguousarray(y), np.ascontiguousarray(trials)
+    return np.ascontiguousarray(y), np.ascontiguousarray(trials), None
 
 
 def _rank_check(X: np.ndarray, names: tuple[str, ...]) -> None:
@@ -430,7 +428,7 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     cats = []
     for g in term.group_factors:
         if g not in cache:
-            cache[g] = _as_factor(frame[g])
+            cache[g] = as_factor(frame[g])
         cats.append(cache[g])
     if len(cats) == 1:
         return cats[0].codes.astype(np.int64), tuple(str(c) for c in cats[0].categories)
@@ -512,7 +510,8 @@ def _build_design_iv(formula: object, data: object) -> tuple[ParsedFormula, pd.D
     return parsed, data
 
 
-def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
+def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
+                 weights: str | Any = None) -> Design:
     """Build the numeric design of a mixed model from a formula and a DataFrame.
 
     Parameters
@@ -523,6 +522,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
         The data.  Factor columns may be categorical (their category order is
         R's level order; the first is the reference level), text (levels
         sorted) or boolean.  Grouping columns may also be integers.
+    weights : str or array_like, optional
+        Prior weights, as lme4's ``weights=``: a column of ``data`` or one
+        positive value per row of ``data``.  Rows with a missing weight are
+        dropped like other incomplete rows.
 
     Returns
     -------
@@ -560,10 +563,16 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
     """
     parsed, data = _build_design_iv(formula, data)
     used, model_columns = _used_columns(parsed, data)
-    frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
+    if weights is None:
+        frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
+        prior = None
+    else:
+        wframe, wname, what = with_weights(data, used, weights)
+        frame, row_index, n_dropped = _drop_missing(wframe, parsed.text)
+        prior = prior_weights(frame, wname, what)
     model_frame, ordered = _formula_frame(frame[model_columns])
-    y, weights = _response(parsed, frame, model_frame, ordered)
-    if weights is None and y.size and np.ptp(y) == 0:
+    y, trials, levels = _response(parsed, frame, model_frame, ordered)
+    if trials is None and y.size and np.ptp(y) == 0:
         raise ValueError(f"the response {parsed.response.text!r} is constant ({y[0]:g}) in "
                          "the rows used; there is no variation to model.")
     _check_factor_levels(model_frame, parsed.text)
@@ -579,11 +588,13 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
         X=np.ascontiguousarray(X, dtype=np.float64),
         fixed_names=fixed_names,
         y=y,
-        weights=weights,
+        weights=trials,
         blocks=blocks,
         n_dropped=n_dropped,
         row_index=row_index,
         data_hash=_hash(frame),
         frame=frame,
+        prior_weights=prior,
+        response_levels=levels,
     )
 

@@ -3,7 +3,8 @@
 One replicate: seed a xoshiro256** stream from the replicate's own 64-bit seed,
 simulate a response from the fitted null model (:func:`simulate`: spherical
 random effects ``u ~ N(0, I)`` term by term and level by level, then Gaussian
-residuals in row order or the binomial / Poisson response given the mean),
+residuals in row order (sd sigma / sqrt(prior weight)) or the binomial / Poisson
+response given the mean),
 and refit both models from warm starts with the one engine
 (:func:`vctest.kernels.engine.fit_model`).  A full fit that ends worse than
 the null fit is restarted from the null estimate embedded in the full space.
@@ -17,6 +18,8 @@ on its own centred and scaled response, :mod:`vctest.model.structure`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -41,11 +44,11 @@ def simulate(state, st, sim, out):
     linear_predictor(theta_to_factors(sim.theta, st), st, u, np.zeros(st.p), sim.eta0, eta)
     for r in range(n):
         if gaussian:
-            out[r] = eta[r] + sim.sigma * standard_normal(state)
+            out[r] = eta[r] + sim.sigma * standard_normal(state) / math.sqrt(sim.weights[r])
             continue
         mu = family_row(sim.fam, sim.link, eta[r], 0.0, 0.0)[0]
         if sim.fam == BINOMIAL:
-            m = int(sim.trials[r] + 0.5)  # trials are whole numbers >= 0
+            m = int(sim.weights[r] + 0.5)  # trials are whole numbers >= 0
             out[r] = binomial(state, m, mu) / m if m > 0 else 0.0
         else:
             out[r] = float(poisson(state, mu))

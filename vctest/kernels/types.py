@@ -180,9 +180,10 @@ class Start(NamedTuple):
 class Sim(NamedTuple):
     """A fitted model to simulate responses from.
 
-    ``y* = eta0 + sigma Z Lambda(theta) u + sigma e`` (Gaussian), or ``y* ~
-    family(g^-1(eta0 + Z Lambda(theta) u))`` with ``trials`` (binomial), with
-    ``u, e ~ N(0, I)`` drawn in that order: u term by term, level by level.
+    ``y*_i = eta0_i + sigma (Z Lambda(theta) u)_i + sigma e_i / sqrt(weights_i)``
+    (Gaussian, prior weights), or ``y* ~ family(g^-1(eta0 + Z Lambda(theta) u))``
+    with ``weights`` the binomial trials, with ``u, e ~ N(0, I)`` drawn in that
+    order: u term by term, level by level.
     """
 
     eta0: np.ndarray
@@ -190,7 +191,7 @@ class Sim(NamedTuple):
     sigma: float
     fam: int
     link: int
-    trials: np.ndarray
+    weights: np.ndarray
 
 
 class Scratch(NamedTuple):

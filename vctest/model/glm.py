@@ -99,6 +99,30 @@ def response_iv(y: Any, weights: Any, family: str) -> tuple[np.ndarray, np.ndarr
     return y, np.ones_like(y)
 
 
+def family_weights(design: Design, family: str) -> np.ndarray | None:
+    """The prior weights a binomial / Poisson model of ``design`` uses (None: ones).
+
+    Binomial: the trials of a ``cbind`` response times the ``weights=`` given
+    (as R's binomial family), or the ``weights=`` alone (trials of a proportion
+    response).  Poisson: prior weights are refused (a weighted Poisson
+    likelihood has no response to simulate for a bootstrap).
+    """
+    if design.response_levels is not None and family != "binomial":
+        raise ValueError(
+            f"the response {design.formula.response.text!r} is a factor (levels "
+            f"{list(design.response_levels)[:4]}); a {family} model needs counts. A factor "
+            "response is read as failure (first level) / success by family='binomial'.")
+    prior = design.prior_weights
+    if prior is None:
+        return design.weights
+    if family != "binomial":
+        raise ValueError(
+            "`weights` are not supported for a Poisson model: a weighted Poisson "
+            "likelihood (lme4 accepts it) has no response distribution to simulate from. "
+            "Model exposure with offset=np.log(exposure) instead.")
+    return prior if design.weights is None else design.weights * prior
+
+
 def offset_iv(offset: Any, n: int) -> np.ndarray:
     """``offset`` as a float array of length ``n`` (zeros when None)."""
     if offset is None:
@@ -214,7 +238,7 @@ class GeneralizedLinearModel(FamilyCodes, EngineModel):
         -99.0292
         """
         family, link = family_iv(family, link)
-        y, wt = response_iv(design.y, design.weights, family)
+        y, wt = response_iv(design.y, family_weights(design, family), family)
         return cls(design=design, family=family, link=link, y=y, weights=wt,
                    offset=offset_iv(offset, design.n))
 

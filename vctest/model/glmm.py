@@ -36,6 +36,7 @@ from vctest.model.glm import (
     GeneralizedLinearModel,
     as_f64,
     family_iv,
+    family_weights,
     offset_iv,
     response_iv,
     simulate_response,
@@ -158,7 +159,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         if not design.blocks:
             raise ValueError("the formula has no random-effects term such as `(1 | group)`; "
                              "fit it as a GeneralizedLinearModel (vctest.model.glm) instead.")
-        y, wt = response_iv(design.y, design.weights, family)
+        y, wt = response_iv(design.y, family_weights(design, family), family)
         layout = theta_layout([b.name for b in design.blocks],
                               [b.column_names for b in design.blocks])
         model = cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,

@@ -27,6 +27,8 @@ from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout
 
 #: Evaluate at the start (no optimisation).
 EVALUATE = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0)
+#: Evaluate at the start and return the criterion's gradient in theta's place.
+GRADIENT = settings(maxiter=-1, gtol=0.0, ftol=0.0, xtol=0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +65,9 @@ class LinearMixedModel(EngineStart):
         ``(y - X beta_ols) / y_scale``, what the engine fits.
     y_scale : float
     beta_ols : ndarray
+    weights : ndarray
+        Prior weights (ones when none were given): row i has residual
+        variance ``sigma^2 / weights[i]``, as ``lmer(weights=)``.
     """
 
     design: Design
@@ -73,10 +78,16 @@ class LinearMixedModel(EngineStart):
     y_engine: np.ndarray
     y_scale: float
     beta_ols: np.ndarray
+    weights: np.ndarray
 
     @classmethod
     def from_design(cls, design: Design, *, random_effects: bool = True) -> LinearMixedModel:
         """The model of ``design`` (``random_effects=False`` allows a linear model)."""
+        if design.response_levels is not None:
+            raise ValueError(
+                f"the response {design.formula.response.text!r} is a factor (levels "
+                f"{list(design.response_levels)[:4]}); a linear mixed model needs a numeric "
+                "response. For a binary response use family='binomial'.")
         if random_effects and not design.blocks:
             raise ValueError(
                 "the formula has no random-effects term such as `(1 | group)`; "
@@ -87,17 +98,20 @@ class LinearMixedModel(EngineStart):
         )
         units = EngineUnits.of(np.asarray(design.X, dtype=float))
         st = build_structure(design.blocks, units.x)
-        return cls._with(design, layout, st, units, f64(design.y))
+        weights = (np.ones(design.n) if design.prior_weights is None
+                   else f64(design.prior_weights))
+        return cls._with(design, layout, st, units, f64(design.y), weights)
 
     @classmethod
     def _with(cls, design: Design, layout: ThetaLayout, st: Structure, units: EngineUnits,
-              y: np.ndarray) -> LinearMixedModel:
+              y: np.ndarray, weights: np.ndarray) -> LinearMixedModel:
         resid, beta_ols = units.project(y)
-        scale = math.sqrt(float(np.mean(resid * resid))) if y.size else 1.0
+        scale = math.sqrt(float(np.mean(weights * resid * resid))) if y.size else 1.0
         if not (scale > 0.0 and math.isfinite(scale)):
             scale = 1.0
         return cls(design=design, layout=layout, structure=st, units=units, y=y,
-                   y_engine=f64(resid / scale), y_scale=scale, beta_ols=beta_ols)
+                   y_engine=f64(resid / scale), y_scale=scale, beta_ols=beta_ols,
+                   weights=weights)
 
     @property
     def n(self) -> int:
@@ -120,16 +134,26 @@ class LinearMixedModel(EngineStart):
 
     def data(self, reml: bool) -> Data:
         """The engine's :class:`~vctest.kernels.types.Data` (Gaussian, identity link)."""
-        return Data(y=self.y_engine, wt=np.ones(self.n), offset=np.zeros(self.n),
+        return Data(y=self.y_engine, wt=self.weights, offset=np.zeros(self.n),
                     fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
                     resp_scale=1.0, resp_shift=np.zeros(self.n))
 
     def criterion_shift(self, reml: bool) -> float:
-        """The engine's criterion plus this is the criterion in the user's units."""
+        """The engine's criterion plus this is the criterion in the user's units.
+
+        With prior weights the density of y has covariance ``sigma^2 W^-1``,
+        so ``-2 log L`` gains ``-sum(log w)`` (as lme4's criterion).
+        """
         log_s2 = 2.0 * math.log(self.y_scale)
+        log_w = self.log_weights
         if reml:
-            return (self.n - self.p) * log_s2 - 2.0 * self.units.logdet_a
-        return self.n * log_s2
+            return (self.n - self.p) * log_s2 - 2.0 * self.units.logdet_a - log_w
+        return self.n * log_s2 - log_w
+
+    @cached_property
+    def log_weights(self) -> float:
+        """``sum(log w)`` of the prior weights (0 without weights)."""
+        return float(np.sum(np.log(self.weights)))
 
     def run(self, theta: np.ndarray, reml: bool, ctl: Settings = EVALUATE) -> EngineFit:
         """One engine run from ``theta`` (``ctl.maxiter = 0``: evaluate there)."""
@@ -150,10 +174,20 @@ class LinearMixedModel(EngineStart):
             return math.inf
         return self.run(theta, reml).objective
 
+    def gradient(self, theta: np.ndarray, reml: bool) -> np.ndarray:
+        """The analytic gradient of :meth:`objective` at ``theta`` (NaN where undefined)."""
+        theta = f64(theta)
+        if not self.layout.size:
+            return np.zeros(0)
+        res = self.run(theta, reml, GRADIENT)
+        return res.theta if np.isfinite(res.objective) else np.full(theta.size, np.nan)
+
     def diagnostics_at(self, theta: np.ndarray, reml: bool) -> FitDiagnostics:
-        """Gradient, Hessian and the boundary-aware verdict at ``theta``, in column units."""
+        """Gradient (analytic), Hessian and the boundary-aware verdict at ``theta``, in
+        column units."""
         return diagnose(lambda th: self.objective(th, reml), theta, self.layout.lower,
-                        names=self.layout.names, sing_tol=SINGULAR_TOL, scale=self.theta_scale)
+                        names=self.layout.names, sing_tol=SINGULAR_TOL, scale=self.theta_scale,
+                        gradient=lambda th: self.gradient(th, reml))
 
     def with_response(self, y: np.ndarray) -> LinearMixedModel:
         """The same model with response ``y``; shares the structure."""
@@ -162,7 +196,8 @@ class LinearMixedModel(EngineStart):
             raise ValueError(f"`y` must have shape ({self.n},); got {y.shape}.")
         if not np.all(np.isfinite(y)):
             raise ValueError("`y` must be finite.")
-        return self._with(self.design, self.layout, self.structure, self.units, y)
+        return self._with(self.design, self.layout, self.structure, self.units, y,
+                          self.weights)
 
     def fixed_effects(self, theta: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray, float]:
         """beta-hat, its unscaled covariance (X'V^{-1}X)^{-1} sigma^2 and pwrss at ``theta``."""

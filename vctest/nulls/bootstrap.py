@@ -146,7 +146,7 @@ def _pack(model: Model, theta: np.ndarray, beta: np.ndarray, reml: bool,
         # y_user = s_g y_sim + X_g b_g = s_g y_sim + y - r_g, so the engine's response of
         # this model, (y_user - X b_ols) / s, is (s_g y_sim + r - r_g) / s
         resid_m, resid_g = model.y_engine * s, g.y_engine * g.y_scale
-        data = Data(y=model.y_engine, wt=np.ones(model.n), offset=np.zeros(model.n),
+        data = Data(y=model.y_engine, wt=model.weights, offset=np.zeros(model.n),
                     fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
                     resp_scale=g.y_scale / s, resp_shift=f64((resid_m - resid_g) / s))
         start = model.start(theta, np.zeros(model.p))
@@ -165,11 +165,11 @@ def _sim(gen: Generator) -> Sim:
         beta_e = m.units.to_engine((gen.beta - m.beta_ols) / m.y_scale)
         return Sim(eta0=f64(m.units.x @ beta_e), theta=f64(gen.theta),
                    sigma=float(gen.sigma / m.y_scale), fam=GAUSSIAN, link=IDENTITY,
-                   trials=np.ones(m.n))
+                   weights=f64(m.weights))
     data = m.data()
     eta0 = data.offset + m.units.x @ m.beta_to_engine(gen.beta)
     return Sim(eta0=f64(eta0), theta=f64(gen.theta), sigma=1.0, fam=m.fam_code,
-               link=m.link_code, trials=f64(m.weights))
+               link=m.link_code, weights=f64(m.weights))
 
 
 @dataclass(frozen=True, eq=False)

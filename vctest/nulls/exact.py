@@ -69,6 +69,9 @@ def spectral_design(design: Design, block: int) -> SpectralDesign:
     x = np.asarray(design.X, dtype=float)
     n, p = x.shape
     z = blk.columns[:, 0]
+    if design.prior_weights is not None:  # the whitened model W^(1/2) y: its null is exact
+        sw = np.sqrt(design.prior_weights)
+        x, z = x * sw[:, None], z * sw
     codes = blk.codes
     ztz = np.bincount(codes, weights=z * z, minlength=blk.n_levels)
     if p:
