@@ -3,8 +3,9 @@
 :func:`fit_model` is the serial entry point Python calls (one compiled
 specialisation; ``settings.maxiter = 0`` evaluates at the start instead of
 optimising, which is how single objective values, modes and fixed effects are
-computed), and what the bootstrap kernel (:mod:`vctest.kernels.bootstrap`)
-calls per replicate.
+computed; ``maxiter < 0`` also returns a Gaussian model's analytic gradient of
+the criterion, :mod:`vctest.kernels.gradient`, in theta's place), and what the
+bootstrap kernel (:mod:`vctest.kernels.bootstrap`) calls per replicate.
 
 By family:
 
@@ -30,10 +31,11 @@ import numpy as np
 
 from vctest.kernels._jit import jit
 from vctest.kernels.families import saturated_constant
+from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity
 from vctest.kernels.objective import evaluate, theta_of, x_of
 from vctest.kernels.optimize import derivatives, optimize
-from vctest.kernels.pwls import cross_products, scratch
+from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
 from vctest.kernels.types import (
     GAUSSIAN,
     GLM,
@@ -176,6 +178,9 @@ def fit_model(st, data, ctl, start):
         xv[d + i] = beta[i] * bscale[i]
     f, dev, pst, iters = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta,
                                   uo, bo, lxx, scr)
+    if ctl.maxiter < 0 and gaussian and d > 0 and math.isfinite(f):
+        # the criterion's analytic gradient at the start, returned in theta's place
+        profiled_gradient(theta_to_factors(theta, st), st, data, uo, bo, scr, theta)
     if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run (n_evals = iterations)
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
         nev = iters - 1

@@ -10,9 +10,10 @@ Refits in a bootstrap must not leave compiled code (a Python-level
   variance parameter, ``theta * tscale`` for the others, ``beta * bscale``
   (:func:`vctest.kernels.objective.theta_of`), so a covariate's units do not
   change the path and a variance far from its bound is a few steps away;
-* gradients by finite differences -- central in the interior, second-order
-  one-sided near a lower bound, so the objective is never evaluated outside
-  its domain;
+* the profiled criterion's gradient in closed form (:mod:`vctest.kernels.gradient`);
+  the Laplace objectives' by finite differences -- central in the interior,
+  second-order one-sided near a lower bound, so the objective is never
+  evaluated outside its domain;
 * an active set: a parameter at its bound with a positive derivative is held
   there; the inverse-Hessian approximation acts on the free parameters;
 * a projected backtracking (Armijo) line search, steps capped at
@@ -40,8 +41,11 @@ import math
 import numpy as np
 
 from vctest.kernels._jit import jit
+from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity, max_abs, scaled_at_least
-from vctest.kernels.objective import evaluate
+from vctest.kernels.objective import evaluate, theta_of
+from vctest.kernels.pwls import theta_to_factors
+from vctest.kernels.types import PROFILED
 
 _H_REL = 1e-6
 #: A variance parameter this close to its bound (scaled units) is probed for a restart.
@@ -53,11 +57,25 @@ BOUNDARY_SNAP = 1e-5
 @jit(inline=True)
 def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel, ncoord,
                 grad, curv, scr):
-    """Finite differences of the first ``ncoord`` coordinates: gradient into ``grad`` and,
-    when ``curv`` has entries, second differences into ``curv``.  Returns #evaluations."""
+    """The gradient of the first ``ncoord`` coordinates into ``grad`` and, when ``curv``
+    has entries, second differences into ``curv``.  Returns #evaluations.
+
+    The profiled criterion's gradient is analytic (:mod:`vctest.kernels.gradient`, one
+    evaluation); the others are finite differences.
+    """
     uo = np.empty(ub.size)
     bo = np.empty(bb.size)
     lxx = np.empty((bb.size, bb.size))
+    if code == PROFILED and curv.size == 0:
+        gth = np.full(tscale.size, np.nan)
+        if evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                    scr)[0] < np.inf:
+            t = theta_to_factors(theta_of(x, lower, tscale), st)
+            profiled_gradient(t, st, data, uo, bo, scr, gth)
+        for i in range(ncoord):  # d theta / d x: cosh(x) / tscale for a variance parameter
+            dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
+            grad[i] = gth[i] * dtheta / tscale[i]
+        return 1
     xt = x.copy()
     for i in range(ncoord):
         h = h_rel * max(1.0, abs(x[i]))
