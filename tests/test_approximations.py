@@ -5,13 +5,16 @@
   decision (a dynamic programme over the binomial count at each look) and a
   simulation of the real stopping loop on synthetic exceedance streams, both
   against the stated bound;
-* the gamma and Bartlett approximations against SciPy's special functions in
-  another parametrisation, against the laws they recover exactly (a gamma
-  sample, a scaled chi-square sample), and wired into ``compare()``.
+* the gamma and Bartlett approximations against pbkrtest's ``PBmodcomp``
+  (validation/r/pbkrtest_pbmodcomp.R), SciPy's special functions in another
+  parametrisation, the laws they recover exactly (a gamma sample, a scaled
+  chi-square sample), and wired into ``compare()``.
 """
 
 import functools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,10 @@ from vctest.nulls.approximations import (
     per_look_error,
 )
 from vctest.nulls.bootstrap import run_replicates
+
+PBMODCOMP = json.loads((Path(__file__).parents[1]
+                        / "validation/reference/pbkrtest_pbmodcomp.json").read_text())["cases"]
+
 
 # -- Clopper-Pearson ---------------------------------------------------------------------
 
@@ -227,6 +234,9 @@ def test_compare_reports_both_approximations_of_its_own_sample():
                          "distance ~ age + Sex + (1 | Subject)", "Orthodont", nsim=40, seed=3)
     df = res.settings["df"]
     assert df == 2
+    # the observed statistic is lme4's (as pbkrtest's PBmodcomp reports it)
+    tobs = next(c["tobs"] for c in PBMODCOMP if c["id"] == "orthodont_slope")
+    assert res.statistic == pytest.approx(tobs, abs=1e-6)
     sample, t = res.null_distribution, res.statistic
     m, v = sample.mean(), sample.var(ddof=1)
     approx = res.approximations
@@ -234,3 +244,22 @@ def test_compare_reports_both_approximations_of_its_own_sample():
         special.gammaincc(m * m / v, t * m / v), rel=1e-12)
     assert approx[f"Bartlett-scaled chi2({df})"] == pytest.approx(
         special.chdtrc(df, t * df / m), rel=1e-12)
+
+
+@pytest.mark.parametrize("case", PBMODCOMP, ids=[c["id"] for c in PBMODCOMP])
+def test_gamma_and_bartlett_match_pbkrtest(case):
+    ref, t, df = np.array(case["ref"]), case["tobs"], int(case["df"])
+    assert df == 2  # at df = 1 a lost factor df would not show
+    # PBmodcomp uses the replicates > 0 only; vctest keeps the zeros (docs/methods.rst)
+    positive = ref[ref > 0]
+    assert positive.size == case["npos"] < ref.size
+    assert positive.mean() == pytest.approx(case["moment"]["mean"], rel=1e-12)
+    assert positive.var(ddof=1) == pytest.approx(case["moment"]["var"], rel=1e-12)
+    want = case["pvalues"]
+    assert gamma_pvalue(t, positive) == pytest.approx(want["Gamma"], rel=1e-9)
+    assert bartlett_pvalue(t, positive, df) == pytest.approx(want["Bartlett"], rel=1e-9)
+    assert stats.chi2.isf(bartlett_pvalue(t, positive, df), df) == pytest.approx(
+        case["bartlett_stat"], rel=1e-9)
+    # with the zeros kept the moments, and so the p-values, differ
+    assert gamma_pvalue(t, np.maximum(ref, 0.0)) != pytest.approx(want["Gamma"], rel=1e-3)
+
