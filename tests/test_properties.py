@@ -3,6 +3,11 @@
 Every call must return a valid result or raise a clear ValueError: never an
 unhandled exception, a NaN p-value, a negative statistic or a hang.  Fits must
 agree with the dense NumPy reference of the likelihood.
+
+A refusal is a pass only where lme4 refuses too: a term with as many random
+effects as observations (the variance components are not identifiable).  Every
+other design must fit, and each test requires a minimum share of its examples
+to have fitted, so a library that refused everything could not pass.
 """
 
 import warnings
@@ -19,6 +24,11 @@ from .dense_reference import dense_objective
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
+
+#: Share of a test's examples that must fit.  The strategy draws groups of 1-8 rows and
+#: favours small examples; its share of identifiable designs was 0.72-1.0 (mean 0.91)
+#: over 300 runs of 25 examples for the slope test, 0.84-1.0 for an intercept.
+MIN_FIT_SHARE = 0.6
 
 
 @st.composite
@@ -42,6 +52,41 @@ def designs(draw):
     return frame
 
 
+#: Random effects per group of each term (``||`` splits into blocks of one column).
+EFFECTS_PER_GROUP = {"(1 | g)": 1, "(x | g)": 2, "(1 + x || g)": 1, "(0 + x | g)": 1}
+
+
+def _identifiable(frame, term):
+    """lme4's rule: each block has fewer random effects than observations."""
+    return EFFECTS_PER_GROUP[term] * frame["g"].nunique() < len(frame)
+
+
+def _fits_or_is_refused_as_lme4_would(call, frame, term):
+    """Run ``call()``; return its result, or None for a refusal lme4 also makes."""
+    try:
+        result = call()
+    except ValueError as exc:
+        assert not _identifiable(frame, term), f"an identifiable design was refused: {exc}"
+        assert "not identifiable" in str(exc), str(exc)
+        return None
+    assert _identifiable(frame, term), "a design lme4 refuses was fitted"
+    return result
+
+
+def _run(check, *strategies):
+    """Run ``check`` over the examples of ``strategies``; assert enough of them fitted."""
+    fitted = []
+
+    @SETTINGS
+    @given(st.tuples(*strategies))
+    def run(args):
+        fitted.append(check(*args))
+
+    run()
+    share = np.mean(fitted)
+    assert share >= MIN_FIT_SHARE, f"only {sum(fitted)} of {len(fitted)} examples fitted"
+
+
 def _valid(res):
     assert np.isfinite(res.statistic) and res.statistic >= 0
     assert np.isfinite(res.pvalue) and 0 < res.pvalue <= 1
@@ -49,49 +94,54 @@ def _valid(res):
         assert np.all(res.null_distribution >= 0)
 
 
-@SETTINGS
-@given(designs())
-def test_exact_test_is_valid_or_a_clear_error(frame):
-    try:
-        res = vctest.vc_test("y ~ x + (1 | g)", frame, term="(1 | g)", nsim=500, seed=1)
-    except ValueError as exc:
-        assert str(exc)  # a message, naming the problem
-        return
-    _valid(res)
-    fit = res.fits["full"]
-    assert np.isfinite(fit.objective) and np.isfinite(fit.sigma) and fit.sigma > 0
-    # the fit is a minimum: the dense reference agrees with the engine's objective there
-    ref = dense_objective(fit.model, fit.theta, True)
-    assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+def test_exact_test_is_valid_or_a_clear_error():
+    def check(frame):
+        res = _fits_or_is_refused_as_lme4_would(
+            lambda: vctest.vc_test("y ~ x + (1 | g)", frame, term="(1 | g)", nsim=500, seed=1),
+            frame, "(1 | g)")
+        if res is None:
+            return False
+        _valid(res)
+        fit = res.fits["full"]
+        assert np.isfinite(fit.objective) and np.isfinite(fit.sigma) and fit.sigma > 0
+        # the fit is a minimum: the dense reference agrees with the engine's objective there
+        ref = dense_objective(fit.model, fit.theta, True)
+        assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+        return True
+
+    _run(check, designs())
 
 
-@SETTINGS
-@given(designs())
-def test_bootstrap_is_valid_or_a_clear_error(frame):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            res = vctest.compare("y ~ x + (1 | g)", "y ~ x", frame, nsim=30, seed=2)
-        except ValueError as exc:
-            assert str(exc)
-            return
-    _valid(res)
-    assert res.n_failed <= 30
+def test_bootstrap_is_valid_or_a_clear_error():
+    def check(frame):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            res = _fits_or_is_refused_as_lme4_would(
+                lambda: vctest.compare("y ~ x + (1 | g)", "y ~ x", frame, nsim=30, seed=2),
+                frame, "(1 | g)")
+        if res is None:
+            return False
+        _valid(res)
+        assert res.n_failed <= 30
+        return True
+
+    _run(check, designs())
 
 
-@SETTINGS
-@given(designs(), st.sampled_from(["(x | g)", "(1 + x || g)", "(0 + x | g)"]))
-def test_slopes_fit_or_fail_clearly(frame, re):
-    try:
-        fit = vctest.fit(f"y ~ x + {re}", frame)
-    except ValueError as exc:
-        assert str(exc)
-        return
-    assert np.isfinite(fit.objective)
-    assert np.all(fit.theta >= fit.model.layout.lower)
-    ref = dense_objective(fit.model, fit.theta, True)
-    assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
-    assert isinstance(fit.converged, bool)
+def test_slopes_fit_or_fail_clearly():
+    def check(frame, re):
+        fit = _fits_or_is_refused_as_lme4_would(
+            lambda: vctest.fit(f"y ~ x + {re}", frame), frame, re)
+        if fit is None:
+            return False
+        assert np.isfinite(fit.objective)
+        assert np.all(fit.theta >= fit.model.layout.lower)
+        ref = dense_objective(fit.model, fit.theta, True)
+        assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+        assert isinstance(fit.converged, bool)
+        return True
+
+    _run(check, designs(), st.sampled_from(["(x | g)", "(1 + x || g)", "(0 + x | g)"]))
 
 
 # ----------------------------------------------------------------------------- invariances
