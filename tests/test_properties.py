@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import vctest
@@ -31,25 +31,37 @@ SETTINGS = settings(max_examples=25, deadline=None,
 MIN_FIT_SHARE = 0.6
 
 
+def _frame(sizes, seed, x_scale=1.0, y_scale=1.0, sd_group=0.3, collinear=False):
+    """Grouped data: group i has ``sizes[i]`` rows; y = 1 + 0.5 x + group effect + noise."""
+    rng = np.random.default_rng(seed)
+    n_groups = len(sizes)
+    g = np.repeat(np.arange(n_groups), sizes)
+    n = g.size
+    x = rng.normal(size=n) * x_scale
+    y = (1.0 + 0.5 * x / x_scale + sd_group * rng.normal(size=n_groups)[g]
+         + rng.normal(size=n)) * y_scale
+    frame = pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"g{i}" for i in g])})
+    if collinear:
+        frame["x2"] = 2.0 * frame["x"]  # collinear with x
+    return frame
+
+
 @st.composite
 def designs(draw):
     """Unbalanced grouped data with optional badly scaled or collinear covariates."""
     n_groups = draw(st.integers(2, 60))
     sizes = draw(st.lists(st.integers(1, 8), min_size=n_groups, max_size=n_groups))
     seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(n_groups), sizes)
-    n = g.size
     x_scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
     y_scale = draw(st.sampled_from([1e-6, 1.0, 1e6]))
     sd_group = draw(st.sampled_from([0.0, 0.3, 2.0]))
-    x = rng.normal(size=n) * x_scale
-    y = (1.0 + 0.5 * x / x_scale + sd_group * rng.normal(size=n_groups)[g]
-         + rng.normal(size=n)) * y_scale
-    frame = pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"g{i}" for i in g])})
-    if draw(st.booleans()):
-        frame["x2"] = 2.0 * frame["x"]  # collinear with x
-    return frame
+    return _frame(sizes, seed, x_scale, y_scale, sd_group, draw(st.booleans()))
+
+
+#: Designs with few rows per group, run by every test on top of hypothesis's examples:
+#: 13 groups of 2 rows (an intercept per group: 13 < 26 effects, identifiable; a
+#: correlated slope: 26, refused) and 10 groups of 3 (a correlated slope: 20 < 30).
+SMALL_GROUPS = (_frame([2] * 13, seed=1), _frame([3] * 10, seed=2))
 
 
 #: Random effects per group of each term (``||`` splits into blocks of one column).
@@ -73,16 +85,19 @@ def _fits_or_is_refused_as_lme4_would(call, frame, term):
     return result
 
 
-def _run(check, *strategies):
-    """Run ``check`` over the examples of ``strategies``; assert enough of them fitted."""
+def _run(check, *strategies, examples=()):
+    """Run ``check`` over ``examples`` and hypothesis's examples of ``strategies``.
+
+    Asserts that at least :data:`MIN_FIT_SHARE` of them fitted.
+    """
     fitted = []
 
-    @SETTINGS
-    @given(st.tuples(*strategies))
     def run(args):
         fitted.append(check(*args))
 
-    run()
+    for args in examples:
+        run = example(args)(run)
+    SETTINGS(given(st.tuples(*strategies))(run))()
     share = np.mean(fitted)
     assert share >= MIN_FIT_SHARE, f"only {sum(fitted)} of {len(fitted)} examples fitted"
 
@@ -109,7 +124,7 @@ def test_exact_test_is_valid_or_a_clear_error():
         assert fit.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
         return True
 
-    _run(check, designs())
+    _run(check, designs(), examples=[(f,) for f in SMALL_GROUPS])
 
 
 def test_bootstrap_is_valid_or_a_clear_error():
@@ -125,7 +140,7 @@ def test_bootstrap_is_valid_or_a_clear_error():
         assert res.n_failed <= 30
         return True
 
-    _run(check, designs())
+    _run(check, designs(), examples=[(f,) for f in SMALL_GROUPS])
 
 
 def test_slopes_fit_or_fail_clearly():
@@ -141,7 +156,9 @@ def test_slopes_fit_or_fail_clearly():
         assert isinstance(fit.converged, bool)
         return True
 
-    _run(check, designs(), st.sampled_from(["(x | g)", "(1 + x || g)", "(0 + x | g)"]))
+    terms = ["(x | g)", "(1 + x || g)", "(0 + x | g)"]
+    _run(check, designs(), st.sampled_from(terms),
+         examples=[(f, t) for f in SMALL_GROUPS for t in terms])
 
 
 # ----------------------------------------------------------------------------- invariances
