@@ -35,9 +35,11 @@ def fitted():
 @pytest.mark.parametrize("ref", FITS, ids=[f["id"] for f in FITS])
 def test_matches_lme4(ref, fitted):
     m = fitted(ref)
-    # criterion: REMLcrit for REML fits, deviance for ML fits
-    assert m.objective == pytest.approx(ref["criterion"], rel=1e-6)
-    assert m.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    # criterion: REMLcrit for REML fits, deviance for ML fits; to 1e-10 at the optimum
+    # (README), and where they differ lme4 stopped short: ours is never higher
+    assert m.objective == pytest.approx(ref["criterion"], rel=1e-10)
+    assert m.objective <= ref["criterion"] * (1 + 1e-13)
+    assert m.loglik == pytest.approx(ref["logLik"], rel=1e-10)
     assert list(m.theta_names) == list(ref["theta"])
     np.testing.assert_allclose(m.theta, list(ref["theta"].values()), atol=1e-3)
     assert m.singular == ref["isSingular"]

@@ -1,7 +1,9 @@
 """Type-I error of the GLMM bootstrap test: the stored size study and a small live one."""
 
+import importlib.util
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,14 @@ import pytest
 import vctest
 
 STORED = Path(__file__).parents[1] / "validation/size/size_glmm.json"
+SCRIPT = STORED.with_name("size_glmm.py")
+
+
+def _study_script():
+    spec = importlib.util.spec_from_file_location("size_glmm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
@@ -23,6 +33,37 @@ def test_stored_size_study_is_within_monte_carlo_error(family):
     se10 = math.sqrt(0.10 * 0.90 / boot["n"])
     assert abs(boot["rejection_rate_0.10"] - 0.10) < 4 * se10
     assert boot["failed_refits"] <= 0.01 * boot["replicates"]
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_stored_rates_are_those_of_the_stored_pvalues(family):
+    study = json.loads(STORED.read_text())
+    per = study["per_dataset"][family]
+    p = np.asarray(per["pvalue"])
+    assert p.size == len(per["statistic"]) == study["datasets"]
+    boot = study[family]["bootstrap"]
+    assert boot["rejection_rate"] == np.mean(p <= study["alpha"])
+    assert boot["rejection_rate_0.10"] == np.mean(p <= 0.10)
+    # B = 39: every p-value is (1 + k)/40
+    k = p * (1 + study["nsim"]) - 1
+    np.testing.assert_allclose(k, np.round(k), atol=1e-9)
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_the_first_data_sets_of_the_stored_study_recompute(family):
+    """The study script, rerun on its first data sets, gives the stored numbers."""
+    study = json.loads(STORED.read_text())
+    script = _study_script()
+    n = 16
+    seeds = script.dataset_seeds(study["seed"], family, study["datasets"])[:n]
+    per = study["per_dataset"][family]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = [script.one_dataset(family, ss, i, study["nsim"]) for i, ss in enumerate(seeds)]
+    stats = np.array([r.statistic for r in results])
+    assert np.count_nonzero(stats > 0) >= 2  # not only boundary fits
+    np.testing.assert_allclose(stats, per["statistic"][:n], rtol=1e-6, atol=1e-8)
+    assert [r.pvalue for r in results] == per["pvalue"][:n]
 
 
 @pytest.mark.slow

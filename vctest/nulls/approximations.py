@@ -1,7 +1,9 @@
 """Reading a bootstrap sample: moment-matched approximations and sequential stopping.
 
 Approximations (as pbkrtest's ``PBmodcomp`` reports them, Halekoh & Højsgaard
-2014), computed from *all* successful replicates -- zeros included:
+2014), computed from *all* successful replicates -- zeros included, where
+``PBmodcomp`` uses only the replicates above zero
+(tests/test_approximations.py checks both formulas against it on the same sample):
 
 * **Bartlett-corrected LRT**: ``t * df / mean(T*)`` referred to chi2(df);
 * **gamma**: the gamma law with the mean and variance of ``T*``.

@@ -28,7 +28,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from vctest._pvalue import ZERO_TOL
+from vctest._pvalue import ZERO_TOL, count_exceed
 from vctest._replicates import RECHECKED, ReplicateRecord
 from vctest._rng import replicate_seeds
 from vctest.formula.design import Design
@@ -454,7 +454,7 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
             if stop_alpha is not None and done < nsim:
                 stat, failure = classify(obj[:done], status[:done], null_fixed)
                 good = failure == 0
-                k = int(np.count_nonzero(stat[good] >= observed - _tie(observed)))
+                k = count_exceed(observed, stat[good])
                 if decision_is_clear(k, int(good.sum()), stop_alpha, err):
                     stopped = True
                     break
@@ -488,11 +488,6 @@ def recheck(status: np.ndarray, obj: np.ndarray, simulate: Callable[[int], np.nd
         for which in np.flatnonzero(bad[i]):
             if converged_at(int(which), y, int(i)):
                 status[i, which] = RECHECKED
-
-
-def _tie(observed: float) -> float:
-    """Tolerance for ties between a simulated and the observed statistic."""
-    return 1e-9 * max(1.0, abs(observed))
 
 
 def _want_progress(progress: bool | None, remaining_seconds: float) -> bool:
