@@ -8,8 +8,10 @@ determined by n, p and the eigenvalues
     mu = eig(Z' P0 Z),  P0 = I - X (X'X)^-1 X'   (REML and ML)
     xi = eig(Z' Z)                                  (ML only)
 
-(Crainiceanu & Ruppert 2004).  They are computed here from K x K cross-products
-(never an n x K dense matrix), so large designs such as InstEval stay cheap.
+(Crainiceanu & Ruppert 2004).  They are computed here without an n x K matrix
+and, when levels share their sum of squares (groups of equal size), without a
+K x K one either (:mod:`vctest.nulls.term_spectrum`), so a random intercept
+with a million groups stays cheap.
 With other random effects in the model, the same single-component null is the
 pseudo-model approximation of Greven et al. (2008).
 """
@@ -25,6 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from vctest.formula.design import Design
 from vctest.nulls.spectral import lrt_null, rlrt_null
+from vctest.nulls.term_spectrum import scalar_term_spectrum
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,10 +58,17 @@ class SpectralDesign:
 def spectral_design(design: Design, block: int) -> SpectralDesign:
     """Eigenvalues of the scalar random-effects term ``design.blocks[block]``.
 
+    The eigenvalues come from :func:`~vctest.nulls.term_spectrum.scalar_term_spectrum`,
+    which never forms a K x K matrix when levels share their sum of squares
+    (a random intercept: levels of equal size), so one million groups cost
+    about as much as the model matrix.
+
     Raises
     ------
     ValueError
-        If the block has more than one column (not a single variance component).
+        If the block has more than one column (not a single variance component),
+        or if its levels leave a dense eigenvalue problem too large for memory
+        (a random slope on a continuous covariate with very many levels).
     """
     blk = design.blocks[block]
     if blk.k != 1:
@@ -72,17 +82,9 @@ def spectral_design(design: Design, block: int) -> SpectralDesign:
     if design.prior_weights is not None:  # the whitened model W^(1/2) y: its null is exact
         sw = np.sqrt(design.prior_weights)
         x, z = x * sw[:, None], z * sw
-    codes = blk.codes
-    ztz = np.bincount(codes, weights=z * z, minlength=blk.n_levels)
-    if p:
-        q, _ = np.linalg.qr(x)
-        qtz = np.empty((p, blk.n_levels))
-        for i in range(p):
-            qtz[i] = np.bincount(codes, weights=q[:, i] * z, minlength=blk.n_levels)
-        m = np.diag(ztz) - qtz.T @ qtz
-    else:
-        m = np.diag(ztz)
-    mu = np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)[::-1]
+    values, counts, ztz = scalar_term_spectrum(x, z, blk.codes, blk.n_levels,
+                                               label=blk.term.label)
+    mu = np.sort(np.repeat(values, counts))[::-1]
     return SpectralDesign(n=n, p=p, mu=mu, xi=np.sort(ztz)[::-1])
 
 

@@ -32,6 +32,7 @@ returned as ``0.0``.  Compared with RLRsim's ``RLRTSim``/``LRTSim``:
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from typing import Any
 
@@ -144,18 +145,31 @@ def group_eigenvalues(
         return np.empty(0), np.empty(0, dtype=np.int64)
     top = float(arr.max())
     kept = np.sort(arr[arr > zero_tol * top])[::-1]
-    distinct: list[float] = []
-    counts: list[int] = []
+    bounds = _runs(kept, rtol)
+    distinct = [float(kept[i:j].mean()) for i, j in itertools.pairwise(bounds)]
+    return np.asarray(distinct[::-1]), np.diff(bounds)[::-1].astype(np.int64)
+
+
+def _runs(desc: np.ndarray, rtol: float) -> np.ndarray:
+    """Boundaries of the runs of equal values in ``desc`` (sorted decreasing).
+
+    A run starts at its largest value ``head`` and takes every following value
+    ``v`` with ``head - v <= rtol * head``.  The loop is over runs, not values
+    (a million tied eigenvalues cost one binary search).
+    """
+    neg = -desc
+    bounds = [0]
     i = 0
-    while i < kept.size:
-        head = kept[i]
-        j = i + 1
-        while j < kept.size and head - kept[j] <= rtol * head:
+    while i < desc.size:
+        head = desc[i]
+        j = int(np.searchsorted(neg, -(head - rtol * head), side="right"))
+        while j < desc.size and head - desc[j] <= rtol * head:  # rounding at the edge
             j += 1
-        distinct.append(float(kept[i:j].mean()))
-        counts.append(j - i)
-        i = j
-    return np.asarray(distinct[::-1]), np.asarray(counts[::-1], dtype=np.int64)
+        while j > i + 1 and head - desc[j - 1] > rtol * head:
+            j -= 1
+        i = max(j, i + 1)
+        bounds.append(i)
+    return np.asarray(bounds)
 
 
 def _merge_groups(
@@ -168,17 +182,10 @@ def _merge_groups(
     ).astype(float)
     order = np.argsort(-vals, kind="stable")
     vals, wts = vals[order], wts[order]
-    out_v: list[float] = []
-    out_w: list[np.ndarray] = []
-    i = 0
-    while i < vals.size:
-        head = vals[i]
-        j = i + 1
-        while j < vals.size and head - vals[j] <= rtol * head:
-            j += 1
-        out_v.append(float(vals[i:j].mean()))
-        out_w.append(wts[i:j].sum(axis=0))
-        i = j
+    bounds = _runs(vals, rtol)
+    pairs = list(itertools.pairwise(bounds))
+    out_v = [float(vals[i:j].mean()) for i, j in pairs]
+    out_w = [wts[i:j].sum(axis=0) for i, j in pairs]
     w = np.asarray(out_w[::-1]).reshape(-1, 2)
     return np.asarray(out_v[::-1]), w[:, 0].copy(), w[:, 1].copy()
 
