@@ -141,7 +141,12 @@ def _base_candidates() -> list[Path]:
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     out.append((Path(xdg) if xdg else Path("~/.cache").expanduser()) / "vctest" / "numba")
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    out.append(Path(tempfile.gettempdir()) / f"vctest-numba-{user}")
+    try:
+        tmp: str | None = tempfile.gettempdir()
+    except OSError:  # no writable temporary directory at all
+        tmp = None
+    if tmp is not None:
+        out.append(Path(tmp) / f"vctest-numba-{user}")
     return out
 
 
