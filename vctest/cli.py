@@ -297,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      exit_status(exc), as_json, kind="Interrupted")
     except _OutputError as exc:
         return _fail(exc, 1, as_json, kind="OutputError")
+    except BrokenPipeError:  # the reader went away (`vctest ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as if killed by SIGPIPE
     except Exception as exc:
         if os.environ.get("VCTEST_TRACEBACK", "") not in ("", "0"):
             raise
