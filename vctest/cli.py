@@ -156,8 +156,8 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     try:
         report = warmup(progress=not args.quiet)
     except Exception as exc:  # a failed warm-up is reported, never a traceback
-        print(f"vctest: error: warmup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"warmup failed: {type(exc).__name__}: {exc}", 1, args.json,
+                     kind=type(exc).__name__)
     _emit(report.to_dict(), report.summary(), args.json)
     return 0
 

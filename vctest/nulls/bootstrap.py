@@ -50,9 +50,10 @@ NEGATIVE_TOL = 1e-7
 #: Runs expected to take longer than this show a progress bar (when on a terminal).
 PROGRESS_AFTER_SECONDS = 2.0
 
-#: A run whose first replicates (at least this many) have all failed stops there:
-#: the model cannot be bootstrapped, and running every replicate would only waste time.
-GIVE_UP_AFTER = 20
+#: A run whose first replicates (at least this many: the first batch is 16 per
+#: thread) have all failed stops there: the model cannot be bootstrapped, and
+#: running every replicate would only waste time.
+GIVE_UP_AFTER = 16
 
 Model = LinearMixedModel | GeneralizedLinearMixedModel | GeneralizedLinearModel
 
