@@ -325,7 +325,10 @@ def load_result(path: Any) -> TestResult:
     Raises
     ------
     ValueError
-        If the file is not a vctest result (or from a newer format).
+        If the file is not a vctest result, is from a newer format, or a field
+        is missing, of the wrong type, out of range or inconsistent with the
+        rest (a p-value its own null sample does not give, say); the message
+        names the field.
 
     Examples
     --------
