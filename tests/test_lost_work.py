@@ -204,8 +204,15 @@ def test_a_read_only_directory_is_refused_before_the_run(tmp_path):
     assert out.stdout == ""  # nothing ran
 
 
-def test_check_writable_accepts_a_new_file(tmp_path):
+def test_check_writable_accepts_a_new_file_and_refuses_a_read_only_one(tmp_path,
+                                                                      monkeypatch):
     assert check_writable(tmp_path / "new.json", "--save") == tmp_path / "new.json"
+    existing = tmp_path / "old.json"
+    existing.write_text("{}")
+    # root may write any file, so the permission check is made to say no
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != existing)
+    with pytest.raises(ValueError, match=r"--save '.*old\.json' is read-only"):
+        check_writable(existing, "--save")
 
 
 # --- 10: read-only install and home -------------------------------------------------------
@@ -504,6 +511,25 @@ def test_sigterm_handler_is_restored_and_respects_the_applications():
             assert signal.getsignal(signal.SIGTERM) is mine  # left alone
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_long_work_in_a_thread_installs_no_handler():
+    """Off the main thread (a Dask worker, a GUI) no signal handler is touched."""
+    import threading
+
+    out: dict = {}
+
+    def work():
+        try:
+            out["p"] = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff",
+                                      term="(1 | Batch)", nsim=2000, seed=1).pvalue
+        except Exception as exc:  # signal.signal would raise ValueError in a thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert "error" not in out and 0 < out["p"] < 1
 
 
 # --- 12: clear errors -----------------------------------------------------------------------
