@@ -98,7 +98,8 @@ def _report(result: Any, args: argparse.Namespace) -> int:
         text += "\n\nMethods\n" + payload["methods_text"]
     _emit(payload, text, args.json)
     if args.save:
-        _write(args.save, "--save", lambda tmp: result.to_json(tmp))
+        _write(args.save, "--save", lambda tmp: tmp.write_text(result.to_json() + "\n",
+                                                                encoding="utf-8"))
     if args.plot:
         import matplotlib
 
