@@ -186,6 +186,9 @@ def test_an_unusable_cache_dir_falls_back_to_the_next(tmp_path, monkeypatch):
     blocker.write_text("not a directory")
     monkeypatch.setenv("VCTEST_CACHE_DIR", str(blocker / "cache"))
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    found = _jit._find_cache_dir()
+    with pytest.warns(_jit.VctestCacheWarning, match="cannot write its kernel cache in "
+                      ".*a-file.*Not a directory.*caching in .*numba") as record:
+        found = _jit._find_cache_dir()
+    assert len(record) == 1  # said once
     assert found == tmp_path / "numba" / f"vctest-{_jit.SOURCE_DIGEST[:16]}"
     assert found.is_dir()

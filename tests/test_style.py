@@ -58,6 +58,8 @@ def layer_of(module: str) -> str | None:
     if parts == ["vctest"]:
         return "facade"
     top = parts[1]
+    if top == "__main__":  # `python -m vctest`: the command line's other door
+        return "cli"
     if top.startswith("_") or top in ("datasets", "diagnostics"):
         return "leaf"
     if top in ("results", "report"):
@@ -190,7 +192,7 @@ def test_loading_a_result_does_not_import_numba(tmp_path):
         failure=np.array([0, 0, 1], dtype=np.int8), full_singular=np.zeros(n, dtype=bool),
         null_singular=np.zeros(n, dtype=bool))
     result = TestResult(
-        statistic=1.0, pvalue=0.5, pvalue_mc_se=0.1, pvalue_ci=(0.3, 0.7),
+        statistic=1.0, pvalue=2 / 3, pvalue_mc_se=0.1, pvalue_ci=(0.3, 0.7),
         method="bootstrap", test="LRT (parametric bootstrap)", term="(1 | g)",
         reference="parametric bootstrap", null_distribution=np.array([0.0, 1.5]),
         asymptotic={"naive chi2(1)": 0.3}, settings={"nsim": 3}, seed=1, seed_entropy=1,

@@ -41,7 +41,14 @@ def as_frame(data: object, *, argument: str = "data") -> pd.DataFrame:
         if suffix == ".csv":
             return pd.read_csv(path)
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            try:
+                return pd.read_parquet(path)
+            except ImportError:
+                raise ValueError(
+                    f"`{argument}`: reading the Parquet file {str(path)!r} needs pyarrow, "
+                    "which is not installed: pip install 'vctest[parquet]' (or save the data "
+                    "as CSV)."
+                ) from None
         raise ValueError(
             f"`{argument}`: cannot read {str(path)!r}; use a .csv or .parquet file."
         )

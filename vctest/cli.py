@@ -7,6 +7,12 @@ Examples
 ``vctest test Dyestuff "Yield ~ 1 + (1 | Batch)" --term "(1 | Batch)" --nsim 100000 --seed 1``
 ``vctest compare sleepstudy "Reaction ~ Days + (Days | Subject)" "Reaction ~ Days + (1 | Subject)"``
 ``vctest warmup`` (compile and cache every kernel ahead of time, e.g. in a Dockerfile)
+
+``python -m vctest ...`` is the same command.  Exit status: 0 on success, 2 for
+an input error (the message says what to change), 1 for any other failure,
+130 when Ctrl-C (143 when SIGTERM) interrupted a simulation -- its finished
+part is still printed, saved and marked "interrupted".  With ``--json`` an
+error is a JSON object ``{"error": {...}}`` on stdout.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -48,9 +55,31 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before any long work: can ``--save`` and ``--plot`` be written?"""
+    from vctest._files import check_writable
+
+    if args.save:
+        check_writable(args.save, "--save")
+    if args.plot:
+        check_writable(args.plot, "--plot")
+        try:
+            import matplotlib
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            raise ValueError("--plot needs matplotlib: pip install 'vctest[plot]'") from None
+        matplotlib.use("Agg")
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        suffix = os.path.splitext(args.plot)[1].lstrip(".").lower()
+        if suffix not in kinds:
+            raise ValueError(f"--plot {args.plot!r}: unknown image type {suffix!r}; end the "
+                             f"file name with one of .{', .'.join(sorted(kinds))}.")
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     from vctest.api import vc_test
 
+    _check_outputs(args)
     result = vc_test(
         args.formula, args.data, term=args.term, method=args.method, nsim=args.nsim,
         seed=args.seed, reml=not args.ml, threads=args.threads,
@@ -69,14 +98,36 @@ def _report(result: Any, args: argparse.Namespace) -> int:
         text += "\n\nMethods\n" + payload["methods_text"]
     _emit(payload, text, args.json)
     if args.save:
-        result.to_json(args.save)
+        _write(args.save, "--save", lambda tmp: tmp.write_text(result.to_json() + "\n",
+                                                                encoding="utf-8"))
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
         ax = result.plot()
-        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+        kind = os.path.splitext(args.plot)[1].lstrip(".").lower()
+        _write(args.plot, "--plot", lambda tmp: ax.figure.savefig(
+            tmp, format=kind, dpi=120, bbox_inches="tight"))
+    if result.interrupted:
+        from vctest._signals import exit_status
+
+        return exit_status()
     return 0
+
+
+def _write(path: str, option: str, write: Any) -> None:
+    """Write an output file atomically; a failure is an error naming the option."""
+    from vctest._files import atomic_write
+
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise _OutputError(f"could not write {option} {path!r} ({exc.strerror or exc}); "
+                           "the file is unchanged, the result above is complete.") from None
+
+
+class _OutputError(Exception):
+    """An output file could not be written after the run (exit status 1)."""
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -91,6 +142,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from vctest.api import compare
 
+    _check_outputs(args)
     result = compare(
         args.formula, args.null_formula, args.data, nsim=args.nsim, seed=args.seed,
         reml=args.reml, threads=args.threads, progress=False if args.quiet else None,
@@ -106,15 +158,31 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     try:
         report = warmup(progress=not args.quiet)
     except Exception as exc:  # a failed warm-up is reported, never a traceback
-        print(f"vctest: error: warmup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"warmup failed: {type(exc).__name__}: {exc}", 1, args.json,
+                     kind=type(exc).__name__)
     _emit(report.to_dict(), report.summary(), args.json)
     return 0
 
 
+class _UsageError(Exception):
+    """A command-line usage error (exit status 2), raised by the parser named ``parser``."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(f"{parser.prog}: {message}")
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises on a usage error, so ``--json`` can report it as JSON."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vctest",
         description="Is this random effect needed? Exact and bootstrap tests of variance "
         "components in mixed models.",
@@ -203,21 +271,66 @@ def simulation(p: argparse.ArgumentParser, nsim_help: str, default: int | None =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for input errors)."""
+    """Run the command line; returns the exit status.
+
+    0 on success; 2 for an input error; 1 for another failure; 130 (Ctrl-C)
+    or 143 (SIGTERM) when a simulation was interrupted.  No traceback reaches
+    the user (``VCTEST_TRACEBACK=1`` shows it, for a bug report); under
+    ``--json`` an error is printed as a JSON object on stdout.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             return int(args.func(args))
-    except (ValueError, TypeError) as exc:
-        print(f"vctest: error: {exc}", file=sys.stderr)
+    except _UsageError as exc:
+        if as_json:
+            return _fail(exc, 2, True, kind="UsageError")
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
         return 2
+    except (ValueError, TypeError) as exc:
+        return _fail(exc, 2, as_json)
+    except KeyboardInterrupt as exc:
+        from vctest._signals import exit_status, signal_name
+
+        return _fail(f"interrupted ({signal_name(exc)}); nothing had finished to report.",
+                     exit_status(exc), as_json, kind="Interrupted")
+    except _OutputError as exc:
+        return _fail(exc, 1, as_json, kind="OutputError")
+    except BrokenPipeError:  # the reader went away (`vctest ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as if killed by SIGPIPE
+    except Exception as exc:
+        if os.environ.get("VCTEST_TRACEBACK", "") not in ("", "0"):
+            raise
+        return _fail(f"{type(exc).__name__}: {exc} (not an input error vctest recognises; "
+                     "rerun with VCTEST_TRACEBACK=1 for the traceback and report it)", 1,
+                     as_json, kind=type(exc).__name__)
+
+
+def _fail(exc: BaseException | str, status: int, as_json: bool, kind: str | None = None) -> int:
+    """Report an error on stderr (or as JSON on stdout) and return the exit status."""
+    from vctest._text import plain
+
+    message = plain(exc)
+    if as_json:
+        error = {"type": kind or type(exc).__name__, "message": message,
+                 "exit_status": status}
+        print(json.dumps({"error": error}, indent=2))
+    else:
+        print(f"vctest: error: {message}", file=sys.stderr)
+    return status
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"vctest: warning: {message}", file=sys.stderr)
+    from vctest._text import plain
+
+    print(f"vctest: warning: {plain(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -139,6 +139,11 @@ class TestResult:
         return int(self.null_distribution.size)
 
     @property
+    def interrupted(self) -> bool:
+        """Whether the simulation was stopped by Ctrl-C or SIGTERM (fewer draws than asked)."""
+        return bool(self.settings.get("interrupted", False))
+
+    @property
     def null_mass_at_zero(self) -> float | None:
         """Fraction of null draws that are exactly zero."""
         if self.null_distribution is None:
@@ -237,6 +242,7 @@ class TestResult:
             "term": self.term,
             "reference": self.reference,
             "nsim": self.nsim,
+            "interrupted": self.interrupted,
             "seed": self.seed,
             "seed_entropy": self.seed_entropy,
             "null_mass_at_zero": _finite_or_none(self.null_mass_at_zero),
@@ -257,6 +263,8 @@ class TestResult:
         """A short plain-text report."""
         lines = [
             f"{self.test} of {self.term}: is its variance zero?",
+            *([f"  INTERRUPTED: {self.nsim} of {self.settings.get('nsim')} simulations "
+               "finished; the p-value uses those."] if self.interrupted else []),
             f"  model:      {self.settings.get('formula')}",
             f"  null model: {self.settings.get('null_formula')}",
             f"  statistic = {self.statistic:.4f}",
@@ -317,7 +325,10 @@ def load_result(path: Any) -> TestResult:
     Raises
     ------
     ValueError
-        If the file is not a vctest result (or from a newer format).
+        If the file is not a vctest result, is from a newer format, or a field
+        is missing, of the wrong type, out of range or inconsistent with the
+        rest (a p-value its own null sample does not give, say); the message
+        names the field.
 
     Examples
     --------

@@ -258,12 +258,28 @@ def fit_null(design: Design, *, family: str = "gaussian", link: str | None = Non
         if design.blocks:
             fit: GlmmFit | GlmFit = fit_glmm_design(design, family, link, offset)
         else:
-            fit = fit_glm(GeneralizedLinearModel.from_design(design, family, link, offset))
+            try:
+                fit = fit_glm(GeneralizedLinearModel.from_design(design, family, link, offset))
+            except FloatingPointError:
+                raise ValueError(_separation_message(design, family)) from None
         return Generator.from_fit(fit), fit
     if design.blocks:
         lmm = fit_model(LinearMixedModel.from_design(design), reml=reml)
         return Generator.from_fit(lmm), lmm
     return Generator.linear_model(design, reml), None
+
+
+def _separation_message(design: Design, family: str) -> str:
+    """Why a GLM null cannot be fitted (its IRLS broke down), and what to do."""
+    where = "probabilities of 0 or 1" if family == "binomial" else "means of 0"
+    return (
+        f"the null model {design.formula.text!r} (a GLM: no random effects left) cannot be "
+        f"fitted: its fixed effects ({', '.join(design.fixed_names)}) separate the {family} "
+        f"response completely (fitted {where}), so its likelihood has no maximum and the "
+        "likelihood-ratio test is not defined. Remove or merge the fixed-effect term that "
+        "predicts the response exactly (a level or a range of a covariate where every "
+        "response is 0, or every one is 1)."
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -388,7 +404,13 @@ def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
     else:
         mc = pvalue_from_counts(sketch.n_exceed, sketch.n)
         null_summary = sketch.summary(QUANTILE_LEVELS)
+    n_run = mc.n_sim
     notes = list(fitted.notes)
+    if n_run < nsim:
+        notes.append(f"interrupted: the p-value uses the {n_run} of {nsim} exact null draws "
+                     "that finished.")
+        warnings.warn(f"exact test interrupted after {n_run} of {nsim} null draws; the result "
+                      "uses those that finished.", RuntimeWarning, stacklevel=_stacklevel())
     if len(pair.full.blocks) > 1:
         reference = (
             f"exact finite-sample null of the {test_name} for the tested term's "
@@ -408,7 +430,8 @@ def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
         confint = _confint_closure(fitted.full, sd, ss, draws.threads) if pair.reml else None
     if sd.K + sd.p >= sd.n:
         notes.append(f"p + K = {sd.p + sd.K} >= n = {sd.n}: the spectral null is not exact.")
-    settings = {**fitted.settings, "method": "exact", "nsim": nsim, "K": sd.K, "p": sd.p}
+    settings = {**fitted.settings, "method": "exact", "nsim": nsim, "K": sd.K, "p": sd.p,
+                "n_run": n_run, "interrupted": n_run < nsim}
     return TestResult(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="exact", test=test_name, term=pair.label, reference=reference,
@@ -457,9 +480,12 @@ def bootstrap_result(fitted: FittedPair, draws: Draws,
     n_failed = rec.n_failed
     n_run = rec.failure.size
     if sample.size == 0:
-        raise RuntimeError(
-            f"all {n_run} bootstrap replicates failed to refit "
-            f"({rec.failure_counts()}); the model cannot be bootstrapped as specified."
+        ran = (f"stopped after the first {n_run} of {nsim}, all failed" if run.gave_up
+               else f"all {n_run} failed")
+        raise ValueError(
+            f"the bootstrap cannot refit the models: {ran} ({rec.failure_counts()}), so "
+            "there is no null sample. Check the full model with `vctest check` (or "
+            "vctest.check), simplify its random effects or rescale its covariates."
         )
     mc = monte_carlo_pvalue(statistic, sample)
     bound = (1 + mc.n_exceed + n_failed) / (1 + sample.size + n_failed)

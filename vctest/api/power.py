@@ -13,6 +13,7 @@ import pandas as pd
 from vctest._data import as_frame
 from vctest._pvalue import wilson_interval
 from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest._signals import interruptible
 from vctest.api._checks import check_backend, check_family, offset_values
 from vctest.api._pipeline import (
     BootstrapFailureWarning,
@@ -40,11 +41,15 @@ class PowerResult:
         ``rate``, ``ci_low``, ``ci_high`` (Wilson 95%).
     alpha : float
     settings : dict
+    interrupted : bool
+        Stopped by Ctrl-C or SIGTERM: the table counts the data sets that
+        finished (``datasets`` per row; a row with none has rate NaN).
     """
 
     table: pd.DataFrame
     alpha: float
     settings: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
 
     def plot(self, ax: Any = None) -> Any:
         """Power curves with their Monte Carlo intervals (needs matplotlib)."""
@@ -70,6 +75,7 @@ class PowerResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"alpha": self.alpha, "settings": dict(self.settings),
+                "interrupted": self.interrupted,
                 "table": self.table.to_dict(orient="records")}
 
 
@@ -125,6 +131,8 @@ class _PowerTask:
             res = test_term(design, self.term, method,
                             Draws(nsim=nsim, seed=i, threads=1, progress=False),
                             reml=self.reml, **model)
+            if res.interrupted:  # a test cut short does not count as a data set
+                raise KeyboardInterrupt
             row[m] = res.pvalue <= self.alpha
         if "naive" in self.methods:
             if res is None:
@@ -274,19 +282,43 @@ def power(
 
 def _run(tasks: list[_PowerTask], nsim: int, methods: tuple[str, ...], alpha: float,
          settings: dict[str, Any], backend: str, client: Any) -> PowerResult:
-    """Simulate and test ``nsim`` data sets per effect size; tabulate the rejections."""
+    """Simulate and test ``nsim`` data sets per effect size; tabulate the rejections.
+
+    Locally each data set is its own chunk, so Ctrl-C (or SIGTERM) keeps every
+    data set that finished; the result is then marked ``interrupted``.
+    """
+    rejected = [np.zeros((nsim, len(methods)), dtype=bool) for _ in tasks]
+    finished = [np.zeros(nsim, dtype=bool) for _ in tasks]
+    interrupted = False
+    try:
+        with interruptible():
+            for task, rej, fin in zip(tasks, rejected, finished, strict=True):
+
+                def take(a: int, b: int, r: np.ndarray, rej: np.ndarray = rej,
+                         fin: np.ndarray = fin) -> None:
+                    rej[a:b] = r
+                    fin[a:b] = True
+
+                size = 1 if backend == "local" else max(1, nsim // 8)
+                run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend,
+                           client=client)
+    except KeyboardInterrupt:
+        if not any(f.any() for f in finished):
+            raise
+        interrupted = True
     rows = []
-    for task in tasks:
-        rejected = np.zeros((nsim, len(methods)), dtype=bool)
-
-        def take(a: int, b: int, r: np.ndarray, rejected: np.ndarray = rejected) -> None:
-            rejected[a:b] = r
-
-        size = nsim if backend == "local" else max(1, nsim // 8)
-        run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
+    for task, rej, fin in zip(tasks, rejected, finished, strict=True):
+        n = int(fin.sum())
         for m, method in enumerate(methods):
-            r = int(rejected[:, m].sum())
-            lo, hi = wilson_interval(r, nsim)
+            r = int(rej[fin, m].sum())
+            lo, hi = wilson_interval(r, n)
             rows.append({"effect_size": task.effect, "method": method, "rejections": r,
-                         "datasets": nsim, "rate": r / nsim, "ci_low": lo, "ci_high": hi})
-    return PowerResult(table=pd.DataFrame(rows), alpha=alpha, settings=settings)
+                         "datasets": n, "rate": r / n if n else float("nan"), "ci_low": lo,
+                         "ci_high": hi})
+    if interrupted:
+        done = sum(int(f.sum()) for f in finished)
+        settings = {**settings, "interrupted": True, "datasets_finished": done}
+        warnings.warn(f"power() interrupted after {done} of {nsim * len(tasks)} data sets; "
+                      "the table counts those that finished.", RuntimeWarning, stacklevel=3)
+    return PowerResult(table=pd.DataFrame(rows), alpha=alpha, settings=settings,
+                       interrupted=interrupted)

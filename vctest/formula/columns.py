@@ -1,114 +1,89 @@
-"""Single columns the model frame reads specially: factor levels, factor responses
-and prior weights.
+"""Column types a formula cannot use as they are, refused with what to do instead.
 
-* :func:`as_factor`: a column as a factor with R's level order (sorted unique
-  values; a pandas categorical keeps its order; booleans FALSE, TRUE).
-* :func:`factor_response`: a factor, boolean or two-valued text response coded
-  as R's binomial family reads it (first level = failure = 0).
-* :func:`with_weights` / :func:`prior_weights`: lme4's ``weights=`` (a column
-  or one value per row), kept through the missing-value drop and checked.
+R's model frame would turn a date into a number of days and a column mixing
+numbers and text into text; pandas keeps both as they are, and building a
+design from them would silently make a factor with one level per value.
+vctest refuses them with a message saying how to convert the column.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import numbers
 
-import numpy as np
 import pandas as pd
 
 
-def _label(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+def check_covariates(frame: pd.DataFrame, formula: str) -> None:
+    """Refuse date/time and time-span columns and columns mixing numbers and text.
 
+    ``frame`` holds the columns the formula uses outside its groupings (after
+    rows with missing values are dropped).
 
-def as_factor(values: pd.Series) -> pd.Categorical:
-    """Categorical with R's level order and only the levels present."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(values).remove_unused_categories()
-    elif pd.api.types.is_bool_dtype(values.dtype):
-        cat = pd.Categorical(values, categories=[False, True])
-    else:
-        cat = pd.Categorical(values)  # sorted unique values, like R's factor()
-    if not all(isinstance(c, str) for c in cat.categories):
-        labels = [_label(c) for c in cat.categories]
-        if len(set(labels)) == len(labels):
-            cat = cat.rename_categories(labels)
-    return cat
+    Raises
+    ------
+    ValueError
+        Naming the column and how to convert it.
 
-
-def is_factor_like(values: pd.Series) -> bool:
-    dtype = values.dtype
-    return (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype)
-            or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype))
-
-
-def factor_response(name: str, values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A factor, boolean or two-valued text response as 0 (first level) / 1 (the others),
-    as R's binomial family reads a factor."""
-    if not (isinstance(values.dtype, pd.CategoricalDtype)
-            or pd.api.types.is_bool_dtype(values.dtype)):
-        distinct = pd.unique(values)
-        if not all(isinstance(v, str) for v in distinct):
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"x": [1, "two", 3]})
+    >>> check_covariates(frame, "y ~ x + (1 | g)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: column 'x' used in 'y ~ x + (1 | g)' mixes numbers and text (e.g. 1 and 'two')...
+    """
+    for col in frame.columns:
+        values = frame[col]
+        dtype = values.dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
             raise ValueError(
-                f"the response {name!r} mixes numbers and text; a binomial response is 0/1, "
-                "a proportion, a factor or a column of two text values, so convert it, e.g. "
-                f"data[{name!r}] = pd.to_numeric(data[{name!r}]) for numbers.")
-        if len(distinct) != 2:
+                f"column {col!r} used in {formula!r} is a date/time ({dtype}); vctest does not "
+                "guess its unit. Convert it to a number, e.g. "
+                f"data[{col!r}] = (data[{col!r}] - data[{col!r}].min()).dt.days, or to text "
+                f"(data[{col!r}].astype(str)) to use it as a factor."
+            )
+        if pd.api.types.is_timedelta64_dtype(dtype):
             raise ValueError(
-                f"the response {name!r} is text with {len(distinct)} distinct values "
-                f"{sorted(map(str, distinct))[:5]}; a binomial response needs two (the first "
-                "in sorted order counts as failure, as R). Make it a pandas Categorical to "
-                "choose the first level, or recode it to 0/1.")
-    cat = as_factor(values)
-    if len(cat.categories) < 2:
-        raise ValueError(f"the response {name!r} has only one level {list(cat.categories)} "
-                         "in the rows used; there is no variation to model.")
-    y = (np.asarray(cat.codes) != 0).astype(np.float64)
-    return np.ascontiguousarray(y), tuple(str(c) for c in cat.categories)
+                f"column {col!r} used in {formula!r} is a time span ({dtype}); vctest does "
+                "not guess its unit. Convert it to a number, e.g. "
+                f"data[{col!r}] = data[{col!r}].dt.total_seconds() / 3600 for hours."
+            )
+        if pd.api.types.is_object_dtype(dtype):
+            number = next((v for v in values if isinstance(v, numbers.Number)
+                           and not isinstance(v, bool)), None)
+            text = next((v for v in values if isinstance(v, str)), None)
+            if number is not None and text is not None:
+                raise ValueError(
+                    f"column {col!r} used in {formula!r} mixes numbers and text (e.g. "
+                    f"{number!r} and {text!r}), which R would read as text. Convert it: "
+                    f"pd.to_numeric(data[{col!r}], errors='coerce') for a number (text "
+                    f"becomes missing), or data[{col!r}].astype(str) for a factor."
+                )
+            odd = next((v for v in values if isinstance(v, pd.Timestamp | pd.Timedelta)),
+                       None)
+            if odd is not None:
+                raise ValueError(
+                    f"column {col!r} used in {formula!r} holds dates or time spans (e.g. "
+                    f"{odd!r}); convert it to a number or to text first."
+                )
 
 
-#: The column name prior weights given as values get in the used frame (lme4's name).
-WEIGHTS_COLUMN = "(weights)"
+def check_fixed_size(p: int, n: int, fixed: str) -> None:
+    """Refuse as many fixed-effect columns as observations (or more).
 
-
-def with_weights(data: pd.DataFrame, used: list[str],
-                  weights: str | Any) -> tuple[pd.DataFrame, str, str]:
-    """The used columns plus the prior weights' column; its name and how to call it."""
-    if isinstance(weights, str):
-        if weights not in data.columns:
-            raise ValueError(f"`weights` column {weights!r} is not in the data; columns are "
-                             f"{list(data.columns)[:20]}.")
-        name, what = weights, f"the `weights` column {weights!r}"
-        frame = data[list(dict.fromkeys([*used, weights]))]
-    else:
-        try:
-            values = np.asarray(weights, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"`weights` must be a column name or numbers, one per row of the "
-                            f"data; got {type(weights).__name__}.") from exc
-        if values.size != len(data):
-            raise ValueError(f"`weights` must have one value per row of the data ({len(data)}); "
-                             f"got {values.size}.")
-        name, what = WEIGHTS_COLUMN, "`weights`"
-        frame = data[used].assign(**{WEIGHTS_COLUMN: values})
-    if not pd.api.types.is_numeric_dtype(frame[name].dtype) or pd.api.types.is_bool_dtype(
-            frame[name].dtype):
-        raise TypeError(f"{what} must be numeric (dtype {frame[name].dtype}); prior weights are "
-                        "positive numbers.")
-    return frame, name, what
-
-
-def prior_weights(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
-    w = frame[name].to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(w) & (w > 0))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
+    Examples
+    --------
+    >>> check_fixed_size(3, 10, "x + z")
+    >>> check_fixed_size(10, 10, "f")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the fixed-effect part 'f' has 10 columns for 10 observations; ...
+    """
+    if p >= n:
         raise ValueError(
-            f"{what} has {int(bad.sum())} zero, negative or infinite values on the rows used "
-            f"(first: {w[first]:g}); prior weights must be positive and finite. Drop the rows "
-            "with zero weight (they carry no information) and fix the others.")
-    return np.ascontiguousarray(w)
+            f"the fixed-effect part {fixed!r} has {p} columns for {n} observations; a mixed "
+            "model needs more observations than fixed-effect columns (the fixed effects "
+            "alone would fit every observation, leaving nothing for the residual and random "
+            "effects). Remove fixed-effect terms or use more data."
+        )

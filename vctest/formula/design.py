@@ -20,13 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vctest.formula.columns import (
+from vctest._text import plain
+from vctest.formula.coding import (
     as_factor,
     factor_response,
     is_factor_like,
     prior_weights,
     with_weights,
 )
+from vctest.formula.columns import check_covariates, check_fixed_size
 from vctest.formula.parse import ParsedFormula, RandomTerm, _tokenize, parse_formula
 
 __all__ = ["Design", "RandomBlock", "build_design"]
@@ -229,8 +231,8 @@ def _model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str],
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             mm = formulaic.model_matrix(text, frame, na_action="ignore", context={})
     except Exception as exc:  # formulaic raises many types; re-raise as ours
-        raise ValueError(f"cannot evaluate {where} {rhs!r}: {exc}; check the term and the "
-                         "column types.") from exc
+        raise ValueError(f"cannot evaluate {where} {rhs!r}: {plain(exc)}; check the term "
+                         "and the column types.") from exc
     names = tuple(_r_name(str(c), renames) for c in mm.columns)
     values = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
     bad = ~np.isfinite(values).all(axis=0)
@@ -249,7 +251,7 @@ def _variables(rhs: str, where: str) -> list[str]:
     try:
         variables = Formula(text).required_variables
     except Exception as exc:
-        raise ValueError(f"cannot parse {where} {rhs!r}: {exc}") from exc
+        raise ValueError(f"cannot parse {where} {rhs!r}: {plain(exc)}") from exc
     return sorted(str(v) for v in variables)
 
 
@@ -570,6 +572,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         wframe, wname, what = with_weights(data, used, weights)
         frame, row_index, n_dropped = _drop_missing(wframe, parsed.text)
         prior = prior_weights(frame, wname, what)
+    check_covariates(frame[model_columns], parsed.text)
     model_frame, ordered = _formula_frame(frame[model_columns])
     y, trials, levels = _response(parsed, frame, model_frame, ordered)
     if trials is None and y.size and np.ptp(y) == 0:
@@ -581,6 +584,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
     else:
         X, fixed_names = _model_matrix(parsed.fixed, model_frame, ordered,
                                        "the fixed-effect part")
+    check_fixed_size(X.shape[1], X.shape[0], parsed.fixed)
     _rank_check(X, fixed_names)
     blocks = _blocks(parsed, model_frame, ordered, frame)
     return Design(

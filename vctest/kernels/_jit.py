@@ -25,10 +25,14 @@ for functions defined in files under ``vctest/kernels/``; other packages'
 caching is untouched.  Old ``vctest-*`` directories are never read again and
 can be deleted.
 
-``<base>`` is, in this order: ``$VCTEST_CACHE_DIR``; ``$NUMBA_CACHE_DIR``;
+``<base>`` is the first writable one of: ``$VCTEST_NUMBA_CACHE`` when it
+names a directory; ``$VCTEST_CACHE_DIR``; ``$NUMBA_CACHE_DIR``;
 ``$XDG_CACHE_HOME/vctest/numba`` or ``~/.cache/vctest/numba``; a directory in
-the system's temporary directory if none of these is writable.  If no
-writable directory is found, caching is off.
+the system's temporary directory.  When the first of these cannot be written
+(a read-only home, say) vctest says so once with a :class:`VctestCacheWarning`
+naming the directory it uses instead; when none can, caching is off (every
+process compiles again), with the same one warning.  A read-only package
+directory does not matter: nothing is written next to the sources.
 
 The first compilation in a process whose cache is empty says so once, with a
 :class:`VctestCompileNotice` warning (compiling takes a while once; ``vctest
@@ -37,10 +41,12 @@ Docker image).
 
 Environment
 -----------
+``VCTEST_NUMBA_CACHE``
+    ``0`` (or ``false``/``off``/``no``): no on-disk cache, and no warning;
+    ``1`` or unset: the default locations above; anything else: the base
+    directory of the cache (created if missing).
 ``VCTEST_CACHE_DIR``
     The base directory of the on-disk cache (see above).
-``VCTEST_NUMBA_CACHE=0``
-    Turn off the on-disk cache (useful on read-only installs).
 ``VCTEST_QUIET_COMPILE=1``
     No notice on the first compilation (the test suite sets it).
 ``NUMBA_DISABLE_JIT=1``
@@ -76,6 +82,10 @@ class VctestCompileNotice(UserWarning):
     """vctest is compiling its Numba kernels (once; they are cached afterwards)."""
 
 
+class VctestCacheWarning(UserWarning):
+    """The kernel cache cannot live where it should: another directory, or no cache."""
+
+
 def source_digest(kernels_dir: str | os.PathLike[str] | None = None) -> str:
     """The SHA-256 hex digest that keys the kernel cache.
 
@@ -97,17 +107,33 @@ def source_digest(kernels_dir: str | os.PathLike[str] | None = None) -> str:
     return h.hexdigest()
 
 
-def _writable(path: Path) -> bool:
+def _writable(path: Path) -> str | None:
+    """None if a file can be created in ``path`` (made if missing), else why not."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+_OFF = ("0", "false", "off", "no")
+_DEFAULT = ("", "1", "true", "on", "yes")
+
+
+def _cache_setting() -> str:
+    """``$VCTEST_NUMBA_CACHE``: "off", "default", or a directory."""
+    value = os.environ.get("VCTEST_NUMBA_CACHE", "").strip()
+    if value.lower() in _OFF:
+        return "off"
+    return "default" if value.lower() in _DEFAULT else value
 
 
 def _base_candidates() -> list[Path]:
     out: list[Path] = []
+    setting = _cache_setting()
+    if setting not in ("off", "default"):
+        out.append(Path(setting).expanduser())
     for var in ("VCTEST_CACHE_DIR", "NUMBA_CACHE_DIR"):
         value = os.environ.get(var, "").strip()
         if value:
@@ -115,20 +141,42 @@ def _base_candidates() -> list[Path]:
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     out.append((Path(xdg) if xdg else Path("~/.cache").expanduser()) / "vctest" / "numba")
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    out.append(Path(tempfile.gettempdir()) / f"vctest-numba-{user}")
+    try:
+        tmp: str | None = tempfile.gettempdir()
+    except OSError:  # no writable temporary directory at all
+        tmp = None
+    if tmp is not None:
+        out.append(Path(tmp) / f"vctest-numba-{user}")
     return out
 
 
 def _find_cache_dir() -> Path | None:
+    """The first writable salted directory; one :class:`VctestCacheWarning` if not the first."""
     digest = SOURCE_DIGEST[:16]
-    for base in _base_candidates():
+    candidates = _base_candidates()
+    reasons: list[str] = []
+    chosen = None
+    for base in candidates:
         salted = base / f"vctest-{digest}"
-        if _writable(salted):
-            return salted
-    return None
+        why = _writable(salted)
+        if why is None:
+            chosen = salted
+            break
+        reasons.append(f"{base} ({why})")
+    if reasons:
+        fix = ("set VCTEST_NUMBA_CACHE to a writable directory, or VCTEST_NUMBA_CACHE=0 to "
+               "turn the cache off")
+        text = (f"vctest cannot write its kernel cache in {reasons[0]}; caching in {chosen} "
+                f"instead ({fix})" if chosen is not None else
+                f"vctest found no writable directory for its kernel cache (tried "
+                f"{'; '.join(reasons)}); compiled kernels are not cached, so every process "
+                f"compiles them again ({fix})")
+        warnings.warn_explicit(text, VctestCacheWarning, filename="vctest", lineno=0,
+                               module=__name__)
+    return chosen
 
 
-CACHE = os.environ.get("VCTEST_NUMBA_CACHE", "1") != "0" and not numba.config.DISABLE_JIT
+CACHE = _cache_setting() != "off" and not numba.config.DISABLE_JIT
 
 SOURCE_DIGEST = source_digest()
 """Digest of the kernel sources and versions; names the cache directory."""

@@ -31,6 +31,7 @@ import numpy as np
 from vctest._pvalue import ZERO_TOL, count_exceed
 from vctest._replicates import RECHECKED, ReplicateRecord
 from vctest._rng import replicate_seeds
+from vctest._signals import interruptible
 from vctest.formula.design import Design
 from vctest.kernels._jit import set_threads
 from vctest.kernels.bootstrap import bootstrap
@@ -48,6 +49,11 @@ NEGATIVE_TOL = 1e-7
 
 #: Runs expected to take longer than this show a progress bar (when on a terminal).
 PROGRESS_AFTER_SECONDS = 2.0
+
+#: A run whose first replicates (at least this many: the first batch is 16 per
+#: thread) have all failed stops there: the model cannot be bootstrapped, and
+#: running every replicate would only waste time.
+GIVE_UP_AFTER = 16
 
 Model = LinearMixedModel | GeneralizedLinearMixedModel | GeneralizedLinearModel
 
@@ -305,8 +311,11 @@ def run_bootstrap(
     Returns
     -------
     BootstrapRun
-        A run interrupted by ``KeyboardInterrupt`` keeps the replicates that
-        finished and says so (``interrupted``).
+        A run interrupted by ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM: see
+        :mod:`vctest._signals`) keeps the replicates that finished and says so
+        (``interrupted``).  A run whose first :data:`GIVE_UP_AFTER` (or more)
+        replicates all failed, even after the second look of
+        :func:`recheck`, stops there (``gave_up``).
 
     Examples
     --------
@@ -323,25 +332,37 @@ def run_bootstrap(
     local = backend == "local"
     task = make_task(null, full, embed, reml=reml, seed_seq=seed_seq,
                      threads=threads if local else None, settings=settings)
+    d0, d1 = null.theta.size, full.theta.size
+    models = (None if null.fixed_theta else null.model, full.model)
+    dims = (d0, d1)
+
+    def checker(estimates: tuple[np.ndarray, np.ndarray]) -> Callable[[int, np.ndarray, int],
+                                                                       bool]:
+        def converged_at(which: int, y: np.ndarray, i: int) -> bool:
+            model = models[which]
+            if model is None:
+                return False
+            est, d = estimates[which][i], dims[which]
+            if isinstance(model, LinearMixedModel):
+                return model.with_response(y).diagnostics_at(est[:d], reml).converged
+            return model.with_response(y).diagnostics_at(est[:d], est[d:]).converged
+
+        return converged_at
+
+    def all_failed(arrays: tuple[np.ndarray, ...]) -> bool:
+        o, e0, e1, _, st = arrays
+        if np.any(classify(o, st, False)[1] == 0):
+            return False
+        st = st.copy()
+        recheck(st, o, task.simulate, checker((e0, e1)))
+        return not np.any(classify(o, st, False)[1] == 0)
+
     raw = run_replicates(task, nsim=nsim, dims=task.dims, observed=observed, null_fixed=False,
                          threads=threads, progress=progress, stop_alpha=stop_alpha,
                          stop_error=stop_error, backend=backend, client=client,
-                         n_workers=n_workers)
+                         n_workers=n_workers, give_up=all_failed)
     obj, est0, est1, nev, status = raw.arrays
-    d0, d1 = null.theta.size, full.theta.size
-    models = (None if null.fixed_theta else null.model, full.model)
-    estimates, dims = (est0, est1), (d0, d1)
-
-    def converged_at(which: int, y: np.ndarray, i: int) -> bool:
-        model = models[which]
-        if model is None:
-            return False
-        est, d = estimates[which][i], dims[which]
-        if isinstance(model, LinearMixedModel):
-            return model.with_response(y).diagnostics_at(est[:d], reml).converged
-        return model.with_response(y).diagnostics_at(est[:d], est[d:]).converged
-
-    recheck(status, obj, task.simulate, converged_at)
+    recheck(status, obj, task.simulate, checker((est0, est1)))
     th0, th1 = est0[:, :d0], est1[:, :d1]
     stat, failure = classify(obj, status, False)
     null_singular = (np.zeros(obj.shape[0], dtype=bool) if null.fixed_theta
@@ -351,7 +372,8 @@ def run_bootstrap(
                           full_singular=full.model.layout.singular(th1, full.model.theta_scale),
                           null_singular=null_singular)
     return BootstrapRun(replicates=rec, n_requested=nsim, stopped_early=raw.stopped_early,
-                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted)
+                        seconds=raw.seconds, threads=raw.threads, interrupted=raw.interrupted,
+                        gave_up=raw.gave_up)
 
 
 @dataclass(frozen=True, eq=False)
@@ -364,6 +386,7 @@ class BootstrapRun:
     seconds: float
     threads: int
     interrupted: bool = False
+    gave_up: bool = False
 
 
 def classify(obj: np.ndarray, status: np.ndarray,
@@ -392,18 +415,23 @@ class RawRun:
     interrupted: bool
     seconds: float
     threads: int
+    gave_up: bool = False
 
 
 def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: float,
                    null_fixed: bool, threads: int | None, progress: bool | None,
                    stop_alpha: float | None, stop_error: float, backend: str, client: Any,
-                   n_workers: int) -> RawRun:
+                   n_workers: int,
+                   give_up: Callable[[tuple[np.ndarray, ...]], bool] | None = None) -> RawRun:
     """Run a bootstrap task in batches: progress bar, sequential stopping, Dask, Ctrl-C.
 
     ``task(start, stop)`` returns ``(objective (m, 2), theta_null (m, d0),
     theta_full (m, d1), n_evals (m, 2), status (m, 2))`` for replicates
     ``start .. stop - 1`` (LMM and GLMM tasks alike); see :func:`run_bootstrap`
-    for the other arguments.
+    for the other arguments.  ``give_up(arrays)``, called after a batch while
+    no replicate has succeeded and at least :data:`GIVE_UP_AFTER` have run,
+    stops the run when it returns True (every replicate so far failed).
+    Ctrl-C or SIGTERM between batches keeps the finished replicates.
     """
     local = backend == "local"
     d0, d1 = dims
@@ -419,7 +447,7 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
     used_threads = numba.get_num_threads() if local else n_workers
     state = {"bar": None, "t": time.perf_counter(), "filled": 0}
     start_time = time.perf_counter()
-    done, stopped, interrupted = 0, False, False
+    done, stopped, interrupted, gave_up, hopeful = 0, False, False, False, give_up is None
 
     def take(a: int, b: int, arrays: tuple[np.ndarray, ...]) -> None:
         for out, part in zip((obj, th0, th1, nev, status), arrays, strict=True):
@@ -436,28 +464,37 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
             state["bar"].update(b - a)
 
     try:
-        batch = min(nsim, 16 * used_threads)
-        for checkpoint in checkpoints:
-            while done < checkpoint:
-                if local:
-                    stop = min(checkpoint, done + batch)
-                    t0 = time.perf_counter()
-                    take(done, stop, task(done, stop))
-                    per_rep = (time.perf_counter() - t0) / (stop - done)
-                    batch = int(min(max(batch, 0.25 / max(per_rep, 1e-9)), 1 << 16))
-                    done = stop
-                else:
-                    size = max(1, -(-(checkpoint - done) // (4 * max(n_workers, 1))))
-                    run_chunks(task, chunk_ranges(done, checkpoint, size), take,
-                               backend=backend, client=client)
-                    done = checkpoint
-            if stop_alpha is not None and done < nsim:
-                stat, failure = classify(obj[:done], status[:done], null_fixed)
-                good = failure == 0
-                k = count_exceed(observed, stat[good])
-                if decision_is_clear(k, int(good.sum()), stop_alpha, err):
-                    stopped = True
+        with interruptible():
+            batch = min(nsim, 16 * used_threads)
+            for checkpoint in checkpoints:
+                while done < checkpoint:
+                    if local:
+                        stop = min(checkpoint, done + batch)
+                        t0 = time.perf_counter()
+                        take(done, stop, task(done, stop))
+                        per_rep = (time.perf_counter() - t0) / (stop - done)
+                        batch = int(min(max(batch, 0.25 / max(per_rep, 1e-9)), 1 << 16))
+                        done = stop
+                    else:
+                        size = max(1, -(-(checkpoint - done) // (4 * max(n_workers, 1))))
+                        run_chunks(task, chunk_ranges(done, checkpoint, size), take,
+                                   backend=backend, client=client)
+                        done = checkpoint
+                    if not hopeful and GIVE_UP_AFTER <= done < nsim:
+                        arrays = (obj[:done], th0[:done], th1[:done], nev[:done], status[:done])
+                        gave_up = give_up(arrays) if give_up is not None else False
+                        hopeful = not gave_up
+                        if gave_up:
+                            break
+                if gave_up:
                     break
+                if stop_alpha is not None and done < nsim:
+                    stat, failure = classify(obj[:done], status[:done], null_fixed)
+                    good = failure == 0
+                    k = count_exceed(observed, stat[good])
+                    if decision_is_clear(k, int(good.sum()), stop_alpha, err):
+                        stopped = True
+                        break
     except KeyboardInterrupt:
         if done == 0:
             raise
@@ -469,7 +506,8 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
             set_threads(previous)
     return RawRun(arrays=(obj[:done], th0[:done], th1[:done], nev[:done], status[:done]),
                   stopped_early=stopped, interrupted=interrupted,
-                  seconds=time.perf_counter() - start_time, threads=used_threads)
+                  seconds=time.perf_counter() - start_time, threads=used_threads,
+                  gave_up=gave_up)
 
 
 def recheck(status: np.ndarray, obj: np.ndarray, simulate: Callable[[int], np.ndarray],

@@ -18,6 +18,7 @@ pseudo-model approximation of Greven et al. (2008).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -216,8 +217,13 @@ class SpectralTask:
                         threads=self.threads, start=start)
 
 
-#: Draws per chunk when the sample is not kept (8 MB of float64).
+#: Draws per chunk at most (8 MB of float64).
 CHUNK_DRAWS = 1_000_000
+
+#: Local runs size their chunks to take about this long (an interrupt waits for
+#: the chunk in progress; the first chunk has :data:`FIRST_CHUNK` draws).
+CHUNK_SECONDS = 0.5
+FIRST_CHUNK = 4096
 
 
 def simulate_null(task: SpectralTask, nsim: int, observed: float, *, keep: bool,
@@ -225,24 +231,52 @@ def simulate_null(task: SpectralTask, nsim: int, observed: float, *, keep: bool,
     """Run ``task`` for ``nsim`` draws in chunks; return ``(sample or None, sketch)``.
 
     With ``keep=False`` memory stays flat: each chunk is folded into a
-    :class:`~vctest.nulls.sketch.NullSketch` and dropped.
+    :class:`~vctest.nulls.sketch.NullSketch` and dropped.  Draw ``i`` depends
+    only on the seed and ``i``, so the chunking never changes a number.
+
+    Ctrl-C (or SIGTERM, see :mod:`vctest._signals`) between chunks keeps the
+    chunks that finished: the sample (in draw order) or the sketch then holds
+    fewer than ``nsim`` draws, which is how the caller knows.  An interrupt
+    before the first chunk finished propagates.
     """
+    import time
+
+    from vctest._signals import interruptible
     from vctest.nulls.executor import chunk_ranges, run_chunks
     from vctest.nulls.sketch import NullSketch
 
-    size = CHUNK_DRAWS
-    if backend == "dask":
-        size = min(CHUNK_DRAWS, max(1, -(-nsim // (4 * max(n_workers, 1)))))
-    elif keep:
-        size = nsim
     sample = np.empty(nsim) if keep else None
-    sketch = NullSketch(observed=observed)
+    state = {"sketch": NullSketch(observed=observed)}
+    finished: list[tuple[int, int]] = []
 
     def take(a: int, b: int, draws: np.ndarray) -> None:
         if sample is not None:
             sample[a:b] = draws
-        else:
+        else:  # fold into a copy, so that an interrupt mid-way leaves the sketch whole
+            sketch = dataclasses.replace(state["sketch"], counts=state["sketch"].counts.copy())
             sketch.add(draws)
+            state["sketch"] = sketch
+        finished.append((a, b))
 
-    run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend, client=client)
-    return sample, sketch
+    try:
+        with interruptible():
+            if backend == "dask":
+                size = min(CHUNK_DRAWS, max(1, -(-nsim // (4 * max(n_workers, 1)))))
+                run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend,
+                           client=client)
+            else:
+                done, size = 0, min(nsim, FIRST_CHUNK)
+                while done < nsim:
+                    stop = min(nsim, done + size)
+                    t0 = time.perf_counter()
+                    run_chunks(task, [(done, stop)], take, backend=backend, client=client)
+                    per_draw = (time.perf_counter() - t0) / (stop - done)
+                    size = int(min(max(size, CHUNK_SECONDS / max(per_draw, 1e-12)),
+                                   CHUNK_DRAWS))
+                    done = stop
+    except KeyboardInterrupt:
+        if not finished:
+            raise
+        if sample is not None:
+            sample = np.concatenate([sample[a:b] for a, b in sorted(finished)])
+    return sample, state["sketch"]

@@ -77,6 +77,11 @@ def methods_text(result: Any) -> str:
         keys += ["sl1987", "sl1994"]
     seed = "" if result.seed is None else f" (seed {result.seed})"
     parts[-1] += seed + "."
+    if s.get("interrupted"):
+        unit = "replicates" if result.method == "bootstrap" else "draws"
+        parts.append(f"The simulation was interrupted after {result.nsim:,} of the "
+                     f"{s.get('nsim'):,} planned {unit}; the p-value uses those that "
+                     "finished.")
     if result.nsim and result.pvalue * (1 + result.nsim) < 1.5:
         parts.append(f"p = {_fmt_p(result.pvalue)}, the smallest attainable with "
                      f"B = {result.nsim:,} (no simulated statistic reached T; "
