@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from vctest.formula.parse import ParsedFormula, RandomTerm, _tokenize, parse_formula
+from vctest.formula.evaluate import (
+    evaluate,
+    model_matrix,
+    python_expr,
+    required_columns,
+)
+from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
+from vctest.formula.rsemantics import as_character, grouping_values, lme4_term_order
 
 __all__ = ["Design", "RandomBlock", "build_design"]
 
@@ -46,6 +53,14 @@ class RandomBlock:
         intercept, then the covariates; factors expanded with R's contrasts).
     column_names : tuple of str
         R-style names of ``columns``, e.g. ``("(Intercept)", "Days")``.
+    column_terms : tuple of str
+        The term of the left-hand side each column belongs to, written as
+        :func:`~vctest.formula.evaluate.formula_terms` writes it (``"1"`` for the intercept,
+        ``"Sex"`` for ``SexFemale``); empty if unknown.
+    intercept_separable : bool
+        Dropping the intercept leaves the other columns as they are.  False
+        when a factor on the left-hand side is coded with contrasts: without
+        the intercept R codes it with a column for every level instead.
     """
 
     term: RandomTerm
@@ -53,6 +68,8 @@ class RandomBlock:
     codes: np.ndarray
     columns: np.ndarray
     column_names: tuple[str, ...]
+    column_terms: tuple[str, ...] = ()
+    intercept_separable: bool = True
 
     @property
     def n_levels(self) -> int:
@@ -121,126 +138,6 @@ class Design:
         return int(self.X.shape[1])
 
 
-# -- formula text for formulaic --------------------------------------------------------
-
-
-def _to_formulaic(text: str, ordered: frozenset[str]) -> tuple[str, dict[str, str]]:
-    """Rewrite R formula text for formulaic.
-
-    Inside function calls (Python code for formulaic) R's power ``^`` becomes
-    ``**``; at formula level a bare ordered factor ``o`` becomes
-    ``C(o, contr.poly)`` (R's default contrasts for ordered factors).
-    Returns the text and a map from formulaic factor names back to columns.
-    """
-    tokens = _tokenize(text, f"term {text!r}")
-    out: list[str] = []
-    renames: dict[str, str] = {}
-    calls: list[bool] = []
-    pos = 0
-    for i, tok in enumerate(tokens):
-        out.append(text[pos : tok.start])
-        pos = tok.end
-        prev = tokens[i - 1] if i else None
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        piece = tok.text
-        if tok.kind == "open":  # a call's (...), [...] and {...} hold Python code
-            calls.append(tok.text != "(" or (
-                prev is not None and (prev.kind == "name" or prev.text in ")]")))
-        elif tok.kind == "close":
-            calls.pop()
-        elif tok.text == "^" and any(calls):
-            piece = "**"
-        elif (tok.kind == "name" and tok.value in ordered and not any(calls)
-              and (nxt is None or nxt.text != "(")):
-            piece = f"C({tok.text}, contr.poly)"
-            renames[piece] = tok.value
-        out.append(piece)
-    out.append(text[pos:])
-    return "".join(out), renames
-
-
-def _split_colon(name: str) -> list[str]:
-    """Split a formulaic column name at ``:`` outside brackets and parentheses."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:i])
-            start = i + 1
-    parts.append(name[start:])
-    return parts
-
-
-def _level_bracket(piece: str) -> int:
-    """Index of the ``[`` matching a trailing ``]`` (formulaic's level suffix), or -1."""
-    if not piece.endswith("]"):
-        return -1
-    depth = 0
-    for i in range(len(piece) - 1, -1, -1):
-        depth += {"]": 1, "[": -1}.get(piece[i], 0)
-        if depth == 0:
-            return i
-    return -1
-
-
-def _r_name(name: str, renames: dict[str, str]) -> str:
-    """formulaic column name -> R's (``Sex[T.Female]`` -> ``SexFemale``)."""
-    if name == "Intercept":
-        return "(Intercept)"
-    pieces = []
-    for piece in _split_colon(name):
-        cut = _level_bracket(piece)
-        if cut > 0:
-            base, level = piece[:cut], piece[cut + 1 : -1]
-            level = level[2:] if level.startswith("T.") else level
-            piece = renames.get(base, base) + level
-        pieces.append(piece.replace(" ** ", "^"))
-    return ":".join(pieces)
-
-
-def _model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str],
-                  where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Evaluate a right-hand side with formulaic; R-style names; finite check."""
-    import formulaic
-
-    text, renames = _to_formulaic(rhs, ordered)
-    try:
-        # Non-finite results are reported below with the column's name.
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            mm = formulaic.model_matrix(text, frame, na_action="ignore", context={})
-    except Exception as exc:  # formulaic raises many types; re-raise as ours
-        raise ValueError(f"cannot evaluate {where} {rhs!r}: {exc}; check the term and the "
-                         "column types.") from exc
-    names = tuple(_r_name(str(c), renames) for c in mm.columns)
-    values = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
-    bad = ~np.isfinite(values).all(axis=0)
-    if bad.any():
-        cols = [names[j] for j in np.flatnonzero(bad)]
-        raise ValueError(f"{where} {rhs!r} gives non-finite values in column(s) {cols}; "
-                         "transform or filter the data so that every value is finite.")
-    return values, names
-
-
-def _variables(rhs: str, where: str) -> list[str]:
-    """Names of the data columns an R right-hand side refers to."""
-    from formulaic import Formula
-
-    text, _ = _to_formulaic(rhs, frozenset())
-    try:
-        variables = Formula(text).required_variables
-    except Exception as exc:
-        raise ValueError(f"cannot parse {where} {rhs!r}: {exc}") from exc
-    return sorted(str(v) for v in variables)
-
-
-def _python_expr(part: str) -> str:
-    """Wrap an R expression so formulaic evaluates it as one numeric column."""
-    return f"0 + I({part})"
-
-
 # -- validation and columns ----------------------------------------------------------------
 
 
@@ -262,13 +159,15 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
         if resp.kind == "column":
             wanted.append((part, f"the response {resp.text!r}"))
         else:
-            for v in _variables(_python_expr(part), f"the response {resp.text!r}, part"):
+            for v in required_columns(python_expr(part), f"the response {resp.text!r}, part",
+                                data.columns):
                 wanted.append((v, f"the response {resp.text!r}"))
-    for v in _variables(parsed.fixed, "the fixed-effect part"):
+    for v in required_columns(parsed.fixed, "the fixed-effect part", data.columns):
         wanted.append((v, f"the fixed-effect part {parsed.fixed!r}"))
     for term in parsed.random:
         if term.covariates:
-            for v in _variables(" + ".join(term.covariates), f"term {term.source}"):
+            for v in required_columns(" + ".join(term.covariates), f"term {term.source}",
+                                data.columns):
                 wanted.append((v, f"the random-effects term {term.source!r}"))
     n_model = len(wanted)
     for term in parsed.random:
@@ -318,31 +217,35 @@ def _drop_missing(frame: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, np.n
     return frame.reset_index(drop=True), keep, n_dropped
 
 
-def _label(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+def _as_factor(values: pd.Series, rows: np.ndarray | None = None) -> pd.Categorical:
+    """Categorical with R's level order and only the levels present in ``rows``.
 
-
-def _as_factor(values: pd.Series) -> pd.Categorical:
-    """Categorical with R's level order and only the levels present."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(values).remove_unused_categories()
-    elif pd.api.types.is_bool_dtype(values.dtype):
+    ``values`` may hold more rows than the model uses (``rows``, default all):
+    values on the other rows whose level does not occur in ``rows`` become
+    missing.
+    """
+    if pd.api.types.is_bool_dtype(values.dtype):
         cat = pd.Categorical(values, categories=[False, True])
-    else:
-        cat = pd.Categorical(values)  # sorted unique values, like R's factor()
+    else:  # sorted unique values, like R's factor(); a categorical keeps its order
+        cat = pd.Categorical(values)
+        used = np.zeros(len(cat.categories), dtype=bool)
+        codes = cat.codes if rows is None else cat.codes[rows]
+        used[codes[codes >= 0]] = True
+        if not used.all():
+            cat = cat.set_categories(cat.categories[used])
     if not all(isinstance(c, str) for c in cat.categories):
-        labels = [_label(c) for c in cat.categories]
+        labels = [as_character(c) for c in cat.categories]
         if len(set(labels)) == len(labels):
             cat = cat.rename_categories(labels)
     return cat
 
 
-def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
-    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names."""
+def _formula_frame(frame: pd.DataFrame, rows: np.ndarray | None = None
+                   ) -> tuple[pd.DataFrame, frozenset[str]]:
+    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names.
+
+    Factor levels are those present in ``rows`` (the rows the model uses).
+    """
     out = {}
     ordered = set()
     for col in frame.columns:
@@ -350,7 +253,7 @@ def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
         dtype = values.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
                 or pd.api.types.is_bool_dtype(dtype):
-            cat = _as_factor(values)
+            cat = _as_factor(values, rows)
             if cat.ordered:
                 ordered.add(col)
             out[col] = cat
@@ -372,7 +275,8 @@ def _check_factor_levels(frame: pd.DataFrame, formula: str) -> None:
 
 
 def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFrame,
-              ordered: frozenset[str]) -> tuple[np.ndarray, np.ndarray | None]:
+              ordered: frozenset[str], rows: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray | None]:
     resp = parsed.response
     parts = []
     for part in resp.parts:
@@ -387,7 +291,8 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFr
                 )
             parts.append(np.asarray(values, dtype=np.float64))
         else:
-            cols, _ = _model_matrix(_python_expr(part), model_frame, ordered, "the response")
+            cols, _ = model_matrix(python_expr(part), model_frame, ordered, "the response",
+                                    rows)
             if cols.shape[1] != 1:
                 raise ValueError(f"the response {part!r} is not numeric; convert it to "
                                  "numbers before fitting.")
@@ -430,7 +335,7 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     cats = []
     for g in term.group_factors:
         if g not in cache:
-            cache[g] = _as_factor(frame[g])
+            cache[g] = _as_factor(grouping_values(frame[g], g))
         cats.append(cache[g])
     if len(cats) == 1:
         return cats[0].codes.astype(np.int64), tuple(str(c) for c in cats[0].categories)
@@ -447,11 +352,24 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     return codes.astype(np.int64), labels
 
 
+def _lhs_matrix(term: RandomTerm, frame: pd.DataFrame, ordered: frozenset[str],
+                rows: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...], bool]:
+    """Columns, names and terms of a random term's left-hand side; intercept separable?"""
+    where = f"the left-hand side of {term.source!r}:"
+    columns, names, terms = evaluate(term.lhs, frame, ordered, where, rows)
+    separable = True
+    if term.intercept:
+        without = evaluate(" + ".join(("0", *term.covariates)), frame, ordered, where, rows)
+        separable = without[1] == names[1:]
+    return columns, names, terms, separable
+
+
 def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
-            factors: pd.DataFrame) -> tuple[RandomBlock, ...]:
-    n = len(frame)
+            factors: pd.DataFrame, rows: np.ndarray) -> tuple[RandomBlock, ...]:
+    """One block per random term (``frame``: all rows; ``factors``: the rows used)."""
+    n = len(factors)
     cache: dict[str, pd.Categorical] = {}
-    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...], bool]] = {}
     blocks = []
     for term in parsed.random:
         codes, levels = _group(term, factors, cache)
@@ -462,12 +380,11 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
                 "groups. Remove the term or check the grouping column."
             )
         if not term.covariates:
-            columns, names = np.ones((n, 1)), ("(Intercept)",)
+            columns, names, terms, separable = np.ones((n, 1)), ("(Intercept)",), ("1",), True
         else:
             if term.lhs not in lhs_cache:
-                lhs_cache[term.lhs] = _model_matrix(
-                    term.lhs, frame, ordered, f"the left-hand side of {term.source!r}:")
-            columns, names = lhs_cache[term.lhs]
+                lhs_cache[term.lhs] = _lhs_matrix(term, frame, ordered, rows)
+            columns, names, terms, separable = lhs_cache[term.lhs]
         q = len(levels) * columns.shape[1]
         if q >= n:
             raise ValueError(
@@ -477,8 +394,9 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
             )
         blocks.append(RandomBlock(
             term=term, levels=levels, codes=np.ascontiguousarray(codes),
-            columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names))
-    return tuple(sorted(blocks, key=lambda b: -b.n_levels))
+            columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names,
+            column_terms=terms, intercept_separable=separable))
+    return tuple(blocks[i] for i in lme4_term_order([b.n_levels for b in blocks]))
 
 
 def _hash(frame: pd.DataFrame) -> str:
@@ -561,8 +479,11 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
     parsed, data = _build_design_iv(formula, data)
     used, model_columns = _used_columns(parsed, data)
     frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
-    model_frame, ordered = _formula_frame(frame[model_columns])
-    y, weights = _response(parsed, frame, model_frame, ordered)
+    # R's model frame: variables (scale(x), poly(x, 2), ...) on all rows, then the
+    # incomplete rows dropped
+    model_frame, ordered = _formula_frame(data[model_columns].reset_index(drop=True),
+                                          row_index)
+    y, weights = _response(parsed, frame, model_frame, ordered, row_index)
     if weights is None and y.size and np.ptp(y) == 0:
         raise ValueError(f"the response {parsed.response.text!r} is constant ({y[0]:g}) in "
                          "the rows used; there is no variation to model.")
@@ -570,10 +491,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame) -> Design:
     if parsed.fixed.strip() == "1":
         X, fixed_names = np.ones((len(frame), 1)), ("(Intercept)",)
     else:
-        X, fixed_names = _model_matrix(parsed.fixed, model_frame, ordered,
-                                       "the fixed-effect part")
+        X, fixed_names = model_matrix(parsed.fixed, model_frame, ordered,
+                                       "the fixed-effect part", row_index)
     _rank_check(X, fixed_names)
-    blocks = _blocks(parsed, model_frame, ordered, frame)
+    blocks = _blocks(parsed, model_frame, ordered, frame, row_index)
     return Design(
         formula=parsed,
         X=np.ascontiguousarray(X, dtype=np.float64),
