@@ -28,7 +28,7 @@ from vctest.formula.evaluate import (
 from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
 from vctest.formula.rsemantics import as_character, grouping_values, lme4_term_order
 
-__all__ = ["Design", "RandomBlock", "build_design"]
+__all__ = ["Design", "RandomBlock", "build_design", "lhs_column_names"]
 
 #: Relative tolerance for a fixed-effect column to count as a linear
 #: combination of the columns before it (R's ``lm`` uses 1e-7).
@@ -57,10 +57,6 @@ class RandomBlock:
         The term of the left-hand side each column belongs to, written as
         :func:`~vctest.formula.evaluate.formula_terms` writes it (``"1"`` for the intercept,
         ``"Sex"`` for ``SexFemale``); empty if unknown.
-    intercept_separable : bool
-        Dropping the intercept leaves the other columns as they are.  False
-        when a factor on the left-hand side is coded with contrasts: without
-        the intercept R codes it with a column for every level instead.
     """
 
     term: RandomTerm
@@ -69,7 +65,6 @@ class RandomBlock:
     columns: np.ndarray
     column_names: tuple[str, ...]
     column_terms: tuple[str, ...] = ()
-    intercept_separable: bool = True
 
     @property
     def n_levels(self) -> int:
@@ -352,16 +347,24 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     return codes.astype(np.int64), labels
 
 
-def _lhs_matrix(term: RandomTerm, frame: pd.DataFrame, ordered: frozenset[str],
-                rows: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...], bool]:
-    """Columns, names and terms of a random term's left-hand side; intercept separable?"""
-    where = f"the left-hand side of {term.source!r}:"
-    columns, names, terms = evaluate(term.lhs, frame, ordered, where, rows)
-    separable = True
-    if term.intercept:
-        without = evaluate(" + ".join(("0", *term.covariates)), frame, ordered, where, rows)
-        separable = without[1] == names[1:]
-    return columns, names, terms, separable
+def lhs_column_names(lhs: str, frame: pd.DataFrame) -> tuple[str, ...]:
+    """R's names of the columns a random term's left-hand side gives on ``frame``.
+
+    ``frame`` holds the data columns (a :class:`Design`'s ``frame``).  Two
+    left-hand sides with the same names are coded the same way: this tells
+    whether dropping some terms of a random term leaves the others as they
+    are (``(1 + Sex | g)`` without its intercept does not: R codes ``Sex``
+    with a column for every level then).
+
+    Examples
+    --------
+    >>> from vctest import datasets
+    >>> frame = datasets.load("Orthodont")
+    >>> lhs_column_names("1 + Sex", frame), lhs_column_names("0 + Sex", frame)
+    (('(Intercept)', 'SexFemale'), ('SexMale', 'SexFemale'))
+    """
+    model_frame, ordered = _formula_frame(frame)
+    return evaluate(lhs, model_frame, ordered, "the left-hand side")[1]
 
 
 def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
@@ -369,7 +372,7 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
     """One block per random term (``frame``: all rows; ``factors``: the rows used)."""
     n = len(factors)
     cache: dict[str, pd.Categorical] = {}
-    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...], bool]] = {}
+    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
     blocks = []
     for term in parsed.random:
         codes, levels = _group(term, factors, cache)
@@ -380,11 +383,12 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
                 "groups. Remove the term or check the grouping column."
             )
         if not term.covariates:
-            columns, names, terms, separable = np.ones((n, 1)), ("(Intercept)",), ("1",), True
+            columns, names, terms = np.ones((n, 1)), ("(Intercept)",), ("1",)
         else:
             if term.lhs not in lhs_cache:
-                lhs_cache[term.lhs] = _lhs_matrix(term, frame, ordered, rows)
-            columns, names, terms, separable = lhs_cache[term.lhs]
+                lhs_cache[term.lhs] = evaluate(
+                    term.lhs, frame, ordered, f"the left-hand side of {term.source!r}:", rows)
+            columns, names, terms = lhs_cache[term.lhs]
         q = len(levels) * columns.shape[1]
         if q >= n:
             raise ValueError(
@@ -395,7 +399,7 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
         blocks.append(RandomBlock(
             term=term, levels=levels, codes=np.ascontiguousarray(codes),
             columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names,
-            column_terms=terms, intercept_separable=separable))
+            column_terms=terms))
     return tuple(blocks[i] for i in lme4_term_order([b.n_levels for b in blocks]))
 
 

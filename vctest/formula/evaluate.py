@@ -167,9 +167,12 @@ def formula_terms(rhs: str) -> tuple[str, ...]:
 
     text, _ = _to_formulaic(rhs, frozenset())
     try:
-        return tuple(str(t) for t in Formula(text))
+        terms = [":".join(sorted(str(f) for f in t.factors)) for t in Formula(text)]
     except Exception as exc:
         raise ValueError(f"cannot parse the terms {rhs!r}: {exc}") from exc
+    for column, alias in _RESERVED.items():
+        terms = [t.replace(alias, column) for t in terms]
+    return tuple(terms)
 
 
 def evaluate(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vctest.formula.design import Design, RandomBlock
+from vctest.formula.design import Design, RandomBlock, lhs_column_names
 from vctest.formula.evaluate import formula_terms
 from vctest.formula.parse import RandomTerm, random_term_from_text
 from vctest.formula.rsemantics import lme4_term_order
@@ -83,29 +83,52 @@ def _columns_by_name(block: RandomBlock, term: RandomTerm) -> tuple[int, ...] | 
     return tuple(names.index(w) for w in wanted)
 
 
-def _check_reduction(block: RandomBlock, term: RandomTerm, cols: tuple[int, ...]) -> None:
-    """Refuse a partial removal whose null model lme4 would code differently."""
-    if len(cols) == block.k:
+def _null_term(block: RandomBlock, keep: list[int]) -> RandomTerm:
+    """The block's term with only the columns ``keep``: written covariates whose terms all
+    stay, then any other term that stays (as :func:`formula_terms` writes it)."""
+    names = [block.column_names[i] for i in keep]
+    if not block.column_terms:
+        covs = tuple(n for n in names if n != "(Intercept)")
+        return dataclasses.replace(block.term, intercept="(Intercept)" in names, covariates=covs)
+    kept = [block.column_terms[i] for i in keep]
+    covs = [c for c in block.term.covariates if set(formula_terms(f"0 + {c}")) <= set(kept)]
+    covered = {t for c in covs for t in formula_terms(f"0 + {c}")}
+    covs += [t for t in dict.fromkeys(kept) if t != "1" and t not in covered]
+    return dataclasses.replace(block.term, intercept="1" in kept, covariates=tuple(covs))
+
+
+def _pieces(name: str) -> tuple[str, ...]:
+    """A column name's factors in sorted order (``z:Days`` and ``Days:z`` are one column)."""
+    return tuple(sorted(name.split(":")))
+
+
+def _check_reduction(design: Design, block: RandomBlock, term: RandomTerm,
+                     cols: tuple[int, ...]) -> None:
+    """Refuse a partial removal whose null term R would code with other columns."""
+    if len(cols) == block.k or design.frame is None or not block.column_terms:
+        return
+    keep = [i for i in range(block.k) if i not in cols]
+    null = _null_term(block, keep)
+    kept_names = tuple(block.column_names[i] for i in keep)
+    coded = (lhs_column_names(null.lhs, design.frame) if null.covariates
+             else ("(Intercept)",))
+    if [_pieces(n) for n in coded] == [_pieces(n) for n in kept_names]:
         return
     label = block.term.label
-    if 0 in cols and block.column_names[0] == "(Intercept)" and not block.intercept_separable:
-        covs = " + ".join(block.term.covariates)
+    if len(coded) == block.k:
         raise ValueError(
-            f"`term` {term.label} cannot be tested inside {label}: without the intercept R "
-            f"codes {covs} with a column for every level, so (0 + {covs} | {block.name}) is "
-            f"the same model as {label} and there is nothing to test. Test the whole term "
-            f"{label} (method='bootstrap'), or compare two formulas with vctest.compare()."
+            f"`term` {term.label} cannot be tested inside {label}: without it R codes the "
+            f"rest, {null.label}, with the columns {', '.join(coded)}, as many as {label} "
+            "has, so the null model has no fewer parameters and there is nothing to test. "
+            f"Test the whole term {label} (method='bootstrap'), or compare two formulas "
+            "with vctest.compare()."
         )
-    removed = {block.column_terms[i] for i in cols} if block.column_terms else set()
-    kept = {block.column_terms[i] for i in range(block.k) if i not in cols} - {"1"}
-    for r in removed - {"1"}:
-        inside = [k for k in kept if set(r.split(":")) < set(k.split(":"))]
-        if inside:
-            raise ValueError(
-                f"`term` {term.label} cannot be removed from {label} on its own: the term "
-                f"{inside[0]} that stays contains it, and R codes {inside[0]} differently "
-                "without it. Compare the two formulas you mean with vctest.compare()."
-            )
+    raise ValueError(
+        f"`term` {term.label} cannot be removed from {label} on its own: R codes what "
+        f"stays, {null.label}, with the columns {', '.join(coded)}, not with the columns "
+        f"{', '.join(kept_names)} kept from {label}, so the null model would be another "
+        "model. Compare the two formulas you mean with vctest.compare()."
+    )
 
 
 def locate_term(design: Design, text: str) -> TermLocation:
@@ -140,40 +163,32 @@ def locate_term(design: Design, text: str) -> TermLocation:
         cols = _columns_by_meaning(block, term) or _columns_by_name(block, term)
         if not cols:
             continue
-        _check_reduction(block, term, cols)
+        _check_reduction(design, block, term, cols)
         k, r = block.k, len(cols)
         removed = k * (k + 1) // 2 - (k - r) * (k - r + 1) // 2
         return TermLocation(block=j, columns=cols, whole_block=r == k, label=term.label,
                             n_params_removed=removed)
     same = [b for b in design.blocks if _same_group(b, term)]
+    named = f"{text!r}" if text.strip() == term.label else f"{text!r} ({term.label})"
     if same:
         listing = "; ".join(f"{b.term.label} with columns {', '.join(b.column_names)}"
                             for b in same)
         raise ValueError(
-            f"`term` {text!r} ({term.label}) names effects that the model's terms for "
+            f"`term` {named} names effects that the model's terms for "
             f"{term.group} do not have: {listing}. Name one of those terms, or part of one "
             "(e.g. its slope alone, as (0 + x | g))."
         )
     raise ValueError(
-        f"`term` {text!r} ({term.label}) is not a random-effects term of the model: no "
+        f"`term` {named} is not a random-effects term of the model: no "
         f"term has the grouping factor {term.group}; the model's terms are: {available}."
     )
 
 
 def _subset_block(block: RandomBlock, keep: list[int]) -> RandomBlock:
     """The block with only the columns ``keep``; its term keeps the covariates left."""
-    names = [block.column_names[i] for i in keep]
-    intercept = "(Intercept)" in names
-    if block.column_terms:
-        kept_terms = {block.column_terms[i] for i in keep}
-        covs = tuple(c for c in block.term.covariates
-                     if set(formula_terms(f"0 + {c}")) <= kept_terms)
-    else:
-        covs = tuple(n for n in names if n != "(Intercept)")
-    term = dataclasses.replace(block.term, intercept=intercept, covariates=covs)
     return dataclasses.replace(
-        block, term=term, columns=np.ascontiguousarray(block.columns[:, keep]),
-        column_names=tuple(names),
+        block, term=_null_term(block, keep), columns=np.ascontiguousarray(block.columns[:, keep]),
+        column_names=tuple(block.column_names[i] for i in keep),
         column_terms=tuple(block.column_terms[i] for i in keep) if block.column_terms else (),
     )
 
