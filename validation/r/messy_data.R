@@ -59,9 +59,12 @@ sl$Intercept <- sl$Days
 cases[[length(cases) + 1]] <- fit_case("intercept_column", "Reaction ~ Intercept + (1 | Subject)", sl)
 
 # -- item 3: a grouping column of text ----------------------------------------------------
+# Python's test has the IDs as text in even rows and as integers in odd rows; in R such
+# a column can only be a character vector: every "308" and 308 are the text "308"
 sl <- read_bundled("sleepstudy")
-mixed <- c(as.character(sl$Subject[1:90]), as.integer(as.character(sl$Subject[91:180])))
-sl$S <- mixed   # c() of text and numbers is one character vector
+ids <- as.character(sl$Subject)
+odd <- seq_len(nrow(sl)) %% 2 == 0
+sl$S <- ifelse(odd, as.integer(ids), ids)   # ifelse() of text and numbers: character
 cases[[length(cases) + 1]] <- c(fit_case("character_group", "Reaction ~ Days + (1 | S)", sl),
                                 list(n_levels = nlevels(factor(sl$S)),
                                      levels_mixed_example = levels(factor(c(3, "3", 10)))))

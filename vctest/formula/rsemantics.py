@@ -144,14 +144,18 @@ def grouping_values(values: pd.Series, name: str) -> pd.Series:
     if kinds != {True, False}:
         return values
     out = values.map(lambda v: v if isinstance(v, str) or pd.isna(v) else as_character(v))
-    merged = values.dropna().nunique() - out.dropna().nunique()
-    examples = ", ".join(repr(v) for v in values.dropna()[
-        ~values.dropna().map(lambda v: isinstance(v, str))].unique()[:2])
+    present = values.dropna()
+    numbers = present[~present.map(lambda v: isinstance(v, str))].unique()
+    texts = set(present[present.map(lambda v: isinstance(v, str))].unique())
+    twins = [v for v in numbers if as_character(v) in texts]
+    example = twins[0] if twins else numbers[0]
+    merged = (f"{example!r} and {as_character(example)!r} are one group ({len(twins)} "
+              "numbers have a text twin)" if twins else
+              f"{example!r} is the level {as_character(example)!r}")
     warnings.warn(
-        f"grouping column {name!r} mixes numbers and text (e.g. {examples}); as R's "
-        f"factor() does, its values are read as text, so 3 and '3' are one group"
-        f"{f' ({merged} values merged with their text twin)' if merged else ''}. Convert the "
-        f"column yourself (data[{name!r}] = data[{name!r}].astype(str)) to silence this warning.",
+        f"grouping column {name!r} mixes numbers and text; as R's factor() does, its "
+        f"values are read as text, so {merged}. Convert the column yourself "
+        f"(data[{name!r}] = data[{name!r}].astype(str)) to silence this warning.",
         UserWarning,
         stacklevel=user_stacklevel(),
     )
