@@ -300,6 +300,17 @@ def test_mixed_grouping_is_one_level_per_value_as_in_r():
     assert sorted(set(values)) == _list(ref["levels_mixed_example"])  # R: "10" < "3"
 
 
+def test_mixed_factor_in_the_fixed_part_is_text_too():
+    """A fixed factor mixing 308 and '308' has R's 18 levels (formulaic alone would give
+    36 categories whose columns share names)."""
+    data = _mixed_group()
+    with pytest.warns(UserWarning, match="factor column 'S' mixes numbers and text"):
+        mixed = build_design("Reaction ~ S + (1 | Days)", data)
+    text = build_design("Reaction ~ S + (1 | Days)", data.assign(S=data["S"].astype(str)))
+    assert mixed.fixed_names == text.fixed_names and len(mixed.fixed_names) == 18
+    np.testing.assert_array_equal(mixed.X, text.X)
+
+
 def test_text_or_number_only_grouping_is_left_alone():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -248,7 +248,7 @@ def _formula_frame(frame: pd.DataFrame, rows: np.ndarray | None = None
         dtype = values.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
                 or pd.api.types.is_bool_dtype(dtype):
-            cat = _as_factor(values, rows)
+            cat = _as_factor(grouping_values(values, col, "factor column"), rows)
             if cat.ordered:
                 ordered.add(col)
             out[col] = cat

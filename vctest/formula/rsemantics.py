@@ -121,14 +121,16 @@ def as_character(value: object) -> str:
     return str(value)
 
 
-def grouping_values(values: pd.Series, name: str) -> pd.Series:
+def grouping_values(values: pd.Series, name: str, what: str = "grouping column") -> pd.Series:
     """A grouping column as R would hold it: mixed numbers and text become text.
 
     In R a column cannot hold both ``3`` and ``"3"``: it is a character vector
     and ``factor()`` makes one level ``"3"`` of both.  A pandas object column
     can (e.g. after ``pd.concat`` of a frame read with integer IDs and one
     with text IDs); its values are then converted to text, with a warning, so
-    that ``3`` and ``"3"`` are one group, never two.
+    that ``3`` and ``"3"`` are one group, never two.  The same holds for a
+    factor in the fixed part (``what`` names the column's role in the
+    warning).
 
     Examples
     --------
@@ -153,7 +155,7 @@ def grouping_values(values: pd.Series, name: str) -> pd.Series:
               "numbers have a text twin)" if twins else
               f"{example!r} is the level {as_character(example)!r}")
     warnings.warn(
-        f"grouping column {name!r} mixes numbers and text; as R's factor() does, its "
+        f"{what} {name!r} mixes numbers and text; as R's factor() does, its "
         f"values are read as text, so {merged}. Convert the column yourself "
         f"(data[{name!r}] = data[{name!r}].astype(str)) to silence this warning.",
         UserWarning,
