@@ -5,8 +5,11 @@ drops incomplete rows (with a warning, like R's ``na.omit`` but never
 silently), builds the fixed-effect matrix with formulaic using R's defaults
 (treatment contrasts with the first level as reference, polynomial contrasts
 for ordered factors, R-style column names) and one :class:`RandomBlock` per
-random-effects term, ordered as lme4 orders them: by decreasing number of
-levels, ties kept in written order.
+random-effects term, ordered as lme4 orders them
+(:func:`~vctest.formula.rsemantics.lme4_term_order`: as written when the
+numbers of levels never increase, otherwise by decreasing number of levels
+with ties in reverse written order).  Variables are evaluated on all rows
+before incomplete rows are dropped, as R's model frame does.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class Design:
     weights : ndarray of float64 or None
         For ``cbind`` responses the number of trials ``s + f``, else None.
     blocks : tuple of RandomBlock
-        Random-effects terms by decreasing number of levels (stable).
+        Random-effects terms in lme4's order (see the module docstring).
     n_dropped : int
         Rows dropped for missing values.
     row_index : ndarray of int64
