@@ -190,11 +190,24 @@ def test_reml_offset_for_differently_coded_fixed_effects():
         assert res.vctest_loglik_at_sm_estimates + shift == pytest.approx(result.llf, rel=1e-10)
 
 
+def _shifted(x):
+    return (x - 4.5) / 2.0
+
+
 def test_fixed_part_vctest_cannot_read_is_copied_from_arrays():
+    # a function of the caller's namespace: patsy sees it, vctest's formula cannot
+    result = smf.mixedlm("Reaction ~ _shifted(Days)", SLEEP, groups="Subject").fit()
+    res = from_statsmodels(result)
+    assert res.translation.formula == "Reaction ~ 1 + shifted_Days + (1 | Subject)"
+    assert any("columns copied" in n for n in res.notes)
+    assert res.vctest_loglik_at_sm_estimates == pytest.approx(result.llf, rel=1e-10)
+
+
+def test_stateful_transform_in_the_fixed_part_is_read_as_written():
+    # scale()/standardize() are evaluated by vctest's formula (issue #22, item 6)
     result = smf.mixedlm("Reaction ~ standardize(Days)", SLEEP, groups="Subject").fit()
     res = from_statsmodels(result)
-    assert res.translation.formula == "Reaction ~ 1 + standardize_Days + (1 | Subject)"
-    assert any("columns copied" in n for n in res.notes)
+    assert res.translation.formula == "Reaction ~ standardize(Days) + (1 | Subject)"
     assert res.vctest_loglik_at_sm_estimates == pytest.approx(result.llf, rel=1e-10)
 
 

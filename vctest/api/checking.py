@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 
-from vctest.formula.design import build_design
+from vctest.formula.design import Design, build_design
+from vctest.formula.evaluate import required_columns
 from vctest.model.doctor import ConvergenceReport, OptimizerRun, check_fit
 from vctest.model.fit import LmmFit, fit_model
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
@@ -32,6 +33,16 @@ def _rescaled_design(design, columns: list[str]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_design(design.formula.text, frame, weights=design.prior_weights)
+
+
+def _grouping_only(design: Design) -> frozenset[str]:
+    """Data columns used only as grouping factors (labels, not numbers to rescale)."""
+    groups = {g for b in design.blocks for g in b.term.group_factors}
+    columns = design.frame.columns if design.frame is not None else None
+    texts = [design.formula.fixed] + [" + ".join(t.covariates)
+                                      for t in design.formula.random if t.covariates]
+    numeric = set().union(*(required_columns(t, "the formula", columns) for t in texts))
+    return frozenset(groups - numeric)
 
 
 def _lmm_refitters(fit: LmmFit):
@@ -83,7 +94,8 @@ def check(fit: LmmFit | GlmmFit) -> ConvergenceReport:
     -------
     ConvergenceReport
         ``verdict`` is one of ``"converged"``, ``"boundary"``,
-        ``"unidentified"``, ``"disagreement"``, ``"failed"``, with an
+        ``"unidentified"``, ``"disagreement"``, ``"failed"``, ``"unchecked"``
+        (non-finite derivatives: nothing can be verified), with an
         ``explanation``, the gradient measures side by side (raw, lme4's scaled
         gradient, the Newton step), per-parameter boundary status, refits by
         L-BFGS-B, Powell, Nelder-Mead and from perturbed starts with their
@@ -105,12 +117,13 @@ def check(fit: LmmFit | GlmmFit) -> ConvergenceReport:
         raise TypeError(f"`fit` must be a fit from vctest.fit; got {type(fit).__name__}.")
     if fit.model.design.frame is None:  # no data to rebuild a rescaled design from
         refit_rescaled = None
-    response = fit.model.design.formula.response.text
+    design = fit.model.design
+    response = design.formula.response.text
     # Powell's coordinate search is a poor second opinion on (theta, beta) jointly
     optimizers = ("L-BFGS-B", "Powell", "Nelder-Mead") if isinstance(fit, LmmFit) else (
         "L-BFGS-B", "Nelder-Mead")
     return check_fit(fit, refit_with=refit_with, refit_rescaled=refit_rescaled,
-                     response=response, optimizers=optimizers)
+                     response=response, skip=_grouping_only(design), optimizers=optimizers)
 
 
 __all__ = ["check"]

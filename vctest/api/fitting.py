@@ -61,8 +61,8 @@ def fit(
     optimizer : {"bfgs", "L-BFGS-B", "Powell", "Nelder-Mead"}
         ``"bfgs"``: vctest's bounded quasi-Newton kernel; others: SciPy's.
     family : {"gaussian", "binomial", "poisson"}, default "gaussian"
-        ``"binomial"`` (0/1, proportions with weights, or ``cbind(successes,
-        failures)``) and ``"poisson"`` (counts) fit a GLMM by the Laplace
+        ``"binomial"`` (0/1, or ``cbind(successes, failures)`` for successes
+        out of several trials) and ``"poisson"`` (counts) fit a GLMM by the Laplace
         approximation as lme4's ``glmer`` does (:class:`vctest.model.glmm.GlmmFit`,
         always maximum likelihood; ``reml`` is ignored).
     link : str, optional

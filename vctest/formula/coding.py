@@ -16,25 +16,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-def _label(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+from vctest.formula.rsemantics import as_character
 
 
-def as_factor(values: pd.Series) -> pd.Categorical:
-    """Categorical with R's level order and only the levels present."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(values).remove_unused_categories()
-    elif pd.api.types.is_bool_dtype(values.dtype):
+def as_factor(values: pd.Series, rows: np.ndarray | None = None) -> pd.Categorical:
+    """Categorical with R's level order and only the levels present in ``rows``.
+
+    ``values`` may hold more rows than the model uses (``rows``, default all):
+    values on the other rows whose level does not occur in ``rows`` become
+    missing.
+    """
+    if pd.api.types.is_bool_dtype(values.dtype):
         cat = pd.Categorical(values, categories=[False, True])
-    else:
-        cat = pd.Categorical(values)  # sorted unique values, like R's factor()
+    else:  # sorted unique values, like R's factor(); a categorical keeps its order
+        cat = pd.Categorical(values)
+        used = np.zeros(len(cat.categories), dtype=bool)
+        codes = cat.codes if rows is None else cat.codes[rows]
+        used[codes[codes >= 0]] = True
+        if not used.all():
+            cat = cat.set_categories(cat.categories[used])
     if not all(isinstance(c, str) for c in cat.categories):
-        labels = [_label(c) for c in cat.categories]
+        labels = [as_character(c) for c in cat.categories]
         if len(set(labels)) == len(labels):
             cat = cat.rename_categories(labels)
     return cat

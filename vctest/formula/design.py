@@ -5,8 +5,11 @@ drops incomplete rows (with a warning, like R's ``na.omit`` but never
 silently), builds the fixed-effect matrix with formulaic using R's defaults
 (treatment contrasts with the first level as reference, polynomial contrasts
 for ordered factors, R-style column names) and one :class:`RandomBlock` per
-random-effects term, ordered as lme4 orders them: by decreasing number of
-levels, ties kept in written order.
+random-effects term, ordered as lme4 orders them
+(:func:`~vctest.formula.rsemantics.lme4_term_order`: as written when the
+numbers of levels never increase, otherwise by decreasing number of levels
+with ties in reverse written order).  Variables are evaluated on all rows
+before incomplete rows are dropped, as R's model frame does.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vctest._text import plain
 from vctest.formula.coding import (
     as_factor,
     factor_response,
@@ -29,9 +31,16 @@ from vctest.formula.coding import (
     with_weights,
 )
 from vctest.formula.columns import check_covariates, check_fixed_size
-from vctest.formula.parse import ParsedFormula, RandomTerm, _tokenize, parse_formula
+from vctest.formula.evaluate import (
+    evaluate,
+    model_matrix,
+    python_expr,
+    required_columns,
+)
+from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
+from vctest.formula.rsemantics import grouping_values, lme4_term_order
 
-__all__ = ["Design", "RandomBlock", "build_design"]
+__all__ = ["Design", "RandomBlock", "build_design", "lhs_column_names"]
 
 #: Relative tolerance for a fixed-effect column to count as a linear
 #: combination of the columns before it (R's ``lm`` uses 1e-7).
@@ -56,6 +65,10 @@ class RandomBlock:
         intercept, then the covariates; factors expanded with R's contrasts).
     column_names : tuple of str
         R-style names of ``columns``, e.g. ``("(Intercept)", "Days")``.
+    column_terms : tuple of str
+        The term of the left-hand side each column belongs to, written as
+        :func:`~vctest.formula.evaluate.formula_terms` writes it (``"1"`` for the intercept,
+        ``"Sex"`` for ``SexFemale``); empty if unknown.
     """
 
     term: RandomTerm
@@ -63,6 +76,7 @@ class RandomBlock:
     codes: np.ndarray
     columns: np.ndarray
     column_names: tuple[str, ...]
+    column_terms: tuple[str, ...] = ()
 
     @property
     def n_levels(self) -> int:
@@ -97,7 +111,7 @@ class Design:
     weights : ndarray of float64 or None
         For ``cbind`` responses the number of trials ``s + f``, else None.
     blocks : tuple of RandomBlock
-        Random-effects terms by decreasing number of levels (stable).
+        Random-effects terms in lme4's order (see the module docstring).
     n_dropped : int
         Rows dropped for missing values.
     row_index : ndarray of int64
@@ -140,126 +154,6 @@ class Design:
         return int(self.X.shape[1])
 
 
-# -- formula text for formulaic --------------------------------------------------------
-
-
-def _to_formulaic(text: str, ordered: frozenset[str]) -> tuple[str, dict[str, str]]:
-    """Rewrite R formula text for formulaic.
-
-    Inside function calls (Python code for formulaic) R's power ``^`` becomes
-    ``**``; at formula level a bare ordered factor ``o`` becomes
-    ``C(o, contr.poly)`` (R's default contrasts for ordered factors).
-    Returns the text and a map from formulaic factor names back to columns.
-    """
-    tokens = _tokenize(text, f"term {text!r}")
-    out: list[str] = []
-    renames: dict[str, str] = {}
-    calls: list[bool] = []
-    pos = 0
-    for i, tok in enumerate(tokens):
-        out.append(text[pos : tok.start])
-        pos = tok.end
-        prev = tokens[i - 1] if i else None
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        piece = tok.text
-        if tok.kind == "open":  # a call's (...), [...] and {...} hold Python code
-            calls.append(tok.text != "(" or (
-                prev is not None and (prev.kind == "name" or prev.text in ")]")))
-        elif tok.kind == "close":
-            calls.pop()
-        elif tok.text == "^" and any(calls):
-            piece = "**"
-        elif (tok.kind == "name" and tok.value in ordered and not any(calls)
-              and (nxt is None or nxt.text != "(")):
-            piece = f"C({tok.text}, contr.poly)"
-            renames[piece] = tok.value
-        out.append(piece)
-    out.append(text[pos:])
-    return "".join(out), renames
-
-
-def _split_colon(name: str) -> list[str]:
-    """Split a formulaic column name at ``:`` outside brackets and parentheses."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(name):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            parts.append(name[start:i])
-            start = i + 1
-    parts.append(name[start:])
-    return parts
-
-
-def _level_bracket(piece: str) -> int:
-    """Index of the ``[`` matching a trailing ``]`` (formulaic's level suffix), or -1."""
-    if not piece.endswith("]"):
-        return -1
-    depth = 0
-    for i in range(len(piece) - 1, -1, -1):
-        depth += {"]": 1, "[": -1}.get(piece[i], 0)
-        if depth == 0:
-            return i
-    return -1
-
-
-def _r_name(name: str, renames: dict[str, str]) -> str:
-    """formulaic column name -> R's (``Sex[T.Female]`` -> ``SexFemale``)."""
-    if name == "Intercept":
-        return "(Intercept)"
-    pieces = []
-    for piece in _split_colon(name):
-        cut = _level_bracket(piece)
-        if cut > 0:
-            base, level = piece[:cut], piece[cut + 1 : -1]
-            level = level[2:] if level.startswith("T.") else level
-            piece = renames.get(base, base) + level
-        pieces.append(piece.replace(" ** ", "^"))
-    return ":".join(pieces)
-
-
-def _model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str],
-                  where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Evaluate a right-hand side with formulaic; R-style names; finite check."""
-    import formulaic
-
-    text, renames = _to_formulaic(rhs, ordered)
-    try:
-        # Non-finite results are reported below with the column's name.
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            mm = formulaic.model_matrix(text, frame, na_action="ignore", context={})
-    except Exception as exc:  # formulaic raises many types; re-raise as ours
-        raise ValueError(f"cannot evaluate {where} {rhs!r}: {plain(exc)}; check the term "
-                         "and the column types.") from exc
-    names = tuple(_r_name(str(c), renames) for c in mm.columns)
-    values = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
-    bad = ~np.isfinite(values).all(axis=0)
-    if bad.any():
-        cols = [names[j] for j in np.flatnonzero(bad)]
-        raise ValueError(f"{where} {rhs!r} gives non-finite values in column(s) {cols}; "
-                         "transform or filter the data so that every value is finite.")
-    return values, names
-
-
-def _variables(rhs: str, where: str) -> list[str]:
-    """Names of the data columns an R right-hand side refers to."""
-    from formulaic import Formula
-
-    text, _ = _to_formulaic(rhs, frozenset())
-    try:
-        variables = Formula(text).required_variables
-    except Exception as exc:
-        raise ValueError(f"cannot parse {where} {rhs!r}: {plain(exc)}") from exc
-    return sorted(str(v) for v in variables)
-
-
-def _python_expr(part: str) -> str:
-    """Wrap an R expression so formulaic evaluates it as one numeric column."""
-    return f"0 + I({part})"
-
-
 # -- validation and columns ----------------------------------------------------------------
 
 
@@ -281,13 +175,15 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
         if resp.kind == "column":
             wanted.append((part, f"the response {resp.text!r}"))
         else:
-            for v in _variables(_python_expr(part), f"the response {resp.text!r}, part"):
+            for v in required_columns(python_expr(part), f"the response {resp.text!r}, part",
+                                data.columns):
                 wanted.append((v, f"the response {resp.text!r}"))
-    for v in _variables(parsed.fixed, "the fixed-effect part"):
+    for v in required_columns(parsed.fixed, "the fixed-effect part", data.columns):
         wanted.append((v, f"the fixed-effect part {parsed.fixed!r}"))
     for term in parsed.random:
         if term.covariates:
-            for v in _variables(" + ".join(term.covariates), f"term {term.source}"):
+            for v in required_columns(" + ".join(term.covariates), f"term {term.source}",
+                                data.columns):
                 wanted.append((v, f"the random-effects term {term.source!r}"))
     n_model = len(wanted)
     for term in parsed.random:
@@ -337,8 +233,12 @@ def _drop_missing(frame: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, np.n
     return frame.reset_index(drop=True), keep, n_dropped
 
 
-def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
-    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names."""
+def _formula_frame(frame: pd.DataFrame, rows: np.ndarray | None = None
+                   ) -> tuple[pd.DataFrame, frozenset[str]]:
+    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names.
+
+    Factor levels are those present in ``rows`` (the rows the model uses).
+    """
     out = {}
     ordered = set()
     for col in frame.columns:
@@ -346,7 +246,7 @@ def _formula_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
         dtype = values.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
                 or pd.api.types.is_bool_dtype(dtype):
-            cat = as_factor(values)
+            cat = as_factor(grouping_values(values, col, "factor column"), rows)
             if cat.ordered:
                 ordered.add(col)
             out[col] = cat
@@ -368,8 +268,8 @@ def _check_factor_levels(frame: pd.DataFrame, formula: str) -> None:
 
 
 def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFrame,
-              ordered: frozenset[str]) -> tuple[np.ndarray, np.ndarray | None,
-                                                tuple[str, ...] | None]:
+              ordered: frozenset[str], rows: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
     resp = parsed.response
     parts = []
     for part in resp.parts:
@@ -387,7 +287,8 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFr
                 )
             parts.append(np.asarray(values, dtype=np.float64))
         else:
-            cols, _ = _model_matrix(_python_expr(part), model_frame, ordered, "the response")
+            cols, _ = model_matrix(python_expr(part), model_frame, ordered, "the response",
+                                    rows)
             if cols.shape[1] != 1:
                 raise ValueError(f"the response {part!r} is not numeric; convert it to "
                                  "numbers before fitting.")
@@ -430,7 +331,7 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     cats = []
     for g in term.group_factors:
         if g not in cache:
-            cache[g] = as_factor(frame[g])
+            cache[g] = as_factor(grouping_values(frame[g], g))
         cats.append(cache[g])
     if len(cats) == 1:
         return cats[0].codes.astype(np.int64), tuple(str(c) for c in cats[0].categories)
@@ -447,11 +348,32 @@ def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorica
     return codes.astype(np.int64), labels
 
 
+def lhs_column_names(lhs: str, frame: pd.DataFrame) -> tuple[str, ...]:
+    """R's names of the columns a random term's left-hand side gives on ``frame``.
+
+    ``frame`` holds the data columns (a :class:`Design`'s ``frame``).  Two
+    left-hand sides with the same names are coded the same way: this tells
+    whether dropping some terms of a random term leaves the others as they
+    are (``(1 + Sex | g)`` without its intercept does not: R codes ``Sex``
+    with a column for every level then).
+
+    Examples
+    --------
+    >>> from vctest import datasets
+    >>> frame = datasets.load("Orthodont")
+    >>> lhs_column_names("1 + Sex", frame), lhs_column_names("0 + Sex", frame)
+    (('(Intercept)', 'SexFemale'), ('SexMale', 'SexFemale'))
+    """
+    model_frame, ordered = _formula_frame(frame)
+    return evaluate(lhs, model_frame, ordered, "the left-hand side")[1]
+
+
 def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
-            factors: pd.DataFrame) -> tuple[RandomBlock, ...]:
-    n = len(frame)
+            factors: pd.DataFrame, rows: np.ndarray) -> tuple[RandomBlock, ...]:
+    """One block per random term (``frame``: all rows; ``factors``: the rows used)."""
+    n = len(factors)
     cache: dict[str, pd.Categorical] = {}
-    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+    lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
     blocks = []
     for term in parsed.random:
         codes, levels = _group(term, factors, cache)
@@ -462,12 +384,12 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
                 "groups. Remove the term or check the grouping column."
             )
         if not term.covariates:
-            columns, names = np.ones((n, 1)), ("(Intercept)",)
+            columns, names, terms = np.ones((n, 1)), ("(Intercept)",), ("1",)
         else:
             if term.lhs not in lhs_cache:
-                lhs_cache[term.lhs] = _model_matrix(
-                    term.lhs, frame, ordered, f"the left-hand side of {term.source!r}:")
-            columns, names = lhs_cache[term.lhs]
+                lhs_cache[term.lhs] = evaluate(
+                    term.lhs, frame, ordered, f"the left-hand side of {term.source!r}:", rows)
+            columns, names, terms = lhs_cache[term.lhs]
         q = len(levels) * columns.shape[1]
         if q >= n:
             raise ValueError(
@@ -477,8 +399,9 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
             )
         blocks.append(RandomBlock(
             term=term, levels=levels, codes=np.ascontiguousarray(codes),
-            columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names))
-    return tuple(sorted(blocks, key=lambda b: -b.n_levels))
+            columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names,
+            column_terms=terms))
+    return tuple(blocks[i] for i in lme4_term_order([b.n_levels for b in blocks]))
 
 
 def _hash(frame: pd.DataFrame) -> str:
@@ -573,8 +496,11 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         frame, row_index, n_dropped = _drop_missing(wframe, parsed.text)
         prior = prior_weights(frame, wname, what)
     check_covariates(frame[model_columns], parsed.text)
-    model_frame, ordered = _formula_frame(frame[model_columns])
-    y, trials, levels = _response(parsed, frame, model_frame, ordered)
+    # R's model frame: variables (scale(x), poly(x, 2), ...) on all rows, then the
+    # incomplete rows dropped
+    model_frame, ordered = _formula_frame(data[model_columns].reset_index(drop=True),
+                                          row_index)
+    y, trials, levels = _response(parsed, frame, model_frame, ordered, row_index)
     if trials is None and y.size and np.ptp(y) == 0:
         raise ValueError(f"the response {parsed.response.text!r} is constant ({y[0]:g}) in "
                          "the rows used; there is no variation to model.")
@@ -582,11 +508,11 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
     if parsed.fixed.strip() == "1":
         X, fixed_names = np.ones((len(frame), 1)), ("(Intercept)",)
     else:
-        X, fixed_names = _model_matrix(parsed.fixed, model_frame, ordered,
-                                       "the fixed-effect part")
+        X, fixed_names = model_matrix(parsed.fixed, model_frame, ordered,
+                                       "the fixed-effect part", row_index)
     check_fixed_size(X.shape[1], X.shape[0], parsed.fixed)
     _rank_check(X, fixed_names)
-    blocks = _blocks(parsed, model_frame, ordered, frame)
+    blocks = _blocks(parsed, model_frame, ordered, frame, row_index)
     return Design(
         formula=parsed,
         X=np.ascontiguousarray(X, dtype=np.float64),

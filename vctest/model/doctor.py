@@ -20,6 +20,10 @@ report with one verdict:
     estimates: the reported fit is not the maximum.
 ``failed``
     The checks fail and no optimiser does better.
+``unchecked``
+    The derivatives cannot be computed (the objective is infinite or
+    undefined a small step from the estimates), so nothing can be verified,
+    whatever the optimisers say.
 """
 
 from __future__ import annotations
@@ -78,6 +82,16 @@ EXPLANATIONS = {
         "The convergence checks fail and no optimiser finds a better point. The estimates "
         "should not be used as they are: rescale predictors, simplify the model, or check "
         "the data."
+    ),
+    "unchecked": (
+        "The fit cannot be checked: the objective is infinite or undefined a small step "
+        "away from the estimates, so its gradient and Hessian (below) are not finite and "
+        "nothing says whether this is a maximum, even where the optimisers agree. For a "
+        "GLMM this happens when the linear predictor is very large (e.g. Poisson counts in "
+        "the tens of thousands), where the Laplace approximation's inner iterations fail "
+        "near the estimates: model the counts on a smaller scale (an offset, or a rate), "
+        "centre and scale the predictors, or check the data. Do not use the estimates as "
+        "they are."
     ),
 }
 
@@ -198,14 +212,19 @@ class ConvergenceReport:
         return "\n".join(lines)
 
 
-def scaling_advice(frame: pd.DataFrame | None, response: str | None) -> list[ScalingAdvice]:
-    """Numeric predictors far from centred or on an extreme scale."""
+def scaling_advice(frame: pd.DataFrame | None, response: str | None,
+                   skip: frozenset[str] = frozenset()) -> list[ScalingAdvice]:
+    """Numeric predictors far from centred or on an extreme scale.
+
+    Columns in ``skip`` (grouping factors: integer subject IDs are labels, not
+    numbers) and the response are never flagged.
+    """
     if frame is None:
         return []
     out = []
     for col in frame.columns:
         x = frame[col]
-        if col == response or not pd.api.types.is_numeric_dtype(x) or \
+        if col == response or col in skip or not pd.api.types.is_numeric_dtype(x) or \
                 pd.api.types.is_bool_dtype(x):
             continue
         values = x.to_numpy(dtype=float)
@@ -238,6 +257,7 @@ def check_fit(
     refit_with: Callable[[str, np.ndarray | None], OptimizerRun],
     refit_rescaled: Callable[[list[str]], OptimizerRun] | None,
     response: str | None,
+    skip: frozenset[str] = frozenset(),
     n_random_starts: int = 2,
     optimizers: tuple[str, ...] = ("L-BFGS-B", "Powell", "Nelder-Mead"),
 ) -> ConvergenceReport:
@@ -255,6 +275,8 @@ def check_fit(
         data columns centred and scaled.
     response : str, optional
         The response column (never flagged for scaling).
+    skip : frozenset of str
+        Other columns never flagged for scaling (the grouping factors).
     n_random_starts : int, default 2
         Refits of the default optimiser from perturbed starts.
     optimizers : tuple of str
@@ -280,13 +302,17 @@ def check_fit(
         "one_sided_derivative": np.where(d.at_bound, d.gradient, np.nan),
     })
 
+    bad = [n for n, gi in zip(d.names, d.gradient, strict=True) if not np.isfinite(gi)]
+    undefined = bool(bad) or not np.all(np.isfinite(d.hessian))
     runs = [OptimizerRun("reported fit", fit.loglik, np.asarray(fit.theta),
                          np.asarray(fit.beta), bool(fit.converged), "")]
-    for optimizer in optimizers:
+    # with non-finite derivatives no refit can make the fit checkable (and refits of a
+    # model whose objective fails near the estimates can take very long): skip them
+    for optimizer in optimizers if not undefined else ():
         runs.append(refit_with(optimizer, None))
     rng = np.random.default_rng(0)
     lower = fit.model.layout.lower  # theta only (GLMM diagnostics include beta)
-    for i in range(n_random_starts):
+    for i in range(n_random_starts if not undefined else 0):
         start = np.maximum(fit.theta * rng.uniform(0.5, 1.5, fit.theta.size)
                            + np.where(np.isfinite(lower), 0.1, 0.0), lower)
         run = refit_with("bfgs", start)
@@ -305,16 +331,23 @@ def check_fit(
     eig_tol = d.tolerances.get("hessian_eigenvalue_tol", 0.0)
     flat = bool(eig.size and (eig.min() < max(eig_tol, FLAT_RATIO * max(eig.max(), 0.0))))
     ill = bool(eig.size and eig.min() > 0 and eig.max() / eig.min() > ILL_CONDITIONED)
-    advice = scaling_advice(getattr(fit.model.design, "frame", None), response)
+    advice = scaling_advice(getattr(fit.model.design, "frame", None), response, skip)
     notes: list[str] = []
     rescaled = rescaled_clean = None
-    if advice and refit_rescaled is not None:
+    if advice and refit_rescaled is not None and not undefined:
         rescaled = refit_rescaled([a.column for a in advice])
         rescaled_clean = rescaled.converged
     same_optimum = ll_spread < LOGLIK_TOL
     cols = ", ".join(a.column for a in advice)
     rescaled_same = rescaled is not None and abs(rescaled.loglik - fit.loglik) < LOGLIK_TOL
-    if rescaled_clean and rescaled_same and not d.converged and best.loglik <= (
+    if undefined:
+        verdict = "unchecked"
+        notes.append("non-finite derivatives of the objective at the estimates"
+                     + (f" (gradient of {', '.join(bad)})" if bad else " (Hessian)")
+                     + "; the objective could not be evaluated a step of "
+                     f"{d.tolerances.get('step', 1e-4):g} away. Refits by other optimisers "
+                     "and starts were skipped: they cannot make the fit checkable.")
+    elif rescaled_clean and rescaled_same and not d.converged and best.loglik <= (
             fit.loglik + LOGLIK_TOL):
         verdict = "boundary" if d.singular else "converged"
         notes.append(f"the gradient warning is a false alarm caused by the scale of {cols}: "

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vctest._stack import user_stacklevel
 from vctest.formula.design import Design
 from vctest.kernels import types as codes
 from vctest.kernels.engine import fit_model
@@ -81,10 +82,20 @@ def response_iv(y: Any, weights: Any, family: str) -> tuple[np.ndarray, np.ndarr
                 f"a binomial response must be 0/1 or a proportion in [0, 1]; got values in "
                 f"[{y.min():g}, {y.max():g}]. For counts of successes out of trials write "
                 "the response as cbind(successes, failures).")
-        if not (_integer_like(wt * y) and _integer_like(wt)):
+        if weights is None and not _integer_like(y):
+            warnings.warn(
+                "the binomial response holds proportions (values between 0 and 1) but no "
+                "numbers of trials, so each row counts as one trial with a non-integer "
+                "number of successes and the log-likelihood uses lgamma() in place of "
+                "factorials. lme4's glmer() warns 'non-integer #successes' and rounds the "
+                "successes in its likelihood, so its estimates differ. If the proportions "
+                "are successes out of n trials, write the response as cbind(successes, "
+                "n - successes), so that each row counts n trials.",
+                UserWarning, stacklevel=user_stacklevel())
+        elif not (_integer_like(wt * y) and _integer_like(wt)):
             warnings.warn("the binomial response has non-integer counts of successes or "
                           "trials; the log-likelihood uses lgamma() in place of factorials.",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=user_stacklevel())
         return y, wt
     if weights is not None:
         raise ValueError("a cbind(successes, failures) response needs family='binomial'; a "

@@ -93,6 +93,14 @@ class LinearMixedModel(EngineStart):
                 "the formula has no random-effects term such as `(1 | group)`; "
                 "a linear mixed model needs at least one."
             )
+        if design.weights is not None:
+            raise ValueError(
+                f"the response {design.formula.response.text!r} gives binomial successes "
+                "and failures, but the model is a linear mixed model (family='gaussian', "
+                "the default); pass family='binomial' (CLI: --family binomial) to fit a "
+                "binomial GLMM, as lme4's glmer() does. lme4's lmer() refuses a cbind() "
+                "response too."
+            )
         layout = theta_layout(
             [b.name for b in design.blocks], [b.column_names for b in design.blocks]
         )
