@@ -257,7 +257,7 @@ def test_factor_response_is_coded_as_r_does(sleep):
     np.testing.assert_array_equal(d.y, (sleep["Subject"] != first).to_numpy(float))
     mixed = sleep.assign(Subject=sleep["Subject"].astype(object))
     mixed.loc[0, "Subject"] = 3
-    with pytest.raises(ValueError, match=r"response 'Subject' mixes numbers and text"):
+    with pytest.raises(ValueError, match=r"column 'Subject' used in .* mixes numbers and text"):
         build_design("Subject ~ Days + (1 | Days)", mixed)
 
 

@@ -83,16 +83,14 @@ def response_iv(y: Any, weights: Any, family: str) -> tuple[np.ndarray, np.ndarr
                 f"[{y.min():g}, {y.max():g}]. For counts of successes out of trials write "
                 "the response as cbind(successes, failures).")
         if weights is None and not _integer_like(y):
-            warnings.warn(
+            raise ValueError(
                 "the binomial response holds proportions (values between 0 and 1) but no "
-                "numbers of trials, so each row counts as one trial with a non-integer "
-                "number of successes and the log-likelihood uses lgamma() in place of "
-                "factorials. lme4's glmer() warns 'non-integer #successes' and rounds the "
-                "successes in its likelihood, so its estimates differ. If the proportions "
-                "are successes out of n trials, write the response as cbind(successes, "
-                "n - successes), so that each row counts n trials.",
-                UserWarning, stacklevel=user_stacklevel())
-        elif not (_integer_like(wt * y) and _integer_like(wt)):
+                "numbers of trials. Give them: weights='n' (the trials of each row, as "
+                "glmer's weights=) or the response cbind(successes, n - successes). "
+                "(lme4's glmer() warns 'non-integer #successes' and fits one trial per row "
+                "with the successes rounded in its likelihood, which is not the model of "
+                "a proportion.)")
+        if not (_integer_like(wt * y) and _integer_like(wt)):
             warnings.warn("the binomial response has non-integer counts of successes or "
                           "trials; the log-likelihood uses lgamma() in place of factorials.",
                           UserWarning, stacklevel=user_stacklevel())
