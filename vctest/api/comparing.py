@@ -69,7 +69,7 @@ def compare(
         name).  Both models use the rows complete for both.
     nsim : int, default 1000
         Bootstrap replicates (the maximum with sequential stopping).
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         One seed fixes every replicate, whatever the number of threads.
     reml : bool, default False
         Compare ML deviances (default).  ``True`` compares REML criteria,

@@ -67,6 +67,24 @@ class PowerResult:
         ax.legend(fontsize="small")
         return ax
 
+    def summary(self) -> str:
+        """The rejection rates as a text table, one row per effect size and method."""
+        cols = ["effect_size", "method", "rejections", "datasets", "rate", "ci_low", "ci_high"]
+        table = self.table[[c for c in cols if c in self.table]]
+        return (f"Power at alpha = {self.alpha:g} (rejection rates, Wilson 95% intervals)\n"
+                + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="result.table")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import frame_html
+
+        return frame_html(f"Power at alpha = {self.alpha:g}", self.table,
+                          "Rejection rates with Wilson 95% intervals.")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"alpha": self.alpha, "settings": dict(self.settings),
@@ -198,7 +216,7 @@ def power(
     nsim_exact, nsim_bootstrap : int
         Draws of each test (exact null draws; bootstrap replicates).
     reml : bool, default True
-    seed : int or SeedSequence, optional
+    seed : int, SeedSequence or numpy.random.Generator, optional
         Data set ``i`` of effect size ``k`` has its own stream.
     backend : {"local", "dask"}, default "local"
     client : dask.distributed.Client, optional

@@ -149,6 +149,28 @@ class StatsmodelsFit:
             raise AttributeError(name)
         return getattr(self.fit, name)
 
+    def summary(self, max_rows: int | None = None) -> str:
+        """The fit's summary, then the agreement with statsmodels and the notes."""
+        sm = "none (an unfitted model)" if self.sm_loglik is None else f"{self.sm_loglik:.6f}"
+        lines = [self.fit.summary(max_rows=max_rows), "",
+                 f"From statsmodels (translated to {self.translation.formula}):",
+                 f"  statsmodels logLik at its estimates: {sm}",
+                 f"  statsmodels logLik at vctest's estimates: "
+                 f"{self.sm_loglik_at_vctest_estimates:.6f}"]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="res.summary()")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import fit_html, text_html
+
+        tail = text_html("From statsmodels", self.summary().split("\n\n")[-1])
+        return fit_html(self.fit) + tail
+
 
 # -- input -------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def vc_test(
         GLMM (``family`` binomial or Poisson), which has no exact null.
     nsim : int, optional
         Null draws: 100,000 for the exact method, 1,000 bootstrap replicates.
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Same seed, same draws -- whatever the number of threads.
     reml : bool, default True
         RLRT (REML fits) or LRT (ML fits).

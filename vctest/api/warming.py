@@ -97,6 +97,11 @@ class WarmupReport:
         return {"stages": dict(self.stages), "seconds": self.seconds,
                 "cache_dir": self.cache_dir}
 
+    def _repr_html_(self) -> str:
+        from vctest._tables import text_html
+
+        return text_html("vctest warmup", self.summary())
+
     def __repr__(self) -> str:
         return (f"WarmupReport({len(self.stages)} stages, {self.seconds:.1f} s, "
                 f"cache_dir={self.cache_dir!r})")

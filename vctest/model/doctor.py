@@ -171,6 +171,11 @@ class ConvergenceReport:
 
         return report_html(self)
 
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="report.summary()")
+
     def summary(self) -> str:
         """Plain-text report."""
         lines = [f"Convergence check: {self.verdict.upper()}", "", self.explanation, "",

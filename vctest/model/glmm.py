@@ -446,8 +446,26 @@ class GlmmFit:
             "diagnostics": self.diagnostics.to_dict(),
         }
 
-    def summary(self) -> str:
-        """An lme4-like text summary."""
+    def _repr_html_(self) -> str:
+        from vctest._tables import fit_html
+
+        return fit_html(self)
+
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """An lme4-like text summary.
+
+        Parameters
+        ----------
+        max_rows : int, optional
+            Most rows of each table (all by default); the repr uses 12.
+        """
+        from vctest._tables import clip_rows, groups_line
+
         m = self.model
         lines = [
             "Generalized linear mixed model fit by maximum likelihood (Laplace "
@@ -455,12 +473,17 @@ class GlmmFit:
             f" Family: {m.family}  ( {m.link} )", f"Formula: {m.design.formula.text}",
             f"  -2 logLik {self.objective:.4f}   logLik {self.loglik:.4f}   df {self.df}   "
             f"deviance (residuals) {self.deviance:.4f}", "", "Random effects:",
+            f" {'Groups':<14}{'Name':<20}{'Variance':>12}{'Std.Dev.':>11}",
         ]
+        rows = []
         for _, row in self.varcorr.iterrows():
             name = row.var1 if not row.var2 else f"{row.var1}:{row.var2}"
-            lines.append(f" {row.grp:<14}{name:<20}{row.vcov:>12.4g}{row.sdcor:>11.4g}")
-        lines += [f"Number of obs: {self.nobs}", "", "Fixed effects:",
-                  self.coef_table().to_string(float_format=lambda v: f"{v:.5g}"), ""]
+            rows.append(f" {row.grp:<14}{name:<20}{row.vcov:>12.4g}{row.sdcor:>11.4g}")
+        lines += clip_rows(rows, max_rows, "fit.varcorr")
+        table = self.coef_table().to_string(float_format=lambda v: f"{v:.5g}").splitlines()
+        lines += [groups_line(m.design), "", "Fixed effects:", table[0]]
+        lines += clip_rows(table[1:], max_rows, "fit.coef_table()")
+        lines.append("")
         if self.singular:
             lines.append("boundary (singular) fit: a variance parameter is estimated at 0.")
         lines.append("Converged." if self.converged else "NOT converged: " + "; ".join(
