@@ -77,8 +77,9 @@ def compare(
     threads : int, optional
         Numba threads (default: all).
     progress : bool, optional
-        Progress bar; by default shown on a terminal for runs longer than a
-        couple of seconds.
+        Progress bar; by default shown on a terminal or in a Jupyter notebook
+        for runs longer than a couple of seconds (a widget in a notebook with
+        ``pip install 'vctest[notebook]'``, else text).
     stop_alpha : float, optional
         Stop early once ``p < stop_alpha`` or ``p > stop_alpha`` is settled
         with error ``stop_error`` (Clopper-Pearson looks at B = 100, 200, 400,

@@ -91,8 +91,9 @@ def vc_test(
     threads : int, optional
         Numba threads for the simulation (default: all).
     progress : bool, optional
-        Bootstrap progress bar (default: on a terminal, for runs longer than
-        a couple of seconds).
+        Bootstrap progress bar (default: on a terminal or in a Jupyter notebook,
+        for runs longer than a couple of seconds; a widget in a notebook with
+        ``pip install 'vctest[notebook]'``, else text).
     stop_alpha, stop_error : float, optional
         Bootstrap sequential stopping (see :func:`vctest.compare`).
     backend : {"local", "dask"}, default "local"

@@ -121,18 +121,19 @@ def warmup(progress: bool = True) -> WarmupReport:
     Parameters
     ----------
     progress : bool, default True
-        Show a progress bar over the stages (on stderr).
+        Show a progress bar over the stages (on stderr; a widget in a
+        notebook with ``vctest[notebook]``).
 
     Returns
     -------
     WarmupReport
         Seconds per stage and the cache directory; ``summary()`` prints them.
     """
-    from tqdm.auto import tqdm
+    from vctest._progress import progress_bar
 
     done: list[tuple[str, float]] = []
-    bar = tqdm(STAGES, desc="vctest warmup", unit="stage", disable=not progress,
-               leave=False)
+    bar = progress_bar(iterable=STAGES, desc="vctest warmup", unit="stage",
+                       disable=not progress, leave=False)
     with bar, warnings.catch_warnings():
         # the jobs are toys: their warnings (and the compile notice) mean nothing here
         warnings.simplefilter("ignore")
