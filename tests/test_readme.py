@@ -102,3 +102,16 @@ def test_readme_shell_commands_run(capsys):
         if expected is not None:
             assert _lines(capsys.readouterr().out) == _lines(expected), code
     assert ran >= 6
+
+
+@pytest.mark.slow
+def test_docs_landing_page_example_prints_what_it_says():
+    import doctest
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    page = Path(__file__).parents[1] / "docs" / "index.rst"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 4 and result.failed == 0
+    matplotlib.pyplot.close("all")

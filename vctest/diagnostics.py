@@ -69,9 +69,9 @@ class FitDiagnostics:
     reduced_hessian_eigenvalues : ndarray
         Eigenvalues of the Hessian restricted to the free coordinates.
     max_abs_gradient : float
-        max |g_i| over the free coordinates.
+        ``max |g_i|`` over the free coordinates.
     scaled_gradient : float
-        lme4's ``max|grad|``: max_i min(|g_i|, |(R^{-1} g)_i|) on the free
+        lme4's ``max|grad|``: ``max_i min(|g_i|, |(R^{-1} g)_i|)`` on the free
         coordinates (NaN when the reduced Hessian is not positive definite).
     newton_step : ndarray
         ``H^{-1} g`` on the free coordinates (zeros on bound coordinates; NaN

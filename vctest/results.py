@@ -94,16 +94,17 @@ class TestResult:
     null_summary : dict or None
         When the null sample was not kept (``keep_null=False``): its size,
         zeros, exceedances and quantiles from a log-histogram sketch
-        (:class:`vctest.nulls.sketch.NullSketch`).
+        (``vctest.nulls.sketch.NullSketch``).
     replicate_summary : dict
         Bootstrap only: refits at the boundary, refits that needed a second
         look by the diagnostics, and the p-value without the latter.
     replicates : object or None
         Bootstrap only: the per-replicate record
-        (:class:`vctest._replicates.ReplicateRecord`).
+        (``vctest._replicates.ReplicateRecord``).
     fits : dict
         The fitted models (``"full"``, ``"null"``).
     versions : dict
+        Versions of vctest, Python, NumPy, SciPy, Numba and pandas that made it.
     notes : tuple of str
         Caveats worth reading (approximations used, boundary fits, ...).
     """
@@ -131,7 +132,8 @@ class TestResult:
     fits: dict[str, Any] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=versions)
     notes: tuple[str, ...] = ()
-    _confint: Callable[..., Any] | None = field(default=None, repr=False)
+    _confint: Callable[..., Any] | None = field(default=None, init=False, repr=False,
+                                                compare=False)
 
     @property
     def nsim(self) -> int | None:
@@ -162,7 +164,7 @@ class TestResult:
         """Exact confidence interval for the variance ratio by test inversion.
 
         Available for a model whose only random effect is the tested scalar
-        term; see :func:`vctest.nulls.exact.invert_rlrt`.
+        term; see ``vctest.nulls.exact.invert_rlrt``.
 
         Examples
         --------
@@ -334,11 +336,20 @@ class TestResult:
         return "\n".join(lines)
 
 
+def attach_confint(result: TestResult, confint: Callable[..., Any] | None) -> TestResult:
+    """``result``, able to invert its test with ``confint`` (set once, by the exact pipeline).
+
+    Not a constructor argument, so that the class signature shows only the record.
+    """
+    object.__setattr__(result, "_confint", confint)
+    return result
+
+
 def load_result(path: Any) -> TestResult:
     """Load a result written by :meth:`TestResult.to_json`.
 
     Needs neither the model engine nor Numba (see
-    :func:`vctest.report.serialize.read_result`).
+    ``vctest.report.serialize.read_result``).
 
     Parameters
     ----------

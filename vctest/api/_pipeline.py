@@ -36,7 +36,7 @@ from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
 from vctest.nulls.bootstrap import Generator, run_bootstrap
 from vctest.nulls.exact import SpectralTask, invert_rlrt, simulate_null, spectral_design
 from vctest.nulls.executor import resolve_client
-from vctest.results import QUANTILE_LEVELS, TestResult
+from vctest.results import QUANTILE_LEVELS, TestResult, attach_confint
 
 #: Exact null samples up to this size are kept in the result by default.
 KEEP_NULL_UP_TO = 1_000_000
@@ -404,13 +404,14 @@ def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
     if sd.K + sd.p >= sd.n:
         notes.append(f"p + K = {sd.p + sd.K} >= n = {sd.n}: the spectral null is not exact.")
     settings = {**fitted.settings, "method": "exact", "nsim": nsim, "K": sd.K, "p": sd.p}
-    return TestResult(
+    result = TestResult(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="exact", test=test_name, term=pair.label, reference=reference,
         null_distribution=sample, asymptotic=fitted.asymptotic, settings=settings,
         seed=draws.seed_value, seed_entropy=entropy_of(ss), fits=fitted.fits,
-        notes=tuple(notes), _confint=confint, null_summary=null_summary,
+        notes=tuple(notes), null_summary=null_summary,
     )
+    return attach_confint(result, confint)
 
 
 @dataclass(frozen=True, eq=False)

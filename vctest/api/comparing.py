@@ -83,7 +83,7 @@ def compare(
     stop_alpha : float, optional
         Stop early once ``p < stop_alpha`` or ``p > stop_alpha`` is settled
         with error ``stop_error`` (Clopper-Pearson looks at B = 100, 200, 400,
-        ...; see :mod:`vctest.nulls.approximations`).
+        ...; see ``vctest.nulls.approximations``).
     stop_error : float, default 1e-3
     backend : {"local", "dask"}, default "local"
         ``"dask"`` runs chunks of replicates on a Dask cluster (``client`` or

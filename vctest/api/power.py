@@ -39,7 +39,9 @@ class PowerResult:
         Columns ``effect_size``, ``method``, ``rejections``, ``datasets``,
         ``rate``, ``ci_low``, ``ci_high`` (Wilson 95%).
     alpha : float
+        The level at which each test rejects.
     settings : dict
+        The call's settings (formula, term, data sets, draws, seed entropy, ...).
     """
 
     table: pd.DataFrame

@@ -1,6 +1,6 @@
 """Coming from statsmodels: translate a ``MixedLM`` model or result into vctest.
 
-:func:`translate` writes a statsmodels mixed model as an lme4 formula and a
+:func:`~vctest.api.statsmodels.translate` writes a statsmodels mixed model as an lme4 formula and a
 DataFrame that :func:`vctest.fit` and :func:`vctest.vc_test` accept, and maps
 the parameter names statsmodels prints (``"Subject Var"``, ``"Days Var"``,
 ``"Subject x Days Cov"``, ``"cask Var"``) to lme4 terms.
@@ -123,6 +123,7 @@ class StatsmodelsFit:
     fit : LmmFit
         vctest's fit of ``translation.formula``.
     translation : Translation
+        The lme4 formula, data and term names the statsmodels model became.
     sm_loglik : float or None
         statsmodels' log-likelihood at its estimates (``result.llf``, for the
         criterion of ``fit``); None for an unfitted model.
@@ -345,7 +346,7 @@ def term_from_statsmodels(translation: Translation, name: str) -> str:
     Parameters
     ----------
     translation : Translation
-        From :func:`translate`.
+        From :func:`~vctest.api.statsmodels.translate`.
     name : str
         A name as statsmodels' summary prints it (``"Subject Var"``,
         ``"Days Var"``, ``"cask Var"``; ``"Group Var"`` for the random
@@ -409,7 +410,7 @@ def term_from_statsmodels(translation: Translation, name: str) -> str:
 def from_statsmodels(model_or_result: object, *, reml: bool | None = None) -> StatsmodelsFit:
     """Fit a statsmodels mixed model with vctest and check it is the same model.
 
-    Translates (:func:`translate`), fits with :func:`vctest.fit`, then
+    Translates (:func:`~vctest.api.statsmodels.translate`), fits with :func:`vctest.fit`, then
     compares the log-likelihoods: vctest's at statsmodels' estimates with
     statsmodels' ``result.llf``, and statsmodels' ``loglike`` at vctest's
     estimates with vctest's (both to 1e-6 relative, REML values shifted by

@@ -62,7 +62,7 @@ STAGES: tuple[tuple[str, Callable[[], None]], ...] = (
 
 @dataclass(frozen=True)
 class WarmupReport:
-    """What :func:`warmup` did: seconds per stage and where the cache is.
+    """What :func:`vctest.warmup` did: seconds per stage and where the cache is.
 
     Attributes
     ----------

@@ -55,6 +55,7 @@ class LmmFit:
     Attributes
     ----------
     model : LinearMixedModel
+        The model that was fitted: design, data and the engine's structure.
     reml : bool
         True for REML, False for maximum likelihood.
     theta : ndarray
@@ -71,8 +72,13 @@ class LmmFit:
     n_evals : int
         Objective evaluations used by the optimiser.
     optimizer : str
+        The optimiser used (``"bfgs"``, vctest's kernel, or a SciPy method).
     optimizer_message : str
+        Why the optimiser stopped, in its words.
+    optimizer_ok : bool
+        The optimiser reported a normal stop (see ``converged`` for the verdict).
     settings : OptimizerSettings
+        Its tolerances (recorded with every fit).
     """
 
     model: LinearMixedModel

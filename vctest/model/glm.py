@@ -246,6 +246,7 @@ class GlmFit:
     Attributes
     ----------
     model : GeneralizedLinearModel
+        The model that was fitted (design, family, link, weights, offset).
     beta, beta_se : pandas.Series
         Coefficients and their standard errors (from X'WX).
     objective : float
@@ -253,7 +254,9 @@ class GlmFit:
     deviance : float
         Residual deviance (R's ``deviance``).
     n_iter : int
+        IRLS iterations used.
     converged : bool
+        IRLS stopped normally (the coefficients settled).
     """
 
     model: GeneralizedLinearModel

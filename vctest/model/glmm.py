@@ -1,9 +1,9 @@
 """Generalised linear mixed models (binomial, Poisson) by the Laplace approximation.
 
 :class:`GeneralizedLinearMixedModel` packs a :class:`~vctest.formula.design.Design`
-into the one engine's inputs (:mod:`vctest.model.structure`); :func:`fit_glmm`
+into the one engine's inputs (``vctest.model.structure``); :func:`fit_glmm`
 fits it as lme4's ``glmer`` (``nAGQ = 1``) does, in two stages, with the
-engine's optimiser (:func:`vctest.kernels.engine.fit_model`; SciPy's methods
+engine's optimiser (``vctest.kernels.engine.fit_model``; SciPy's methods
 are second opinions); :class:`GlmmFit` holds the result.  The objective is -2
 log-likelihood by the Laplace approximation (lme4's ``-2 * logLik``);
 lme4's ``deviance()`` for a GLMM (the sum of deviance residuals at the
@@ -77,7 +77,7 @@ class GlmmSettings:
     restarts: int = 3
 
     def kernel(self, *, parallel: bool = False) -> Settings:
-        """The engine's :class:`~vctest.kernels.types.Settings`."""
+        """The engine's ``vctest.kernels.types.Settings``."""
         return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
                         restarts=self.restarts, pirls_maxit=self.pirls_maxit,
                         pirls_tol=self.pirls_tol, two_stage=self.two_stage, parallel=parallel)
@@ -95,7 +95,8 @@ class LaplaceValue(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
-    """A GLMM ready for Laplace evaluations (build it with :meth:`from_design`).
+    """A GLMM ready for Laplace evaluations (build it with
+    :meth:`~vctest.model.glmm.GeneralizedLinearMixedModel.from_design`).
 
     Attributes
     ----------
@@ -126,7 +127,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         Parameters
         ----------
         design : Design
-            From :func:`vctest.formula.build_design`; needs a random-effects term.
+            From ``vctest.formula.build_design``; needs a random-effects term.
         family : {"binomial", "poisson"}
         link : str, optional
             ``"logit"`` (default), ``"probit"`` or ``"cloglog"`` for binomial;
@@ -284,6 +285,7 @@ class GlmmFit:
     Attributes
     ----------
     model : GeneralizedLinearMixedModel
+        The model that was fitted: design, family, link, weights and offset.
     theta : ndarray
         Relative covariance parameters (lme4's ``getME(m, "theta")``).
     beta : pandas.Series
@@ -297,8 +299,11 @@ class GlmmFit:
     n_evals : int
         Laplace evaluations used by the optimiser.
     optimizer, optimizer_message : str
+        The optimiser used and why it stopped, in its words.
     optimizer_ok : bool
+        The optimiser reported a normal stop (see ``converged`` for the verdict).
     settings : GlmmSettings
+        Its tolerances (recorded with every fit).
     """
 
     model: GeneralizedLinearMixedModel
@@ -535,7 +540,7 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
         column (1 for intercepts, lme4's start) and beta from the GLM fit.
     optimizer : {"bfgs", "L-BFGS-B", "Nelder-Mead", "Powell"}, default "bfgs"
         ``"bfgs"`` runs both stages in Numba
-        (:func:`vctest.kernels.engine.fit_model`); the others are
+        (``vctest.kernels.engine.fit_model``); the others are
         SciPy's methods, second opinions for checking a fit.
     settings : GlmmSettings, optional
 

@@ -1,6 +1,6 @@
 """Parametric bootstrap of a likelihood-ratio statistic for two nested models, any family.
 
-The one driver around :func:`vctest.kernels.bootstrap.bootstrap`: it packs the
+The one driver around ``vctest.kernels.bootstrap.bootstrap``: it packs the
 fitted null model (an LMM, a GLMM, or with no random effects left an LM or a
 GLM) and the fitted full model into the engine's named inputs, cuts the
 replicates into batches (for the progress bar and for sequential stopping),
@@ -277,7 +277,7 @@ def run_bootstrap(
         The fitted full model (refitted from its estimate).
     embed : ndarray of int64
         Null theta positions in the full theta (see
-        :func:`vctest.model.nesting.nesting`); ``[-1]`` if not available.
+        ``vctest.model.nesting.nesting``); ``[-1]`` if not available.
     nsim : int
         Replicates (the maximum, with sequential stopping).
     seed_seq : numpy.random.SeedSequence
@@ -294,7 +294,7 @@ def run_bootstrap(
     stop_alpha, stop_error : float, optional
         Sequential stopping: stop once ``p < stop_alpha`` or ``p > stop_alpha``
         is settled with error ``stop_error`` (see
-        :mod:`vctest.nulls.approximations`).
+        ``vctest.nulls.approximations``).
     settings : OptimizerSettings or GlmmSettings, optional
         Default: the full fit's.
     backend : {"local", "dask"}

@@ -108,6 +108,7 @@ class ConfidenceInterval:
     Attributes
     ----------
     level : float
+        Confidence level, e.g. 0.95.
     lower, upper : float
         Bounds for lambda (``upper`` may be ``inf``).
     estimate : float
