@@ -30,6 +30,10 @@ def test_docs_build_without_warnings(tmp_path):
                  "vctest.model.doctor.ConvergenceReport", "vctest.api.power.PowerResult"):
         html = (tmp_path / "html" / "generated" / f"{page}.html").read_text()
         assert "summary" in html, page
+    assert "\\|" not in (tmp_path / "html" / "errors.html").read_text()
+    gallery = (tmp_path / "html" / "generated" / "gallery-sleepstudy.html").read_text()
+    assert "Fixed effects" in gallery and "<img" in gallery      # executed, with outputs
+    assert "plot-directive" in (tmp_path / "html" / "tutorial.html").read_text()
     result_page = (tmp_path / "html" / "generated" / "vctest.TestResult.html").read_text()
     assert "_confint" not in result_page
     assert 'id="vctest.TestResult.confint"' in result_page

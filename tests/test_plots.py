@@ -91,6 +91,10 @@ def test_far_statistic_gets_a_broken_axis_and_compare_gets_references():
     assert "gamma (moment-matched)" in labels and "Bartlett-scaled chi2(2)" in labels
     assert any("p < 0.0033" in s for s in labels)
     assert "against" in ax.get_title()
+    # the observed line's red is its own: no reference curve shares it
+    red = matplotlib.colors.to_rgba("C3")
+    curves = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert curves and all(matplotlib.colors.to_rgba(ln.get_color()) != red for ln in curves)
 
 
 def test_plot_without_a_null_sample_says_so():

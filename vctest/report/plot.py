@@ -166,8 +166,9 @@ def plot_result(result: Any, ax: Any = None) -> Any:
         top = max(top, float(np.max(heights)))
     x = np.linspace(width / 2, upper, 400)
     styles = ["--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+    colors = ["C0", "C1", "C2", "C4"]  # C3 (red) is the observed statistic's
     for i, (label, pdf, mass) in enumerate(curves):
-        color = f"C{i}"
+        color = colors[i % len(colors)]
         ax.plot(x, pdf(x), color=color, ls=styles[i % len(styles)], lw=1.5, label=label)
         if mass > 0:
             ax.plot([0.0], [mass], "o", color=color, mfc="none", ms=7)
@@ -185,7 +186,8 @@ def plot_result(result: Any, ax: Any = None) -> Any:
         side.axvline(t, color="C3", lw=2)
         xs = np.linspace(t - half, t + half, 50)
         for i, (_, pdf, _) in enumerate(curves):
-            side.plot(xs, pdf(xs), color=f"C{i}", ls=styles[i % len(styles)], lw=1.5)
+            side.plot(xs, pdf(xs), color=colors[i % len(colors)], ls=styles[i % len(styles)],
+                      lw=1.5)
         side.set_xlim(t - half, t + half)
         side.tick_params(left=False, labelleft=False)
         ax.spines["right"].set_visible(False)
