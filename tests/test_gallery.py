@@ -20,3 +20,7 @@ def test_gallery_notebook_runs():
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("Fixed effects" in h for h in html)
     assert any("Convergence check" in h for h in html)
+    # the plot is drawn inline (no forced backend) and is the sleepstudy slope test's
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    sources = " ".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "matplotlib.use" not in sources and "Dyestuff" not in sources

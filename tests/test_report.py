@@ -63,10 +63,64 @@ def test_load_rejects_other_files(tmp_path):
 def test_methods_text_names_method_nsim_seed_versions_and_citations(exact, boot):
     text = exact.methods_text()
     assert "Crainiceanu & Ruppert, 2004" in text and "20,000 draws" in text
-    assert "(seed 3)" in text and exact.versions["vctest"] in text
+    assert ", seed 3." in text and exact.versions["vctest"] in text
     assert "References" in text and "Greven" not in text
     text = boot.methods_text()
     assert "parametric bootstrap" in text and "300" in text and "pbkrtest" in text
+
+
+def _cited_and_listed(text):
+    from vctest.report.methods import CITATIONS, CITED_AS
+
+    body, refs = text.split("\n\nReferences\n")
+    listed = {k for k, ref in CITATIONS.items() if ref in refs}
+    cited = {k for k, cite in CITED_AS.items() if cite in body}
+    return cited, listed, len(refs.splitlines())
+
+
+@pytest.mark.parametrize("method", ["exact", "bootstrap", "asymptotic"])
+def test_methods_text_cites_every_reference_it_lists(method):
+    res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+                         method=method, nsim=200, seed=1)
+    cited, listed, n_refs = _cited_and_listed(res.methods_text())
+    assert cited == listed and n_refs == len(listed)
+    assert "bates2015" in cited
+    assert {"exact": "cr2004", "bootstrap": "hh2014", "asymptotic": "sl1987"}[method] in cited
+
+
+def test_methods_text_states_early_stopping_and_its_rule():
+    res = vctest.vc_test(SLEEP_FULL, "sleepstudy", term="(0 + Days | Subject)",
+                         method="bootstrap", nsim=2000, seed=1, stop_alpha=0.05)
+    assert res.settings["stopped_early"] and res.nsim < 2000
+    text = res.methods_text()
+    assert f"it stopped after {res.settings['n_run']:,} replicates" in text
+    assert "Clopper-Pearson" in text and "alpha = 0.05" in text and "at most 2,000" in text
+    plain = vctest.vc_test(SLEEP_FULL, "sleepstudy", term="(0 + Days | Subject)",
+                           method="bootstrap", nsim=50, seed=1)
+    assert "sequentially" not in plain.methods_text()
+
+
+def test_methods_text_without_a_seed_gives_the_entropy():
+    res = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+                         nsim=200)
+    assert res.seed is None
+    text = res.methods_text()
+    assert f"recorded entropy {res.seed_entropy}, passed as the seed, repeats" in text
+    again = vctest.vc_test("Yield ~ 1 + (1 | Batch)", "Dyestuff", term="(1 | Batch)",
+                           nsim=200, seed=res.seed_entropy)
+    assert np.array_equal(again.null_distribution, res.null_distribution)
+
+
+def test_citation_file_is_valid_cff():
+    from pathlib import Path
+
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((Path(__file__).parents[1] / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["title"].startswith("vctest")
+    assert cff["authors"] and cff["message"]
+    titles = " ".join(r["title"] for r in cff["references"])
+    assert "Likelihood ratio tests in linear mixed models" in titles
+    assert "Restricted likelihood ratio testing" in titles
 
 
 def test_plot(exact):

@@ -193,7 +193,7 @@ def test_loading_a_result_does_not_import_numba(tmp_path):
         null_singular=np.zeros(n, dtype=bool))
     result = TestResult(
         statistic=1.0, pvalue=2 / 3, pvalue_mc_se=0.1, pvalue_ci=(0.3, 0.7),
-        method="bootstrap", test="LRT (parametric bootstrap)", term="(1 | g)",
+        method="bootstrap", test="LRT", term="(1 | g)",
         reference="parametric bootstrap", null_distribution=np.array([0.0, 1.5]),
         asymptotic={"naive chi2(1)": 0.3}, settings={"nsim": 3}, seed=1, seed_entropy=1,
         n_failed=1, replicates=rec, replicate_summary=rec.summary(1.0),

@@ -109,8 +109,8 @@ def section_glmm() -> tuple[str, list[dict]]:
             "max |theta diff| default": f"{np.max(np.abs(m.theta - theta_d)):.1e}",
             "converged": m.converged, "singular": m.singular,
         })
-    return ("GLMM fits (Laplace) against lme4's glmer: default settings and tight tolerances "
-            "(validation/r/glmm_fits.R)"), rows
+    return ("GLMM fits against lme4's glmer -- Laplace approximation; lme4 with its default "
+            "settings and with tight tolerances (validation/r/glmm_fits.R)."), rows
 
 
 def section_glmm_size() -> tuple[str, list[dict]]:
@@ -122,9 +122,9 @@ def section_glmm_size() -> tuple[str, list[dict]]:
                          "rejection rate at 0.05": f"{r['rejection_rate']:.4f}",
                          "MC SE": f"{r['mc_se']:.4f}",
                          "difference / SE": f"{(r['rejection_rate'] - 0.05) / r['mc_se']:+.1f}"})
-    return (f"GLMM bootstrap test under H0 (stored: validation/size/size_glmm.py, "
+    return (f"GLMM bootstrap test under H0 -- stored output of validation/size/size_glmm.py: "
             f"{study['datasets']} data sets per family, B = {study['nsim']}; "
-            f"{study['design']})"), rows
+            f"{study['design']}."), rows
 
 
 def section_rlrsim(figdir: Path) -> tuple[str, list[dict], str]:
@@ -146,9 +146,10 @@ def section_rlrsim(figdir: Path) -> tuple[str, list[dict], str]:
         ("rlrt.sleep_slope", build_design("Reaction ~ Days + (0 + Days | Subject)", sleep), True),
         ("rlrt.unbalanced", build_design("y ~ 1 + (1 | g)", unb), True),
     ]
-    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 4))
+    # a 2 x 2 grid: each QQ plot square and readable at the page's width
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 7.5))
     rows = []
-    for ax, (cid, design, reml) in zip(axes, cases, strict=True):
+    for ax, (cid, design, reml) in zip(axes.ravel(), cases, strict=True):
         sd = spectral_design(design, 0)
         draws = (vctest.rlrt_null(sd.mu, sd.n, sd.p, nsim=100_000, seed=1) if reml else
                  vctest.lrt_null(sd.mu, sd.xi, sd.n, sd.p, nsim=100_000, seed=1))
@@ -173,11 +174,11 @@ def section_rlrsim(figdir: Path) -> tuple[str, list[dict], str]:
     path = figdir / "qq_rlrsim.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return ("Exact nulls against RLRsim (10^5 draws each; SE of a difference in P(T=0) "
-            "combines both samples). RLRsim maximises over lambda by a grid walk that stops "
+    return ("Exact nulls against RLRsim -- 10^5 draws each; the SE of a difference in "
+            "P(T=0) combines both samples. RLRsim maximises over lambda by a grid walk that stops "
             "at the first decrease, so where the profile has several modes (unbalanced "
             "designs) its statistics can be too small; vctest's maximisation is checked "
-            "against a dense grid in tests/test_spectral.py"), rows, path.name
+            "against a dense grid in tests/test_spectral.py."), rows, path.name
 
 
 def section_pbkrtest(figdir: Path) -> tuple[str, list[dict], str]:
@@ -208,9 +209,9 @@ def section_pbkrtest(figdir: Path) -> tuple[str, list[dict], str]:
                      "vctest quantile": f"{np.quantile(ours, level):.3f}",
                      "vctest fraction below": f"{frac:.4f}",
                      "difference / SE": f"{(frac - level) / se:+.1f}"})
-    title = (f"Bootstrap null against pbkrtest's PBrefdist ({ref['nsim']} replicates each; "
-             f"statistic {res.statistic:.4f} vs lme4 {ref['statistic']:.4f}; failed refits: "
-             f"vctest {res.n_failed})")
+    title = (f"Bootstrap null against pbkrtest -- PBrefdist, {ref['nsim']} replicates each; "
+             f"statistic {res.statistic:.4f} (lme4: {ref['statistic']:.4f}); failed refits: "
+             f"vctest {res.n_failed}.")
     return title, rows, "qq_pbkrtest.png"
 
 
@@ -226,7 +227,7 @@ def section_closed_forms() -> tuple[str, list[dict]]:
         p0 = float(np.mean(draws == 0))
         rows.append({"K x J": f"{k} x {j}", "P(RLRT=0) exact": f"{exact:.4f}",
                      "vctest": f"{p0:.4f}", "difference / SE": f"{(p0 - exact) / se:+.1f}"})
-    return "Closed forms: balanced one-way, P(RLRT = 0) = P(F(K-1, n-K) <= 1)", rows
+    return "Closed forms -- balanced one-way layout: P(RLRT = 0) = P(F(K-1, n-K) <= 1).", rows
 
 
 def section_power(n_data: int, figdir: Path) -> tuple[str, list[dict], list[str]]:
@@ -248,8 +249,8 @@ def section_power(n_data: int, figdir: Path) -> tuple[str, list[dict], list[str]
         ax.figure.savefig(figdir / name, dpi=100, bbox_inches="tight")
         plt.close(ax.figure)
         figs.append(name)
-    title = (f"Size (effect 0) and power at alpha = 0.05, {n_data} data sets per cell "
-             "(exact: 10^4 draws; bootstrap: 99 replicates; asymptotic: 50:50 mixture)")
+    title = (f"Size (effect 0) and power -- at alpha = 0.05, {n_data} data sets per cell "
+             "(exact: 10^4 draws; bootstrap: 99 replicates; asymptotic: 50:50 mixture).")
     return title, rows, figs
 
 
@@ -308,6 +309,18 @@ def _rst_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _split_title(title: str) -> tuple[str, str]:
+    """A section's short heading and its first paragraph (written "heading -- paragraph").
+
+    >>> _split_title("Closed forms -- balanced one-way layout.")
+    ('Closed forms', 'Balanced one-way layout.')
+    >>> _split_title("Timings")
+    ('Timings', '')
+    """
+    heading, _, about = title.partition(" -- ")
+    return heading, about[:1].upper() + about[1:]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small subset (CI)")
@@ -331,9 +344,11 @@ def main() -> None:
            "Generated by ``python validation/make_report.py`` (stored in "
            "``validation/report.md``).", ""]
     for sec in sections:
-        title, rows = sec[0], sec[1]
-        md += [f"## {title}", "", _md_table(rows), ""]
-        rst += [title, "-" * len(title), "", _rst_table(rows), ""]
+        heading, about = _split_title(sec[0])
+        rows = sec[1]
+        md += [f"## {heading}", ""] + ([about, ""] if about else []) + [_md_table(rows), ""]
+        rst += [heading, "-" * len(heading), ""] + ([about, ""] if about else [])
+        rst += [_rst_table(rows), ""]
         figs = sec[2] if len(sec) > 2 else []
         for fig in [figs] if isinstance(figs, str) else figs:
             md += [f"![{fig}](figures/{fig})", ""]

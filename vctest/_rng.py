@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SeedLike = int | np.integer | np.random.SeedSequence | None
+SeedLike = int | np.integer | np.random.SeedSequence | np.random.Generator | None
 
 #: Replicates per seed block.  Part of the reproducibility contract: changing it
 #: changes every simulated number, so it is fixed.
@@ -26,9 +26,12 @@ def seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
 
     Parameters
     ----------
-    seed : int, SeedSequence or None
+    seed : int, SeedSequence, numpy.random.Generator or None
         ``None`` draws fresh entropy from the operating system; the entropy is
-        kept on the sequence so that results can record it and be re-run.
+        kept on the sequence so that results can record it and be re-run.  A
+        Generator gives 128 bits of entropy from its stream (so it advances,
+        and two calls with one Generator draw differently); the entropy is
+        recorded the same way, and ``seed=<that entropy>`` repeats the call.
 
     Returns
     -------
@@ -37,18 +40,28 @@ def seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
     Raises
     ------
     TypeError
-        If ``seed`` is not an integer, a SeedSequence or None.
+        If ``seed`` is not an integer, a SeedSequence, a Generator or None.
     ValueError
         If ``seed`` is a negative integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ss = seed_sequence(np.random.default_rng(7))
+    >>> again = seed_sequence(ss.entropy)
+    >>> bool((ss.generate_state(4) == again.generate_state(4)).all())
+    True
     """
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if seed is None:
         return np.random.SeedSequence()
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int.from_bytes(seed.bytes(16), "little"))
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(
-            f"`seed` must be a non-negative integer, a numpy SeedSequence or None; "
-            f"got {type(seed).__name__}."
+            f"`seed` must be a non-negative integer, a numpy SeedSequence or Generator, or "
+            f"None; got {type(seed).__name__}."
         )
     if int(seed) < 0:
         raise ValueError(f"`seed` must be non-negative; got {seed}.")

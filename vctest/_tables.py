@@ -1,4 +1,4 @@
-"""pandas tables and notebook HTML for fits, test results and convergence reports (a leaf:
+"""pandas tables, short reprs and notebook HTML for fits, test results and reports (a leaf:
 models, results and reports all render through it)."""
 
 from __future__ import annotations
@@ -30,21 +30,91 @@ def result_frame(result: Any) -> pd.DataFrame:
     return frame
 
 
+#: Most lines a repr prints (the rest is in ``summary()``).
+MAX_REPR_LINES = 40
+
+#: Most rows of a table in a repr.
+MAX_REPR_ROWS = 12
+
+
+def clip_lines(text: str, max_lines: int = MAX_REPR_LINES, what: str = "summary()") -> str:
+    """``text`` cut to ``max_lines`` lines, the last saying how many were left out.
+
+    Examples
+    --------
+    >>> print(clip_lines("\\n".join(map(str, range(5))), 3))
+    0
+    1
+    ... 3 more lines: see summary()
+    """
+    lines = text.splitlines()
+    if len(lines) <= max_lines:
+        return text
+    keep = max_lines - 1
+    return "\n".join([*lines[:keep], f"... {len(lines) - keep} more lines: see {what}"])
+
+
+def clip_rows(rows: list[str], max_rows: int | None, what: str) -> list[str]:
+    """At most ``max_rows`` of ``rows`` (all when None), then a line naming the rest."""
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    return [*rows[:max_rows], f" ... {len(rows) - max_rows} more rows: see {what}"]
+
+
+def groups_line(design: Any) -> str:
+    """lme4's "Number of obs: n, groups: g, k" line."""
+    seen: dict[str, int] = {}
+    for block in design.blocks:
+        seen.setdefault(block.term.group, block.n_levels)
+    groups = "; ".join(f"{g}, {k}" for g, k in seen.items())
+    return f"Number of obs: {design.n}" + (f", groups: {groups}" if groups else "")
+
+
 def _section(title: str, body: str) -> str:
     return f"<h4 style='margin:0.6em 0 0.2em 0'>{html.escape(title)}</h4>{body}"
 
 
+def _frame_html(frame: pd.DataFrame, max_rows: int = 60, **kwargs: Any) -> str:
+    return frame.to_html(max_rows=max_rows, **kwargs)
+
+
 def fit_html(fit: Any) -> str:
-    """Notebook view of a fit."""
-    kind = "REML" if fit.reml else "ML"
+    """Notebook view of a linear or generalized linear mixed model fit (or a GLM)."""
+    model = fit.model
+    if hasattr(model, "family"):
+        kind = (f"{'Generalized linear mixed model' if hasattr(fit, 'theta') else 'GLM'}"
+                f"</b> ({html.escape(model.family)}, {html.escape(model.link)} link; "
+                "ML" + (", Laplace" if hasattr(fit, "theta") else "") + ")")
+        crit = f"-2 logLik = {fit.objective:.4f}"
+    else:
+        kind = f"Linear mixed model</b> ({'REML' if fit.reml else 'ML'})"
+        crit = f"{'REML criterion' if fit.reml else 'deviance'} = {fit.objective:.4f}"
     status = ("converged" if fit.converged else "NOT converged") + (
-        ", boundary (singular)" if fit.singular else "")
-    formula = html.escape(fit.model.design.formula.text)
-    head = (f"<p><b>Linear mixed model</b> ({kind}): <code>{formula}</code><br>"
-            f"n = {fit.nobs}, logLik = {fit.loglik:.4f}, {status}</p>")
-    return ("<div>" + head + _section("Random effects", fit.varcorr.to_html(index=False))
-            + _section("Fixed effects", coef_table(fit).to_html(float_format="%.5g"))
-            + "</div>")
+        ", boundary (singular)" if getattr(fit, "singular", False) else "")
+    formula = html.escape(model.design.formula.text)
+    head = (f"<p><b>{kind}: <code>{formula}</code><br>"
+            f"{html.escape(groups_line(model.design))}; {crit}, "
+            f"logLik = {fit.loglik:.4f}; {status}</p>")
+    body = ""
+    if hasattr(fit, "varcorr"):
+        body += _section("Random effects", _frame_html(fit.varcorr, index=False,
+                                                       float_format="%.5g"))
+    table = fit.coef_table() if hasattr(fit, "coef_table") else coef_table(fit)
+    body += _section("Fixed effects", _frame_html(table, float_format="%.5g"))
+    return "<div>" + head + body + "</div>"
+
+
+def text_html(title: str, text: str) -> str:
+    """Notebook view of a plain-text summary: a bold title over preformatted text."""
+    return (f"<div><p><b>{html.escape(title)}</b></p><pre style='margin:0'>"
+            f"{html.escape(text)}</pre></div>")
+
+
+def frame_html(title: str, frame: pd.DataFrame, note: str = "") -> str:
+    """Notebook view of a table with a title and an optional note under it."""
+    tail = f"<p>{html.escape(note)}</p>" if note else ""
+    return (f"<div><p><b>{html.escape(title)}</b></p>"
+            + _frame_html(frame, index=False, float_format="%.4g") + tail + "</div>")
 
 
 def result_html(result: Any) -> str:

@@ -69,9 +69,9 @@ class FitDiagnostics:
     reduced_hessian_eigenvalues : ndarray
         Eigenvalues of the Hessian restricted to the free coordinates.
     max_abs_gradient : float
-        max |g_i| over the free coordinates.
+        ``max |g_i|`` over the free coordinates.
     scaled_gradient : float
-        lme4's ``max|grad|``: max_i min(|g_i|, |(R^{-1} g)_i|) on the free
+        lme4's ``max|grad|``: ``max_i min(|g_i|, |(R^{-1} g)_i|)`` on the free
         coordinates (NaN when the reduced Hessian is not positive definite).
     newton_step : ndarray
         ``H^{-1} g`` on the free coordinates (zeros on bound coordinates; NaN
@@ -105,6 +105,29 @@ class FitDiagnostics:
     messages: tuple[str, ...]
     tolerances: dict[str, float] = field(default_factory=dict)
     n_evals: int = 0
+
+    def summary(self) -> str:
+        """The verdict, then one line per parameter: estimate, bound, gradient."""
+        lines = [f"Fit diagnostics: {'converged' if self.converged else 'NOT converged'}"
+                 f"{' (boundary)' if self.singular else ''}; scaled gradient "
+                 f"{self.scaled_gradient:.3g}, max |gradient| (free) "
+                 f"{self.max_abs_gradient:.3g}",
+                 f"  {'parameter':<28}{'estimate':>12}{'lower':>8}{'gradient':>12}  at bound"]
+        for i, name in enumerate(self.names):
+            lines.append(f"  {name:<28}{self.theta[i]:>12.5g}{self.lower[i]:>8.3g}"
+                         f"{self.gradient[i]:>12.3g}  {'yes' if self.at_bound[i] else ''}")
+        lines += [f"  {m}" for m in self.messages]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="fit.diagnostics.summary()")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import text_html
+
+        return text_html("Fit diagnostics", self.summary())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (NaN becomes None)."""

@@ -63,7 +63,8 @@ class TestResult:
     method : str
         ``"exact"``, ``"asymptotic"`` or ``"bootstrap"``.
     test : str
-        ``"RLRT"`` (REML) or ``"LRT"`` (ML).
+        The statistic: ``"RLRT"`` (REML fits) or ``"LRT"`` (ML fits; for a
+        GLMM, the Laplace approximation).  ``method`` says how it was referred.
     term : str
         The tested random-effects term, in canonical lme4 syntax.
     reference : str
@@ -75,7 +76,8 @@ class TestResult:
     settings : dict
         Every setting of the call (formula, null formula, nsim, reml, ...).
     seed : int or None
-        The seed given by the user.
+        The seed given by the user (None when none was given, or when it was a
+        SeedSequence or a Generator: then ``seed_entropy`` repeats the call).
     seed_entropy : int or list of int or None
         Entropy of the SeedSequence actually used (re-run with it to repeat a
         call made with ``seed=None``).
@@ -92,16 +94,17 @@ class TestResult:
     null_summary : dict or None
         When the null sample was not kept (``keep_null=False``): its size,
         zeros, exceedances and quantiles from a log-histogram sketch
-        (:class:`vctest.nulls.sketch.NullSketch`).
+        (``vctest.nulls.sketch.NullSketch``).
     replicate_summary : dict
         Bootstrap only: refits at the boundary, refits that needed a second
         look by the diagnostics, and the p-value without the latter.
     replicates : object or None
         Bootstrap only: the per-replicate record
-        (:class:`vctest._replicates.ReplicateRecord`).
+        (``vctest._replicates.ReplicateRecord``).
     fits : dict
         The fitted models (``"full"``, ``"null"``).
     versions : dict
+        Versions of vctest, Python, NumPy, SciPy, Numba and pandas that made it.
     notes : tuple of str
         Caveats worth reading (approximations used, boundary fits, ...).
     """
@@ -129,7 +132,8 @@ class TestResult:
     fits: dict[str, Any] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=versions)
     notes: tuple[str, ...] = ()
-    _confint: Callable[..., Any] | None = field(default=None, repr=False)
+    _confint: Callable[..., Any] | None = field(default=None, init=False, repr=False,
+                                                compare=False)
 
     @property
     def nsim(self) -> int | None:
@@ -165,7 +169,7 @@ class TestResult:
         """Exact confidence interval for the variance ratio by test inversion.
 
         Available for a model whose only random effect is the tested scalar
-        term; see :func:`vctest.nulls.exact.invert_rlrt`.
+        term; see ``vctest.nulls.exact.invert_rlrt``.
 
         Examples
         --------
@@ -177,12 +181,37 @@ class TestResult:
         True
         """
         if self._confint is None:
-            raise ValueError(
-                "confint() needs a model whose only random-effects term is the tested "
-                "scalar variance component (exact test inversion); this result has "
-                f"method={self.method!r} and settings {self.settings.get('null_formula')!r}."
-            )
+            raise ValueError(self._why_no_confint())
         return self._confint(level=level, **kwargs)
+
+    def _why_no_confint(self) -> str:
+        exact_single = (self.method == "exact" and self.test == "RLRT"
+                        and "Greven" not in self.reference)
+        loaded = any(isinstance(f, dict) for f in self.fits.values())
+        if exact_single and loaded:
+            seed = self.seed if self.seed is not None else self.seed_entropy
+            return ("confint() needs the fitted model, and a result read by load_result() "
+                    "keeps the fits' numbers but not the model or the data: run "
+                    f"vctest.vc_test({self.settings.get('formula')!r}, data, "
+                    f"term={self.term!r}, seed={seed!r}) on the same data (its hash is "
+                    f"in settings['data_hash']) and call confint() on that result.")
+        why = ("it is a comparison of two models" if self.is_comparison else
+               f"its method is {self.method!r}, not 'exact'" if self.method != "exact" else
+               "its fits are ML, not REML" if self.test != "RLRT" else
+               "the model has other random effects besides the tested term")
+        return ("confint() inverts the exact RLRT, so it needs an exact REML test of a model "
+                f"whose only random-effects term is the tested scalar variance component; "
+                f"this result cannot: {why}.")
+
+    @property
+    def is_comparison(self) -> bool:
+        """True for a result of :func:`vctest.compare` (two nested models)."""
+        return "  vs  " in self.term
+
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="result.summary()")
 
     def to_frame(self) -> Any:
         """The p-values side by side as a DataFrame: this test's reference first,
@@ -261,8 +290,14 @@ class TestResult:
 
     def summary(self) -> str:
         """A short plain-text report."""
+        how = {"exact": "exact null", "bootstrap": "parametric bootstrap",
+               "asymptotic": "asymptotic reference"}.get(self.method, self.method)
+        if self.settings.get("family") in ("binomial", "poisson"):
+            how += ", Laplace"
+        head = (f"{self.test} ({how}): is the null model enough?" if self.is_comparison
+                else f"{self.test} of {self.term} ({how}): is its variance zero?")
         lines = [
-            f"{self.test} of {self.term}: is its variance zero?",
+            head,
             *([f"  INTERRUPTED: {self.nsim} of {self.settings.get('nsim')} simulations "
                "finished; the p-value uses those."] if self.interrupted else []),
             f"  model:      {self.settings.get('formula')}",
@@ -303,14 +338,26 @@ class TestResult:
         lines += [f"  note: {n}" for n in self.notes]
         if self.seed is not None:
             lines.append(f"  seed = {self.seed}")
+        elif self.seed_entropy is not None:
+            lines.append(f"  seed: none given; entropy {self.seed_entropy} (seed=<entropy> "
+                         "repeats it)")
         return "\n".join(lines)
+
+
+def attach_confint(result: TestResult, confint: Callable[..., Any] | None) -> TestResult:
+    """``result``, able to invert its test with ``confint`` (set once, by the exact pipeline).
+
+    Not a constructor argument, so that the class signature shows only the record.
+    """
+    object.__setattr__(result, "_confint", confint)
+    return result
 
 
 def load_result(path: Any) -> TestResult:
     """Load a result written by :meth:`TestResult.to_json`.
 
     Needs neither the model engine nor Numba (see
-    :func:`vctest.report.serialize.read_result`).
+    ``vctest.report.serialize.read_result``).
 
     Parameters
     ----------

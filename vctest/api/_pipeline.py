@@ -36,7 +36,7 @@ from vctest.nulls.asymptotic import mixture_50_50, mixture_slope
 from vctest.nulls.bootstrap import Generator, run_bootstrap
 from vctest.nulls.exact import SpectralTask, invert_rlrt, simulate_null, spectral_design
 from vctest.nulls.executor import resolve_client
-from vctest.results import QUANTILE_LEVELS, TestResult
+from vctest.results import QUANTILE_LEVELS, TestResult, attach_confint
 
 #: Exact null samples up to this size are kept in the result by default.
 KEEP_NULL_UP_TO = 1_000_000
@@ -88,9 +88,12 @@ class Draws:
 
     @property
     def seed_value(self) -> int | None:
-        """The seed as recorded in a result (None for a SeedSequence)."""
+        """The seed as recorded in a result (None for a SeedSequence or a Generator: the
+        result's ``seed_entropy`` repeats the call)."""
         seed = self.seed
-        return None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed)
+        if seed is None or isinstance(seed, np.random.SeedSequence | np.random.Generator):
+            return None
+        return int(seed)
 
 
 # --- stage 1: prepare the pair -------------------------------------------------------------
@@ -368,9 +371,8 @@ def test_term(design: Design, term: str, method: str, draws: Draws, *,
 
 
 def _test_name(pair: Pair) -> str:
-    if pair.glmm:
-        return "LRT (Laplace)"
-    return "RLRT" if pair.reml else "LRT"
+    """``TestResult.test``: the statistic's name, "RLRT" (REML) or "LRT" (ML, Laplace)."""
+    return "RLRT" if pair.reml and not pair.glmm else "LRT"
 
 
 def _asymptotic(fitted: FittedPair, method: str) -> TestResult:
@@ -427,34 +429,42 @@ def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
     else:
         reference = (f"exact finite-sample null of the {test_name} (Crainiceanu & Ruppert "
                      "2004), simulated from its spectral representation")
-        confint = _confint_closure(fitted.full, sd, ss, draws.threads) if pair.reml else None
+        confint = ExactConfint(fitted.full, sd, ss, draws.threads) if pair.reml else None
     if sd.K + sd.p >= sd.n:
         notes.append(f"p + K = {sd.p + sd.K} >= n = {sd.n}: the spectral null is not exact.")
     settings = {**fitted.settings, "method": "exact", "nsim": nsim, "K": sd.K, "p": sd.p,
                 "n_run": n_run, "interrupted": n_run < nsim}
-    return TestResult(
+    result = TestResult(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="exact", test=test_name, term=pair.label, reference=reference,
         null_distribution=sample, asymptotic=fitted.asymptotic, settings=settings,
         seed=draws.seed_value, seed_entropy=entropy_of(ss), fits=fitted.fits,
-        notes=tuple(notes), _confint=confint, null_summary=null_summary,
+        notes=tuple(notes), null_summary=null_summary,
     )
+    return attach_confint(result, confint)
 
 
-def _confint_closure(full: LmmFit, sd: Any, ss: np.random.SeedSequence,
-                     threads: int | None) -> Callable[..., Any]:
-    """``TestResult.confint``: invert the exact RLRT over the variance ratio."""
-    model = full.model
-    intercept = model.design.blocks[0].column_names == ("(Intercept)",)
+@dataclass(frozen=True, eq=False)
+class ExactConfint:
+    """``TestResult.confint``: invert the exact RLRT over the variance ratio.
 
-    def profile(lam: float) -> float:
-        return model.objective(np.array([np.sqrt(lam)]), True)
+    A plain object rather than a closure, so a result that carries it pickles.
+    """
 
-    def confint(level: float = 0.95, nsim: int = 20_000, rtol: float = 1e-3) -> Any:
-        return invert_rlrt(profile, float(full.theta[0] ** 2), sd, level=level, nsim=nsim,
-                           seed=ss, threads=threads, rtol=rtol, intercept=intercept)
+    full: LmmFit
+    sd: Any
+    ss: np.random.SeedSequence
+    threads: int | None
 
-    return confint
+    def profile(self, lam: float) -> float:
+        """REML criterion at variance ratio ``lam``."""
+        return self.full.model.objective(np.array([np.sqrt(lam)]), True)
+
+    def __call__(self, level: float = 0.95, nsim: int = 20_000, rtol: float = 1e-3) -> Any:
+        intercept = self.full.model.design.blocks[0].column_names == ("(Intercept)",)
+        return invert_rlrt(self.profile, float(self.full.theta[0] ** 2), self.sd,
+                           level=level, nsim=nsim, seed=self.ss, threads=self.threads,
+                           rtol=rtol, intercept=intercept)
 
 
 def bootstrap_result(fitted: FittedPair, draws: Draws,
@@ -518,8 +528,7 @@ def bootstrap_result(fitted: FittedPair, draws: Draws,
     if run.stopped_early:
         notes.append(f"sequential stopping: the decision at alpha = {stop_alpha} was settled "
                      f"after {n_run} of {nsim} replicates (error <= {draws.stop_error}).")
-    test_name = ("LRT (Laplace, parametric bootstrap)" if pair.glmm else
-                 _test_name(pair) + " (parametric bootstrap)")
+    test_name = _test_name(pair)
     return TestResult(
         statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
         method="bootstrap", test=test_name, term=pair.label,

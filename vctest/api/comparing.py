@@ -70,7 +70,7 @@ def compare(
         name).  Both models use the rows complete for both.
     nsim : int, default 1000
         Bootstrap replicates (the maximum with sequential stopping).
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         One seed fixes every replicate, whatever the number of threads.
     reml : bool, default False
         Compare ML deviances (default).  ``True`` compares REML criteria,
@@ -78,12 +78,13 @@ def compare(
     threads : int, optional
         Numba threads (default: all).
     progress : bool, optional
-        Progress bar; by default shown on a terminal for runs longer than a
-        couple of seconds.
+        Progress bar; by default shown on a terminal or in a Jupyter notebook
+        for runs longer than a couple of seconds (a widget in a notebook with
+        ``pip install 'vctest[notebook]'``, else text).
     stop_alpha : float, optional
         Stop early once ``p < stop_alpha`` or ``p > stop_alpha`` is settled
         with error ``stop_error`` (Clopper-Pearson looks at B = 100, 200, 400,
-        ...; see :mod:`vctest.nulls.approximations`).
+        ...; see ``vctest.nulls.approximations``).
     stop_error : float, default 1e-3
     backend : {"local", "dask"}, default "local"
         ``"dask"`` runs chunks of replicates on a Dask cluster (``client`` or

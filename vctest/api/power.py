@@ -40,7 +40,9 @@ class PowerResult:
         Columns ``effect_size``, ``method``, ``rejections``, ``datasets``,
         ``rate``, ``ci_low``, ``ci_high`` (Wilson 95%).
     alpha : float
+        The level at which each test rejects.
     settings : dict
+        The call's settings (formula, term, data sets, draws, seed entropy, ...).
     interrupted : bool
         Stopped by Ctrl-C or SIGTERM: the table counts the data sets that
         finished (``datasets`` per row; a row with none has rate NaN).
@@ -71,6 +73,24 @@ class PowerResult:
         ax.set_ylim(0, 1)
         ax.legend(fontsize="small")
         return ax
+
+    def summary(self) -> str:
+        """The rejection rates as a text table, one row per effect size and method."""
+        cols = ["effect_size", "method", "rejections", "datasets", "rate", "ci_low", "ci_high"]
+        table = self.table[[c for c in cols if c in self.table]]
+        return (f"Power at alpha = {self.alpha:g} (rejection rates, Wilson 95% intervals)\n"
+                + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="result.table")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import frame_html
+
+        return frame_html(f"Power at alpha = {self.alpha:g}", self.table,
+                          "Rejection rates with Wilson 95% intervals.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -207,7 +227,7 @@ def power(
     nsim_exact, nsim_bootstrap : int
         Draws of each test (exact null draws; bootstrap replicates).
     reml : bool, default True
-    seed : int or SeedSequence, optional
+    seed : int, SeedSequence or numpy.random.Generator, optional
         Data set ``i`` of effect size ``k`` has its own stream.
     backend : {"local", "dask"}, default "local"
     client : dask.distributed.Client, optional

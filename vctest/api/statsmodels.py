@@ -1,6 +1,6 @@
 """Coming from statsmodels: translate a ``MixedLM`` model or result into vctest.
 
-:func:`translate` writes a statsmodels mixed model as an lme4 formula and a
+:func:`~vctest.api.statsmodels.translate` writes a statsmodels mixed model as an lme4 formula and a
 DataFrame that :func:`vctest.fit` and :func:`vctest.vc_test` accept, and maps
 the parameter names statsmodels prints (``"Subject Var"``, ``"Days Var"``,
 ``"Subject x Days Cov"``, ``"cask Var"``) to lme4 terms.
@@ -123,6 +123,7 @@ class StatsmodelsFit:
     fit : LmmFit
         vctest's fit of ``translation.formula``.
     translation : Translation
+        The lme4 formula, data and term names the statsmodels model became.
     sm_loglik : float or None
         statsmodels' log-likelihood at its estimates (``result.llf``, for the
         criterion of ``fit``); None for an unfitted model.
@@ -148,6 +149,28 @@ class StatsmodelsFit:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.fit, name)
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """The fit's summary, then the agreement with statsmodels and the notes."""
+        sm = "none (an unfitted model)" if self.sm_loglik is None else f"{self.sm_loglik:.6f}"
+        lines = [self.fit.summary(max_rows=max_rows), "",
+                 f"From statsmodels (translated to {self.translation.formula}):",
+                 f"  statsmodels logLik at its estimates: {sm}",
+                 f"  statsmodels logLik at vctest's estimates: "
+                 f"{self.sm_loglik_at_vctest_estimates:.6f}"]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="res.summary()")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import fit_html, text_html
+
+        tail = text_html("From statsmodels", self.summary().split("\n\n")[-1])
+        return fit_html(self.fit) + tail
 
 
 # -- input -------------------------------------------------------------------------------
@@ -323,7 +346,7 @@ def term_from_statsmodels(translation: Translation, name: str) -> str:
     Parameters
     ----------
     translation : Translation
-        From :func:`translate`.
+        From :func:`~vctest.api.statsmodels.translate`.
     name : str
         A name as statsmodels' summary prints it (``"Subject Var"``,
         ``"Days Var"``, ``"cask Var"``; ``"Group Var"`` for the random
@@ -387,7 +410,7 @@ def term_from_statsmodels(translation: Translation, name: str) -> str:
 def from_statsmodels(model_or_result: object, *, reml: bool | None = None) -> StatsmodelsFit:
     """Fit a statsmodels mixed model with vctest and check it is the same model.
 
-    Translates (:func:`translate`), fits with :func:`vctest.fit`, then
+    Translates (:func:`~vctest.api.statsmodels.translate`), fits with :func:`vctest.fit`, then
     compares the log-likelihoods: vctest's at statsmodels' estimates with
     statsmodels' ``result.llf``, and statsmodels' ``loglike`` at vctest's
     estimates with vctest's (both to 1e-6 relative, REML values shifted by

@@ -85,15 +85,16 @@ def vc_test(
         GLMM (``family`` binomial or Poisson), which has no exact null.
     nsim : int, optional
         Null draws: 100,000 for the exact method, 1,000 bootstrap replicates.
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Same seed, same draws -- whatever the number of threads.
     reml : bool, default True
         RLRT (REML fits) or LRT (ML fits).
     threads : int, optional
         Numba threads for the simulation (default: all).
     progress : bool, optional
-        Bootstrap progress bar (default: on a terminal, for runs longer than
-        a couple of seconds).
+        Bootstrap progress bar (default: on a terminal or in a Jupyter notebook,
+        for runs longer than a couple of seconds; a widget in a notebook with
+        ``pip install 'vctest[notebook]'``, else text).
     stop_alpha, stop_error : float, optional
         Bootstrap sequential stopping (see :func:`vctest.compare`).
     backend : {"local", "dask"}, default "local"

@@ -62,7 +62,7 @@ STAGES: tuple[tuple[str, Callable[[], None]], ...] = (
 
 @dataclass(frozen=True)
 class WarmupReport:
-    """What :func:`warmup` did: seconds per stage and where the cache is.
+    """What :func:`vctest.warmup` did: seconds per stage and where the cache is.
 
     Attributes
     ----------
@@ -97,6 +97,11 @@ class WarmupReport:
         return {"stages": dict(self.stages), "seconds": self.seconds,
                 "cache_dir": self.cache_dir}
 
+    def _repr_html_(self) -> str:
+        from vctest._tables import text_html
+
+        return text_html("vctest warmup", self.summary())
+
     def __repr__(self) -> str:
         return (f"WarmupReport({len(self.stages)} stages, {self.seconds:.1f} s, "
                 f"cache_dir={self.cache_dir!r})")
@@ -116,18 +121,19 @@ def warmup(progress: bool = True) -> WarmupReport:
     Parameters
     ----------
     progress : bool, default True
-        Show a progress bar over the stages (on stderr).
+        Show a progress bar over the stages (on stderr; a widget in a
+        notebook with ``vctest[notebook]``).
 
     Returns
     -------
     WarmupReport
         Seconds per stage and the cache directory; ``summary()`` prints them.
     """
-    from tqdm.auto import tqdm
+    from vctest._progress import progress_bar
 
     done: list[tuple[str, float]] = []
-    bar = tqdm(STAGES, desc="vctest warmup", unit="stage", disable=not progress,
-               leave=False)
+    bar = progress_bar(iterable=STAGES, desc="vctest warmup", unit="stage",
+                       disable=not progress, leave=False)
     with bar, warnings.catch_warnings():
         # the jobs are toys: their warnings (and the compile notice) mean nothing here
         warnings.simplefilter("ignore")

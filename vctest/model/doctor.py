@@ -135,7 +135,37 @@ class ScalingAdvice:
 
 @dataclass(frozen=True, eq=False)
 class ConvergenceReport:
-    """Evidence and verdict on one fit (see the module docstring)."""
+    """Evidence and verdict on one fit (see the module docstring).
+
+    Attributes
+    ----------
+    verdict : str
+        ``"converged"``, ``"boundary"``, ``"unidentified"``, ``"disagreement"``
+        or ``"failed"``.
+    explanation : str
+        The verdict in plain words, with what to do.
+    gradient : tuple of GradientMeasure
+        The gradient read several ways, each with its tolerance.
+    parameters : pandas.DataFrame
+        One row per parameter: estimate, lower bound, whether it is at the
+        bound, gradient and the one-sided derivative into the interior.
+    reduced_hessian_eigenvalues : ndarray
+        Eigenvalues of the Hessian on the free parameters.
+    runs : tuple of OptimizerRun
+        Refits by other optimisers and from other starts.
+    loglik_spread, theta_spread, beta_spread : float
+        Spread of the converged runs (beta relative).
+    scaling : tuple of ScalingAdvice
+        Predictors whose scale may make the problem ill-conditioned.
+    rescaled : OptimizerRun or None
+        The refit with those columns centred and scaled, if any.
+    rescaled_clean : bool or None
+        Whether that refit passed every check.
+    notes : tuple of str
+        Other things worth knowing.
+    fit : object
+        The fit that was checked.
+    """
 
     verdict: str
     explanation: str
@@ -184,6 +214,11 @@ class ConvergenceReport:
         from vctest._tables import report_html
 
         return report_html(self)
+
+    def __repr__(self) -> str:
+        from vctest._tables import clip_lines
+
+        return clip_lines(self.summary(), what="report.summary()")
 
     def summary(self) -> str:
         """Plain-text report."""

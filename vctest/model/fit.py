@@ -55,6 +55,7 @@ class LmmFit:
     Attributes
     ----------
     model : LinearMixedModel
+        The model that was fitted: design, data and the engine's structure.
     reml : bool
         True for REML, False for maximum likelihood.
     theta : ndarray
@@ -71,8 +72,13 @@ class LmmFit:
     n_evals : int
         Objective evaluations used by the optimiser.
     optimizer : str
+        The optimiser used (``"bfgs"``, vctest's kernel, or a SciPy method).
     optimizer_message : str
+        Why the optimiser stopped, in its words.
+    optimizer_ok : bool
+        The optimiser reported a normal stop (see ``converged`` for the verdict).
     settings : OptimizerSettings
+        Its tolerances (recorded with every fit).
     """
 
     model: LinearMixedModel
@@ -196,8 +202,34 @@ class LmmFit:
 
         return fit_html(self)
 
-    def summary(self) -> str:
-        """An lme4-like text summary."""
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """An lme4-like text summary.
+
+        Parameters
+        ----------
+        max_rows : int, optional
+            Most rows of each table (all by default); the repr uses 12.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+        >>> print(m.summary())  # doctest: +ELLIPSIS
+        Linear mixed model fit by REML (vctest)
+        Formula: Reaction ~ Days + (Days | Subject)
+          REML criterion at convergence: 1743.6283   logLik: -871.8141   df: 6
+        ...
+        Number of obs: 180, groups: Subject, 18
+        ...
+        Converged.
+        """
+        from vctest._tables import clip_rows, groups_line
+
         kind = "REML" if self.reml else "maximum likelihood"
         lines = [
             f"Linear mixed model fit by {kind} (vctest)",
@@ -209,17 +241,20 @@ class LmmFit:
         ]
         vc = self.varcorr
         lines.append(f" {'Groups':<14}{'Name':<16}{'Variance':>12}{'Std.Dev.':>11}{'Corr':>8}")
+        rows = []
         for _, row in vc.iterrows():
             if row["var2"]:
                 continue
             corr = vc[(vc.grp == row.grp) & (vc.var2 != "") & (vc.var2 == row.var1)]
             ctext = " ".join(f"{c:6.2f}" for c in corr.sdcor) if len(corr) else ""
-            lines.append(f" {row.grp:<14}{row.var1:<16}{row.vcov:>12.4g}{row.sdcor:>11.4g}"
-                         f"{ctext:>8}")
-        lines.append(f"Number of obs: {self.nobs}")
+            rows.append(f" {row.grp:<14}{row.var1:<16}{row.vcov:>12.4g}{row.sdcor:>11.4g}"
+                        f"{ctext:>8}")
+        lines += clip_rows(rows, max_rows, "fit.varcorr")
+        lines.append(groups_line(self.model.design))
         lines += ["", "Fixed effects:", f" {'':<16}{'Estimate':>12}{'Std. Error':>12}"]
-        for name in self.beta.index:
-            lines.append(f" {name:<16}{self.beta[name]:>12.5g}{self.beta_se[name]:>12.5g}")
+        rows = [f" {name:<16}{self.beta[name]:>12.5g}{self.beta_se[name]:>12.5g}"
+                for name in self.beta.index]
+        lines += clip_rows(rows, max_rows, "fit.coef_table()")
         lines.append("")
         if self.singular:
             lines.append("boundary (singular) fit: a variance parameter is estimated at 0.")

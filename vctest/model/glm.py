@@ -279,6 +279,7 @@ class GlmFit:
     Attributes
     ----------
     model : GeneralizedLinearModel
+        The model that was fitted (design, family, link, weights, offset).
     beta, beta_se : pandas.Series
         Coefficients and their standard errors (from X'WX).
     objective : float
@@ -286,7 +287,9 @@ class GlmFit:
     deviance : float
         Residual deviance (R's ``deviance``).
     n_iter : int
+        IRLS iterations used.
     converged : bool
+        IRLS stopped normally (the coefficients settled).
     """
 
     model: GeneralizedLinearModel
@@ -310,6 +313,40 @@ class GlmFit:
     def refit(self, y: Any) -> GlmFit:
         """Fit the same model to a new response (warm start here)."""
         return fit_glm(self.model.with_response(y), start=self.beta.to_numpy())
+
+    def coef_table(self) -> pd.DataFrame:
+        """Coefficients: Estimate, Std. Error, z value, Pr(>|z|)."""
+        from scipy.stats import norm
+
+        z = self.beta / self.beta_se
+        return pd.DataFrame({"Estimate": self.beta, "Std. Error": self.beta_se, "z value": z,
+                             "Pr(>|z|)": 2.0 * norm.sf(np.abs(z))})
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """A short text summary (R's ``glm`` print: family, criterion, coefficients)."""
+        from vctest._tables import clip_rows
+
+        m = self.model
+        table = self.coef_table().to_string(float_format=lambda v: f"{v:.5g}").splitlines()
+        lines = ["Generalized linear model fit by maximum likelihood (vctest)",
+                 f" Family: {m.family}  ( {m.link} )", f"Formula: {m.design.formula.text}",
+                 f"  -2 logLik {self.objective:.4f}   logLik {self.loglik:.4f}   df {self.df}"
+                 f"   deviance {self.deviance:.4f}", f"Number of obs: {m.design.n}", "",
+                 "Coefficients:", table[0], *clip_rows(table[1:], max_rows,
+                                                       "fit.coef_table()"), "",
+                 f"{'Converged' if self.converged else 'NOT converged'} "
+                 f"({self.n_iter} IRLS iterations)."]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import fit_html
+
+        return fit_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""

@@ -1,9 +1,9 @@
 """Generalised linear mixed models (binomial, Poisson) by the Laplace approximation.
 
 :class:`GeneralizedLinearMixedModel` packs a :class:`~vctest.formula.design.Design`
-into the one engine's inputs (:mod:`vctest.model.structure`); :func:`fit_glmm`
+into the one engine's inputs (``vctest.model.structure``); :func:`fit_glmm`
 fits it as lme4's ``glmer`` (``nAGQ = 1``) does, in two stages, with the
-engine's optimiser (:func:`vctest.kernels.engine.fit_model`; SciPy's methods
+engine's optimiser (``vctest.kernels.engine.fit_model``; SciPy's methods
 are second opinions); :class:`GlmmFit` holds the result.  The objective is -2
 log-likelihood by the Laplace approximation (lme4's ``-2 * logLik``);
 lme4's ``deviance()`` for a GLMM (the sum of deviance residuals at the
@@ -78,7 +78,7 @@ class GlmmSettings:
     restarts: int = 3
 
     def kernel(self, *, parallel: bool = False) -> Settings:
-        """The engine's :class:`~vctest.kernels.types.Settings`."""
+        """The engine's ``vctest.kernels.types.Settings``."""
         return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
                         restarts=self.restarts, pirls_maxit=self.pirls_maxit,
                         pirls_tol=self.pirls_tol, two_stage=self.two_stage, parallel=parallel)
@@ -96,7 +96,8 @@ class LaplaceValue(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
-    """A GLMM ready for Laplace evaluations (build it with :meth:`from_design`).
+    """A GLMM ready for Laplace evaluations (build it with
+    :meth:`~vctest.model.glmm.GeneralizedLinearMixedModel.from_design`).
 
     Attributes
     ----------
@@ -127,7 +128,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         Parameters
         ----------
         design : Design
-            From :func:`vctest.formula.build_design`; needs a random-effects term.
+            From ``vctest.formula.build_design``; needs a random-effects term.
         family : {"binomial", "poisson"}
         link : str, optional
             ``"logit"`` (default), ``"probit"`` or ``"cloglog"`` for binomial;
@@ -285,6 +286,7 @@ class GlmmFit:
     Attributes
     ----------
     model : GeneralizedLinearMixedModel
+        The model that was fitted: design, family, link, weights and offset.
     theta : ndarray
         Relative covariance parameters (lme4's ``getME(m, "theta")``).
     beta : pandas.Series
@@ -298,8 +300,11 @@ class GlmmFit:
     n_evals : int
         Laplace evaluations used by the optimiser.
     optimizer, optimizer_message : str
+        The optimiser used and why it stopped, in its words.
     optimizer_ok : bool
+        The optimiser reported a normal stop (see ``converged`` for the verdict).
     settings : GlmmSettings
+        Its tolerances (recorded with every fit).
     """
 
     model: GeneralizedLinearMixedModel
@@ -447,8 +452,26 @@ class GlmmFit:
             "diagnostics": self.diagnostics.to_dict(),
         }
 
-    def summary(self) -> str:
-        """An lme4-like text summary."""
+    def _repr_html_(self) -> str:
+        from vctest._tables import fit_html
+
+        return fit_html(self)
+
+    def __repr__(self) -> str:
+        from vctest._tables import MAX_REPR_ROWS, clip_lines
+
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """An lme4-like text summary.
+
+        Parameters
+        ----------
+        max_rows : int, optional
+            Most rows of each table (all by default); the repr uses 12.
+        """
+        from vctest._tables import clip_rows, groups_line
+
         m = self.model
         lines = [
             "Generalized linear mixed model fit by maximum likelihood (Laplace "
@@ -456,12 +479,17 @@ class GlmmFit:
             f" Family: {m.family}  ( {m.link} )", f"Formula: {m.design.formula.text}",
             f"  -2 logLik {self.objective:.4f}   logLik {self.loglik:.4f}   df {self.df}   "
             f"deviance (residuals) {self.deviance:.4f}", "", "Random effects:",
+            f" {'Groups':<14}{'Name':<20}{'Variance':>12}{'Std.Dev.':>11}",
         ]
+        rows = []
         for _, row in self.varcorr.iterrows():
             name = row.var1 if not row.var2 else f"{row.var1}:{row.var2}"
-            lines.append(f" {row.grp:<14}{name:<20}{row.vcov:>12.4g}{row.sdcor:>11.4g}")
-        lines += [f"Number of obs: {self.nobs}", "", "Fixed effects:",
-                  self.coef_table().to_string(float_format=lambda v: f"{v:.5g}"), ""]
+            rows.append(f" {row.grp:<14}{name:<20}{row.vcov:>12.4g}{row.sdcor:>11.4g}")
+        lines += clip_rows(rows, max_rows, "fit.varcorr")
+        table = self.coef_table().to_string(float_format=lambda v: f"{v:.5g}").splitlines()
+        lines += [groups_line(m.design), "", "Fixed effects:", table[0]]
+        lines += clip_rows(table[1:], max_rows, "fit.coef_table()")
+        lines.append("")
         if self.singular:
             lines.append("boundary (singular) fit: a variance parameter is estimated at 0.")
         lines.append("Converged." if self.converged else "NOT converged: " + "; ".join(
@@ -513,7 +541,7 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
         column (1 for intercepts, lme4's start) and beta from the GLM fit.
     optimizer : {"bfgs", "L-BFGS-B", "Nelder-Mead", "Powell"}, default "bfgs"
         ``"bfgs"`` runs both stages in Numba
-        (:func:`vctest.kernels.engine.fit_model`); the others are
+        (``vctest.kernels.engine.fit_model``); the others are
         SciPy's methods, second opinions for checking a fit.
     settings : GlmmSettings, optional
 

@@ -1,6 +1,6 @@
 """Parametric bootstrap of a likelihood-ratio statistic for two nested models, any family.
 
-The one driver around :func:`vctest.kernels.bootstrap.bootstrap`: it packs the
+The one driver around ``vctest.kernels.bootstrap.bootstrap``: it packs the
 fitted null model (an LMM, a GLMM, or with no random effects left an LM or a
 GLM) and the fitted full model into the engine's named inputs, cuts the
 replicates into batches (for the progress bar and for sequential stopping),
@@ -19,7 +19,6 @@ rounding below zero is set to zero, not dropped.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -284,7 +283,7 @@ def run_bootstrap(
         The fitted full model (refitted from its estimate).
     embed : ndarray of int64
         Null theta positions in the full theta (see
-        :func:`vctest.model.nesting.nesting`); ``[-1]`` if not available.
+        ``vctest.model.nesting.nesting``); ``[-1]`` if not available.
     nsim : int
         Replicates (the maximum, with sequential stopping).
     seed_seq : numpy.random.SeedSequence
@@ -295,12 +294,13 @@ def run_bootstrap(
     threads : int, optional
         Numba threads (default all; ignored on Dask workers).
     progress : bool, optional
-        Show a tqdm bar; ``None`` shows one on a terminal when the run is
-        expected to take more than a couple of seconds.
+        Show a tqdm bar; ``None`` shows one on a terminal or in a Jupyter
+        notebook (a widget with ``vctest[notebook]``, else text) when the run
+        is expected to take more than a couple of seconds.
     stop_alpha, stop_error : float, optional
         Sequential stopping: stop once ``p < stop_alpha`` or ``p > stop_alpha``
         is settled with error ``stop_error`` (see
-        :mod:`vctest.nulls.approximations`).
+        ``vctest.nulls.approximations``).
     settings : OptimizerSettings or GlmmSettings, optional
         Default: the full fit's.
     backend : {"local", "dask"}
@@ -456,10 +456,10 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
         now = time.perf_counter()
         per_rep = (now - start_time) / max(state["filled"], 1)
         if state["bar"] is None and _want_progress(progress, per_rep * (nsim - state["filled"])):
-            from tqdm.auto import tqdm
+            from vctest._progress import progress_bar
 
-            state["bar"] = tqdm(total=nsim, initial=state["filled"], unit="rep",
-                                desc="bootstrap", leave=False, file=sys.stderr)
+            state["bar"] = progress_bar(total=nsim, initial=state["filled"], unit="rep",
+                                        desc="bootstrap", leave=False)
         elif state["bar"] is not None:
             state["bar"].update(b - a)
 
@@ -531,4 +531,6 @@ def recheck(status: np.ndarray, obj: np.ndarray, simulate: Callable[[int], np.nd
 def _want_progress(progress: bool | None, remaining_seconds: float) -> bool:
     if progress is not None:
         return bool(progress)
-    return remaining_seconds > PROGRESS_AFTER_SECONDS and sys.stderr.isatty()
+    from vctest._progress import interactive
+
+    return remaining_seconds > PROGRESS_AFTER_SECONDS and interactive()

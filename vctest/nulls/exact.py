@@ -114,6 +114,7 @@ class ConfidenceInterval:
     Attributes
     ----------
     level : float
+        Confidence level, e.g. 0.95.
     lower, upper : float
         Bounds for lambda (``upper`` may be ``inf``).
     estimate : float
@@ -131,6 +132,23 @@ class ConfidenceInterval:
     estimate: float
     icc: tuple[float, float] | None
     nsim: int
+
+    def summary(self) -> str:
+        """One or two lines: the interval for the variance ratio (and the ICC)."""
+        text = (f"{self.level:.0%} exact confidence interval for sigma_b^2 / sigma^2: "
+                f"{self.lower:.4g} to {self.upper:.4g} (REML estimate {self.estimate:.4g}; "
+                f"{self.nsim} null draws per candidate)")
+        if self.icc is not None:
+            text += f"\n  intraclass correlation: {self.icc[0]:.4g} to {self.icc[1]:.4g}"
+        return text
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        from vctest._tables import text_html
+
+        return text_html("Confidence interval (test inversion)", self.summary())
 
     def to_dict(self) -> dict:
         """JSON-ready form (``inf`` as None)."""

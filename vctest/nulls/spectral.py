@@ -296,7 +296,7 @@ def rlrt_null(
         (i.e. for the Z that produced ``mu``).  Must be finite and >= 0.
     nsim : int, default 10000
         Number of draws.
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Seed; draw ``i`` depends only on the seed and ``i``.
     threads : int, optional
         Numba threads for this call (default: all); the sample does not
@@ -430,7 +430,7 @@ def lrt_null(
         Number of fixed effects removed under the null (0 <= q <= p).
     nsim : int, default 10000
         Number of draws.
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Seed; draw ``i`` depends only on the seed and ``i``.
     threads : int, optional
         Numba threads for this call (default: all); the sample does not

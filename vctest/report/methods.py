@@ -23,6 +23,18 @@ CITATIONS = {
 }
 
 
+#: How each reference is cited in the text; a reference is listed when, and only when,
+#: the paragraph cites it.
+CITED_AS = {
+    "bates2015": "Bates et al., 2015",
+    "cr2004": "Crainiceanu & Ruppert, 2004",
+    "greven2008": "Greven et al., 2008",
+    "hh2014": "Halekoh & Højsgaard, 2014",
+    "sl1987": "Self & Liang, 1987",
+    "sl1994": "Stram & Lee, 1994",
+}
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.4f}".rstrip("0").rstrip(".")
 
@@ -37,7 +49,6 @@ def methods_text(result: Any) -> str:
         "likelihood-ratio statistic (LRT)"
     model = s.get("formula")
     null = s.get("null_formula")
-    keys = ["bates2015"]
     family = s.get("family", "gaussian")
     if family in ("binomial", "poisson"):
         kind = (f"the generalized linear mixed model {model} ({family} family, "
@@ -47,13 +58,13 @@ def methods_text(result: Any) -> str:
         null = f"{null} (a generalized linear model)" if "|" not in str(null) else null
     else:
         kind = f"the linear mixed model {model}"
-    question = ("We tested the model against a nested one by " if "  vs  " in result.term
+    question = ("We tested the model against a nested one by " if result.is_comparison
                 else f"We tested whether the variance of the random effect {result.term} "
                 "was zero by ")
     parts = [
-        f"{question}comparing {kind} with {null}, both fitted by {fit_kind} "
-        f"to the same {s.get('n')} observations, using the {stat}, "
-        f"T = {result.statistic:.3f}."
+        f"{question}comparing {kind} with {null}, both fitted by {fit_kind}, "
+        f"as lme4 does (Bates et al., 2015), to the same {s.get('n')} observations, "
+        f"using the {stat}, T = {result.statistic:.3f}."
     ]
     if result.method == "exact":
         several = "Greven" in result.reference
@@ -64,19 +75,23 @@ def methods_text(result: Any) -> str:
                "approach of Greven et al., 2008" if several else "")
             + f"), simulated with {result.nsim:,} draws"
         )
-        keys += ["cr2004"] + (["greven2008"] if several else [])
     elif result.method == "bootstrap":
         parts.append(
-            "The p-value was computed by a parametric bootstrap: responses were simulated "
-            f"from the fitted null model and both models refitted, {result.nsim:,} "
-            f"replicates ({result.n_failed} failed refits, excluded)"
+            "The p-value was computed by a parametric bootstrap (as in the R package "
+            "pbkrtest; Halekoh & Højsgaard, 2014): responses were simulated from the fitted "
+            f"null model and both models refitted, {result.nsim:,} replicates "
+            f"({result.n_failed} failed refits, excluded)"
         )
-        keys.append("hh2014")
     else:
-        parts.append(f"The p-value was taken from the {result.reference}")
-        keys += ["sl1987", "sl1994"]
-    seed = "" if result.seed is None else f" (seed {result.seed})"
-    parts[-1] += seed + "."
+        sources = ("Self & Liang, 1987" if family in ("binomial", "poisson")
+                   else "Self & Liang, 1987; Stram & Lee, 1994")
+        mixture = next((k for k in result.asymptotic if "mixture" in k), None)
+        parts.append(f"The p-value was taken from the asymptotic {mixture or 'reference'} "
+                     f"({sources})")
+    parts[-1] += _seed_text(result) + "."
+    stopping = _stopping_text(s)
+    if stopping:
+        parts.append(stopping)
     if s.get("interrupted"):
         unit = "replicates" if result.method == "bootstrap" else "draws"
         parts.append(f"The simulation was interrupted after {result.nsim:,} of the "
@@ -92,14 +107,39 @@ def methods_text(result: Any) -> str:
     else:
         parts.append(f"p = {_fmt_p(result.pvalue)}.")
     mixtures = {k: p for k, p in result.asymptotic.items() if "mixture" in k}
-    if mixtures:
+    if mixtures and result.method != "asymptotic":
         name, p = next(iter(mixtures.items()))
         parts.append(f"For comparison, the asymptotic {name} gives p = {_fmt_p(p)} "
                      "(Self & Liang, 1987; Stram & Lee, 1994).")
-        keys += [k for k in ("sl1987", "sl1994") if k not in keys]
     parts.append(
         f"Computations used vctest {v.get('vctest')} with NumPy {v.get('numpy')}, SciPy "
         f"{v.get('scipy')} and Numba {v.get('numba')} in Python {v.get('python')}."
     )
-    refs = "\n".join(f"- {CITATIONS[k]}" for k in dict.fromkeys(keys))
-    return " ".join(parts) + "\n\nReferences\n" + refs
+    text = " ".join(parts)
+    refs = "\n".join(f"- {CITATIONS[k]}" for k, cite in CITED_AS.items() if cite in text)
+    return text + "\n\nReferences\n" + refs
+
+
+def _seed_text(result: Any) -> str:
+    """", seed 1", or the recorded entropy when no integer seed was given."""
+    if result.seed is not None:
+        return f", seed {result.seed}"
+    if result.seed_entropy is not None:
+        return (f"; no integer seed was given, and the recorded entropy "
+                f"{result.seed_entropy}, passed as the seed, repeats the run")
+    return ""
+
+
+def _stopping_text(settings: dict) -> str:
+    """The sequential stopping rule, when it was on."""
+    alpha = settings.get("stop_alpha")
+    if not alpha:
+        return ""
+    nsim, n_run = settings.get("nsim"), settings.get("n_run")
+    rule = (f"Replicates were drawn sequentially, with checks after 100, 200, 400, ... "
+            f"replicates (at most {nsim:,}): the run stops once a Clopper-Pearson interval "
+            f"for the p-value excludes alpha = {alpha:g} (total error "
+            f"{settings.get('stop_error'):g}, split equally over the checks)")
+    if settings.get("stopped_early"):
+        return rule + f"; it stopped after {n_run:,} replicates."
+    return rule + f"; it did not stop early (all {n_run:,} replicates were run)."
