@@ -35,8 +35,15 @@ def as_factor(values: pd.Series, rows: np.ndarray | None = None) -> pd.Categoric
         used[codes[codes >= 0]] = True
         if not used.all():
             cat = cat.set_categories(cat.categories[used])
-    if not all(isinstance(c, str) for c in cat.categories):
-        labels = [as_character(c) for c in cat.categories]
+    cats = cat.categories
+    if pd.api.types.is_integer_dtype(cats.dtype):  # R's labels of whole numbers, vectorised
+        return cat.rename_categories(cats.astype(str))
+    if pd.api.types.is_float_dtype(cats.dtype):
+        whole = np.isfinite(cats) & (np.abs(cats) < 2.0**53) & (np.mod(cats, 1.0) == 0.0)
+        if whole.all():
+            return cat.rename_categories(cats.astype(np.int64).astype(str))
+    if not all(isinstance(c, str) for c in cats):
+        labels = [as_character(c) for c in cats]
         if len(set(labels)) == len(labels):
             cat = cat.rename_categories(labels)
     return cat

@@ -312,10 +312,10 @@ def run_bootstrap(
     -------
     BootstrapRun
         A run interrupted by ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM: see
-        :mod:`vctest._signals`) keeps the replicates that finished and says so
-        (``interrupted``).  A run whose first :data:`GIVE_UP_AFTER` (or more)
+        ``vctest._signals``) keeps the replicates that finished and says so
+        (``interrupted``).  A run whose first ``GIVE_UP_AFTER`` (or more)
         replicates all failed, even after the second look of
-        :func:`recheck`, stops there (``gave_up``).
+        ``recheck``, stops there (``gave_up``).
 
     Examples
     --------
