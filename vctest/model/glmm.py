@@ -331,6 +331,16 @@ class GlmmFit:
         return self.model.p + self.theta.size
 
     @property
+    def aic(self) -> float:
+        """Akaike's criterion ``-2 logLik + 2 df`` (lme4's ``AIC``)."""
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion ``-2 logLik + log(n) df`` (lme4's ``BIC``)."""
+        return -2.0 * self.loglik + float(np.log(self.nobs)) * self.df
+
+    @property
     def theta_names(self) -> tuple[str, ...]:
         """lme4-style names of theta."""
         return self.model.layout.names
