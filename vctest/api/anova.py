@@ -181,7 +181,8 @@ def anova(
                 if method == "bootstrap":
                     res = _bootstrap_row(s, prev, use_reml, ss, pos, nsim, threads)
                     results[names[i]] = res
-                    row.update({"Pr(boot)": res.pvalue, "MC.SE": np.nan if res.pvalue_mc_se is None else res.pvalue_mc_se})
+                    se = res.pvalue_mc_se
+                    row.update({"Pr(boot)": res.pvalue, "MC.SE": np.nan if se is None else se})
         table.append(row)
         prev = s
     frame = pd.DataFrame(table, index=[names[i] for i in order])

@@ -201,8 +201,8 @@ def ranova_of(src: ModelSource, *, method: str, nsim: int, nsim_exact: int,
                           threads=threads, progress=False)
             res = reference(fitted, kind, draws)
             results[label] = res
-            row.update({"Pr(ref)": res.pvalue, "MC.SE": np.nan if res.pvalue_mc_se is None else res.pvalue_mc_se,
-                        "reference": kind})
+            se = np.nan if res.pvalue_mc_se is None else res.pvalue_mc_se
+            row.update({"Pr(ref)": res.pvalue, "MC.SE": se, "reference": kind})
             notes += [n for n in res.notes if n not in notes]
         table.append(row)
     frame = pd.DataFrame(table, index=["<none>"] + [label for label, _ in rows])
