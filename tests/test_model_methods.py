@@ -1,0 +1,122 @@
+"""fitted, residuals, ranef (condVar), predict, rePCA, AIC/BIC, simulate against lme4
+(validation/reference/ranova_reference.json, from validation/r/ranova_reference.R).
+
+The linear algebra is checked at lme4's own estimates (theta, beta, sigma), where it
+must agree to 1e-6; vctest's optimum differs from lme4's by the optimisers'
+tolerance, which is checked separately (loosely) end to end.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import vctest
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "validation" / "reference"
+                  / "ranova_reference.json").read_text())
+CASES = REF["methods"]
+RE_FORMS = {"full": None, "none": "~0", "intercept_only": "~ (1 | Subject)",
+            "plate_only": "~ (1 | plate)"}
+
+
+def _at_lme4(case):
+    m = vctest.fit(case["formula"], case["data"], reml=case["REML"])
+    return dataclasses.replace(m, theta=np.atleast_1d(np.array(case["theta"], float)),
+                               beta=pd.Series(np.atleast_1d(case["fixef"]), index=m.beta.index),
+                               sigma=float(case["sigma"]))
+
+
+def _close(ours, theirs, rtol=1e-6):
+    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
+    scale = max(np.abs(theirs).max(), 1e-12)
+    assert np.abs(ours - theirs).max() <= rtol * scale, np.abs(ours - theirs).max() / scale
+
+
+def _newdata(case):
+    nd = pd.DataFrame(case["newdata"])
+    if "Days" in nd:
+        nd["Days"] = nd["Days"].astype(float)
+    return nd
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_methods_equal_lme4_at_its_estimates(case):
+    m = _at_lme4(case)
+    _close(m.fitted(), case["fitted"])
+    _close(m.residuals(), case["residuals"])
+    re = m.ranef()
+    assert set(re) == set(case["ranef"])
+    for group, want in case["ranef"].items():
+        frame = re[group]
+        assert list(frame.index) == want["levels"]
+        assert list(frame.columns) == list(want["columns"])
+        _close(frame.to_numpy(), want["values"])
+        assert len(frame.attrs["condvar"]) == len(want["condvar"])
+        for ours, theirs in zip(frame.attrs["condvar"], want["condvar"], strict=True):
+            _close(ours, np.asarray(theirs, float).reshape(ours.shape))
+    pca = m.rePCA()
+    for group, sdev in case["rePCA_sdev"].items():
+        _close(pca[group]["sdev"], sdev)
+        v = np.asarray(sdev) ** 2
+        _close(pca[group]["proportion"], v / v.sum())
+    if "newdata" in case:
+        nd = _newdata(case)
+        for name, want in case["predict"].items():
+            _close(m.predict(nd, re_form=RE_FORMS[name], allow_new_levels=True), want)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_information_criteria_equal_lme4(case):
+    m = vctest.fit(case["formula"], case["data"], reml=case["REML"])
+    assert m.nobs == case["nobs"] and m.df == case["df"]
+    assert m.aic == pytest.approx(case["AIC"], rel=1e-6)
+    assert m.bic == pytest.approx(case["BIC"], rel=1e-6)
+    # end to end (vctest's own optimum): the fitted values agree to the optimisers' tolerance
+    _close(m.fitted(), case["fitted"], rtol=1e-5)
+
+
+def test_predict_defaults_and_new_levels():
+    m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    np.testing.assert_allclose(m.predict(), m.fitted(), rtol=1e-12)
+    np.testing.assert_allclose(m.fitted() + m.residuals(), m.model.design.y, rtol=1e-12)
+    new = pd.DataFrame({"Days": [1.0, 2.0], "Subject": ["308", "999"]})
+    with pytest.raises(ValueError, match="allow_new_levels=True"):
+        m.predict(new)
+    pop = m.predict(new, re_form=False)
+    got = m.predict(new, allow_new_levels=True)
+    assert got[1] == pytest.approx(pop[1], rel=1e-12)          # a new level: no random effect
+    assert got[0] != pytest.approx(pop[0], rel=1e-3)
+    with pytest.raises(ValueError, match="has no column 'Days'"):
+        m.predict(pd.DataFrame({"Subject": ["308"]}))
+    missing = m.predict(pd.DataFrame({"Days": [np.nan, 3.0], "Subject": ["308", "308"]}))
+    assert np.isnan(missing[0]) and np.isfinite(missing[1])
+
+
+def test_simulate_has_the_model_moments():
+    m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    sims = m.simulate(20_000, seed=1)
+    assert sims.shape == (m.nobs, 20_000)
+    np.testing.assert_array_equal(sims, m.simulate(20_000, seed=1))
+    var_b = (m.sigma * m.theta[0]) ** 2
+    total = var_b + m.sigma ** 2
+    se_mean = np.sqrt(total / 20_000)
+    assert np.abs(sims.mean(axis=1) - m.beta.iloc[0]).max() <= 5 * se_mean
+    # same batch: covariance var_b; different batches: 0; variance var_b + sigma^2
+    c = np.cov(sims[[0, 1, 5]])
+    se_var = total * np.sqrt(2 / 20_000)
+    assert abs(c[0, 0] - total) <= 5 * se_var
+    assert abs(c[0, 1] - var_b) <= 5 * se_var
+    assert abs(c[0, 2]) <= 5 * se_var
+    with pytest.raises(ValueError, match="`nsim` must be a positive integer"):
+        m.simulate(0)
+
+
+def test_glmm_information_criteria():
+    g = vctest.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
+                   family="binomial")
+    assert g.aic == pytest.approx(-2 * g.loglik + 2 * 5, rel=1e-12)
+    assert g.bic == pytest.approx(-2 * g.loglik + np.log(56) * 5, rel=1e-12)
