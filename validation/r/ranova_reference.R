@@ -86,10 +86,31 @@ methods <- list(
   methods_of("pastes.reml", "Pastes", "strength ~ 1 + (1 | batch/cask)", TRUE),
   methods_of("dyestuff.reml", "Dyestuff", "Yield ~ 1 + (1 | Batch)", TRUE)
 )
+# --- a GLMM: cbpp ----------------------------------------------------------------------
+cb <- read_bundled("cbpp")
+g <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cb, family = binomial)
+gre <- ranef(g, condVar = TRUE)$herd
+nd_cb <- data.frame(period = factor(c("1", "2", "4", "3"), levels = levels(cb$period)),
+                    herd = factor(c("1", "5", "new", "15")))
+glmm_methods <- list(
+  id = "cbpp", data = "cbpp",
+  formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)", family = "binomial",
+  theta = I(unname(getME(g, "theta"))), fixef = unname(fixef(g)),
+  fitted = unname(fitted(g)), residuals_deviance = unname(residuals(g)),
+  residuals_response = unname(residuals(g, type = "response")),
+  residuals_pearson = unname(residuals(g, type = "pearson")),
+  ranef = list(herd = list(levels = rownames(gre), values = unname(gre[, 1]),
+                           condvar = unname(attr(gre, "postVar")[1, 1, ]))),
+  AIC = AIC(g), BIC = BIC(g), nobs = nobs(g), df = attr(logLik(g), "df"),
+  newdata = lapply(nd_cb, as.character),
+  predict_link = unname(predict(g, newdata = nd_cb, allow.new.levels = TRUE)),
+  predict_response = unname(predict(g, newdata = nd_cb, type = "response",
+                                    allow.new.levels = TRUE)),
+  predict_fit_link = unname(predict(g)))
 writeLines(toJSON(list(env = list(R = R.version.string,
                                   lme4 = as.character(packageVersion("lme4")),
                                   lmerTest = as.character(packageVersion("lmerTest"))),
                        ranova = ranovas, anova = anova_tab, anova_ml = anova_ml_tab,
-                       methods = methods),
+                       methods = methods, glmm_methods = glmm_methods),
                   auto_unbox = TRUE, digits = NA, pretty = TRUE, matrix = "rowmajor"),
            "validation/reference/ranova_reference.json")

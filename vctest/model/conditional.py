@@ -263,18 +263,16 @@ def _re_form_blocks(design: Design, re_form: Any) -> dict[int, tuple[int, ...]]:
     return {j: tuple(sorted(c)) for j, c in keep.items()}
 
 
-def predict_lmm(fit: Any, newdata: pd.DataFrame | None, re_form: Any,
-                allow_new_levels: bool) -> np.ndarray:
-    """lme4's ``predict.merMod`` for an LMM (link scale = response scale)."""
-    design: Design = fit.model.design
+def predict_linear(design: Design, beta: np.ndarray, modes: list[np.ndarray],
+                   newdata: pd.DataFrame | None, re_form: Any,
+                   allow_new_levels: bool) -> np.ndarray:
+    """``X beta`` plus the kept terms' ``Z b~`` (no offset), on the fit's rows or ``newdata``."""
     keep = _re_form_blocks(design, re_form)
-    cond = lmm_conditional(fit, condvar=False)
-    beta = fit.beta.to_numpy()
     if newdata is None:
         out = design.X @ beta
         for j, cols in keep.items():
             blk = design.blocks[j]
-            out = out + np.sum(blk.columns[:, cols] * cond.b[j][blk.codes][:, cols], axis=1)
+            out = out + np.sum(blk.columns[:, cols] * modes[j][blk.codes][:, cols], axis=1)
         return out
     full, where = new_design(design, newdata)
     ok = where >= 0
@@ -282,9 +280,8 @@ def predict_lmm(fit: Any, newdata: pd.DataFrame | None, re_form: Any,
     pred = full.X[rows] @ beta
     for j, cols in keep.items():
         blk = design.blocks[j]
-        match = [b for b in full.blocks if b.term.label == blk.term.label
-                 and b.column_names == blk.column_names]
-        nb = match[0]
+        nb = next(b for b in full.blocks if b.term.label == blk.term.label
+                  and b.column_names == blk.column_names)
         index = {lev: i for i, lev in enumerate(blk.levels)}
         labels = np.asarray(nb.levels, dtype=object)[nb.codes[rows]]
         codes = np.array([index.get(lev, -1) for lev in labels], dtype=np.int64)
@@ -294,11 +291,88 @@ def predict_lmm(fit: Any, newdata: pd.DataFrame | None, re_form: Any,
                 f"`newdata` has level(s) {unseen[:5]} of {blk.name!r} that the fit did not "
                 "see; pass allow_new_levels=True to predict them at the population level "
                 "(their random effects set to 0), as lme4's allow.new.levels.")
-        modes = np.vstack([cond.b[j], np.zeros((1, blk.k))])[codes]  # -1: the zero row
-        pred = pred + np.sum(nb.columns[rows][:, cols] * modes[:, cols], axis=1)
+        table = np.vstack([modes[j], np.zeros((1, blk.k))])  # code -1: the zero row
+        pred = pred + np.sum(nb.columns[rows][:, cols] * table[codes][:, cols], axis=1)
     out = np.full(len(newdata), np.nan)
     out[ok] = pred
     return out
+
+
+def predict_lmm(fit: Any, newdata: pd.DataFrame | None, re_form: Any,
+                allow_new_levels: bool) -> np.ndarray:
+    """lme4's ``predict.merMod`` for an LMM (link scale = response scale)."""
+    modes = lmm_conditional(fit, condvar=False).b
+    return predict_linear(fit.model.design, fit.beta.to_numpy(), modes, newdata, re_form,
+                          allow_new_levels)
+
+
+# --- GLMMs ----------------------------------------------------------------------------------
+
+
+def inverse_link(model: Any, eta: np.ndarray) -> np.ndarray:
+    """``mu = g^{-1}(eta)`` through the kernels' one copy of the links."""
+    from vctest.kernels.families import inverse_link as kernel_inverse_link
+    from vctest.model.structure import f64
+
+    mu = np.empty(eta.size)
+    kernel_inverse_link(model.fam_code, model.link_code, f64(eta), mu)
+    return mu
+
+
+def pirls_weights(model: Any, eta: np.ndarray) -> np.ndarray:
+    """``w = wt (dmu/deta)^2 / V(mu)``, with dmu/deta by a central difference of the link.
+
+    (Relative error about 1e-10; V is the family's variance: mu (1 - mu) or mu.)
+    """
+    h = 1e-5 * np.maximum(1.0, np.abs(eta))
+    dmu = (inverse_link(model, eta + h) - inverse_link(model, eta - h)) / (2.0 * h)
+    mu = inverse_link(model, eta)
+    var = mu * (1.0 - mu) if model.family == "binomial" else mu
+    return model.weights * dmu * dmu / var
+
+
+def glmm_conditional(model: Any, theta: np.ndarray, beta: np.ndarray,
+                     u: np.ndarray, *, condvar: bool = True) -> Conditional:
+    """Modes ``b = Lambda u`` and covariances ``Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda'``
+    of a GLMM at its conditional modes ``u`` (lme4's ``ranef(condVar = TRUE)``)."""
+    design: Design = model.design
+    blocks = design.blocks
+    z = z_matrix(blocks, design.n)
+    lam = lambda_matrix(blocks, model.layout, theta)
+    b = lam @ np.asarray(u, float)
+    offsets = block_offsets(blocks)
+    modes = [b[offsets[j]:offsets[j + 1]].reshape(blk.n_levels, blk.k)
+             for j, blk in enumerate(blocks)]
+    zb = np.asarray(z @ b).ravel()
+    cvs: list[np.ndarray] = []
+    if condvar:
+        eta = model.offset + design.X @ beta + zb
+        zl = (z @ lam).tocsc()
+        w = pirls_weights(model, eta)
+        a = (zl.T @ sp.diags(w) @ zl + sp.identity(zl.shape[1])).tocsc()
+        sizes = [(int(offsets[j]), blk.n_levels, blk.k) for j, blk in enumerate(blocks)]
+        for t, inv in zip(model.layout.factors(theta), _inverse_diagonal_blocks(a, sizes),
+                          strict=True):
+            cvs.append(np.einsum("ij,ljk,mk->lim", t, inv, t))
+    return Conditional(b=modes, condvar=cvs, zb=zb)
+
+
+def glmm_residuals(model: Any, mu: np.ndarray, kind: str) -> np.ndarray:
+    """Response, Pearson or deviance residuals (R's ``residuals.glm`` types)."""
+    y, wt = model.y, model.weights
+    if kind == "response":
+        return y - mu
+    var = mu * (1.0 - mu) if model.family == "binomial" else mu
+    if kind == "pearson":
+        return (y - mu) * np.sqrt(wt / var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if model.family == "binomial":
+            a = np.where(y > 0, y * np.log(y / mu), 0.0)
+            b = np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0)
+            dev = 2.0 * wt * (a + b)
+        else:
+            dev = 2.0 * wt * (np.where(y > 0, y * np.log(y / mu), 0.0) - (y - mu))
+    return np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
 
 
 def simulate_lmm(fit: Any, nsim: int, rng: np.random.Generator) -> np.ndarray:

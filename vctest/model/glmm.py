@@ -40,6 +40,7 @@ from vctest.model.glm import (
     response_iv,
     simulate_response,
 )
+from vctest.model.glmm_methods import GlmmMethods
 from vctest.model.structure import build_structure, settings
 from vctest.model.terms import (
     SINGULAR_TOL,
@@ -278,7 +279,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
 
 
 @dataclass(frozen=True, eq=False)
-class GlmmFit:
+class GlmmFit(GlmmMethods):
     """A fitted GLMM (Laplace approximation, maximum likelihood).
 
     Attributes
