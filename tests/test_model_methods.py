@@ -162,3 +162,79 @@ def test_glmm_simulate_and_errors():
         g.predict(type="probability")
     with pytest.raises(ValueError, match="`type` must be 'deviance'"):
         g.residuals("working")
+
+
+# --- confint ---------------------------------------------------------------------------------
+
+CONFINT = {c["id"]: c for c in REF["confint"]}
+
+
+def _ci_ref(case):
+    lo = np.array([np.nan if v == "NA" else v for v in case["lower"]], float)
+    hi = np.array([np.nan if v == "NA" else v for v in case["upper"]], float)
+    return lo, hi
+
+
+@pytest.mark.parametrize("name", [
+    "dyestuff", "dyestuff2",
+    pytest.param("penicillin", marks=pytest.mark.slow),
+    pytest.param("sleep_corr", marks=pytest.mark.slow)])
+def test_profile_confint_within_1e3_of_lme4(name):
+    """lme4 interpolates a spline through profile points; vctest finds the roots, so the two
+    differ by lme4's interpolation error (largest here 1.7e-4 relative, Dyestuff .sig01)."""
+    case = CONFINT[name]
+    ci = vctest.fit(case["formula"], case["data"]).confint("profile")
+    assert list(ci.index) == case["rows"]
+    lo, hi = _ci_ref(case)
+    for ours, theirs in ((ci.iloc[:, 0], lo), (ci.iloc[:, 1], hi)):
+        rel = np.abs(ours.to_numpy() - theirs) / np.maximum(np.abs(theirs), 1e-3)
+        assert rel.max() <= 1e-3, rel
+
+
+def test_profile_endpoints_are_roots_of_zeta():
+    from scipy.stats import norm
+
+    from vctest.model.profile import Profiler
+
+    m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    ci = m.confint("profile")
+    ml = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff", reml=False)
+    prof = Profiler.of(ml)
+    z2 = norm.ppf(0.975) ** 2
+    for i in range(len(ci)):
+        for v in ci.iloc[i]:
+            dev, _ = prof.profile(i, float(v), prof.nat_hat.copy())
+            assert dev - prof.dev_min == pytest.approx(z2, abs=1e-6)
+
+
+def test_profile_confint_at_the_boundary():
+    ci = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff2").confint()
+    assert ci.iloc[0, 0] == 0.0        # the batch SD's profile never reaches the quantile
+
+
+def test_wald_confint_equals_lme4():
+    case = CONFINT["sleep_corr_wald"]
+    ci = vctest.fit(case["formula"], case["data"]).confint("wald")
+    lo, hi = _ci_ref(case)
+    assert list(ci.index) == case["rows"]
+    _assert_nan_close(ci.iloc[:, 0], lo)
+    _assert_nan_close(ci.iloc[:, 1], hi)
+
+
+def _assert_nan_close(ours, theirs):
+    ours = ours.to_numpy()
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)], rtol=1e-6)
+
+
+def test_bootstrap_confint():
+    m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    ci = m.confint("bootstrap", nsim=60, seed=2)
+    pd.testing.assert_frame_equal(ci, m.confint("bootstrap", nsim=60, seed=2))
+    assert ci.attrs["n_failed"] == 0
+    est = [m.sigma * m.theta[0], m.sigma, m.beta.iloc[0]]
+    assert np.all(ci.iloc[:, 0].to_numpy() < est) and np.all(ci.iloc[:, 1].to_numpy() > est)
+    with pytest.raises(ValueError, match="`method` must be 'profile', 'wald' or 'bootstrap'"):
+        m.confint("boot")
+    with pytest.raises(ValueError, match="`level` must be a float in"):
+        m.confint(level=95)

@@ -107,10 +107,24 @@ glmm_methods <- list(
   predict_response = unname(predict(g, newdata = nd_cb, type = "response",
                                     allow.new.levels = TRUE)),
   predict_fit_link = unname(predict(g)))
+# --- confint(method = "profile") and "Wald" ---------------------------------------------
+ci_of <- function(id, data, formula, method) {
+  fit <- lme4::lmer(as.formula(formula), read_bundled(data))
+  ci <- suppressMessages(confint(fit, method = method))
+  list(id = id, data = data, formula = formula, method = method, rows = rownames(ci),
+       lower = unname(ci[, 1]), upper = unname(ci[, 2]))
+}
+confints <- list(
+  ci_of("sleep_corr", "sleepstudy", f2, "profile"),
+  ci_of("dyestuff", "Dyestuff", "Yield ~ 1 + (1 | Batch)", "profile"),
+  ci_of("dyestuff2", "Dyestuff2", "Yield ~ 1 + (1 | Batch)", "profile"),
+  ci_of("penicillin", "Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", "profile"),
+  ci_of("sleep_corr_wald", "sleepstudy", f2, "Wald"))
 writeLines(toJSON(list(env = list(R = R.version.string,
                                   lme4 = as.character(packageVersion("lme4")),
                                   lmerTest = as.character(packageVersion("lmerTest"))),
                        ranova = ranovas, anova = anova_tab, anova_ml = anova_ml_tab,
-                       methods = methods, glmm_methods = glmm_methods),
+                       methods = methods, glmm_methods = glmm_methods,
+                       confint = confints),
                   auto_unbox = TRUE, digits = NA, pretty = TRUE, matrix = "rowmajor"),
            "validation/reference/ranova_reference.json")

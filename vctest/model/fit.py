@@ -290,6 +290,58 @@ class LmmFit:
         rng = np.random.default_rng(seed_sequence(seed))
         return simulate_lmm(self, int(nsim), rng)
 
+    def confint(self, method: str = "profile", level: float = 0.95, *, nsim: int = 500,
+                seed: Any = None) -> pd.DataFrame:
+        """Confidence intervals of every variance parameter and fixed effect (lme4's ``confint``).
+
+        Rows as lme4's: ``.sig01``, ... (standard deviations and correlations of
+        each term, in theta's order), ``.sigma``, then the fixed effects.
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "bootstrap"}
+            ``"profile"``: where the signed square root of the ML deviance,
+            profiled over the other parameters, reaches the normal quantile
+            (lme4 profiles the ML deviance for REML fits too; a bound -- 0 for a
+            standard deviation, +-1 for a correlation -- when it is not
+            reached).  ``"wald"``: estimate +- z SE for the fixed effects (NaN
+            for the variance parameters, as lme4).  ``"bootstrap"``:
+            percentiles over ``nsim`` parametric bootstrap refits.
+        level : float, default 0.95
+        nsim : int, default 500
+            Bootstrap replicates (``method="bootstrap"``).
+        seed : int, SeedSequence or None
+            Bootstrap seed.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+        >>> m.confint().round(2)   # lme4: 12.20 84.06 / 38.23 67.66 / 1486.45 1568.55
+                       2.5 %   97.5 %
+        .sig01         12.20    84.06
+        .sigma         38.23    67.66
+        (Intercept)  1486.45  1568.55
+        """
+        from vctest.model import profile
+
+        if not (isinstance(level, float) and 0 < level < 1):
+            raise ValueError(f"`level` must be a float in (0, 1); got {level!r}.")
+        if method == "profile":
+            return profile.profile_confint(self, level)
+        if method == "wald":
+            return profile.wald_confint(self, level)
+        if method == "bootstrap":
+            from vctest._rng import seed_sequence
+
+            if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 2:
+                raise ValueError(f"`nsim` must be an integer of at least 2; got {nsim!r}.")
+            rng = np.random.default_rng(seed_sequence(seed))
+            frame, failed = profile.bootstrap_confint(self, level, int(nsim), rng)
+            frame.attrs["n_failed"] = failed
+            return frame
+        raise ValueError(f"`method` must be 'profile', 'wald' or 'bootstrap'; got {method!r}.")
+
     def rePCA(self) -> dict[str, pd.DataFrame]:
         """Principal components of each grouping factor's random-effects covariance.
 
