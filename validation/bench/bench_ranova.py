@@ -1,6 +1,6 @@
 """Benchmark: ``vctest.ranova`` of a model with three random terms against lmerTest + pbkrtest.
 
-Run:  python validation/bench/bench_ranova.py [--nsim 1000] [--no-r]
+Run:  python validation/bench/bench_ranova.py [--nsim 1000] [--r-nsim 1000] [--no-r]
 
 Data (simulated once, seed 19, written to a temporary CSV both sides read):
 20 subjects in 5 sites, 8 items crossed with subjects, one row per subject x
@@ -12,13 +12,17 @@ site)`` (exact, 100,000 draws each).
 In the same run, R: ``lmerTest::ranova`` (naive chi-square only) plus one
 ``pbkrtest::PBmodcomp(full, reduced, nsim)`` per row (the parametric
 bootstrap R users add to get a p-value that respects the boundary), single
-process.  Written: bench_ranova.json (seconds, LRTs and p-values of both).
+process.  ``--r-nsim`` below ``--nsim`` times PBmodcomp on fewer replicates and
+scales its time linearly to ``nsim`` (its cost is one pair of refits per
+replicate); the JSON says which.  Written: bench_ranova.json (seconds, load
+average, LRTs and p-values of both).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -79,9 +83,12 @@ def simulate_data(seed: int = 19) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nsim", type=int, default=1000)
+    parser.add_argument("--r-nsim", type=int, default=None)
     parser.add_argument("--no-r", action="store_true")
     args = parser.parse_args()
     data = simulate_data()
+    load = os.getloadavg()[0]
+    r_nsim = args.nsim if args.r_nsim is None else args.r_nsim
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vctest.ranova(FORMULA, data, nsim=20, nsim_exact=1000, seed=0)   # warm: compile/load
@@ -91,6 +98,7 @@ def main() -> None:
     frame = tab.to_frame()
     record = {
         "formula": FORMULA, "n": len(data), "nsim": args.nsim, "vctest_seconds": seconds,
+        "load_average_1min_before": load,
         "vctest": {str(k): {c: (None if pd.isna(v) else v) for c, v in row.items()}
                    for k, row in frame.iterrows()},
         "versions": versions(),
@@ -103,15 +111,19 @@ def main() -> None:
             data.to_csv(csv, index=False)
             reduced = ", ".join(f'"{k}" = "{v}"' for k, v in REDUCED.items())
             script = (R_SCRIPT.replace("CSV", str(csv)).replace("FORMULA", FORMULA)
-                      .replace("REDUCED", reduced).replace("NSIM", str(args.nsim)))
+                      .replace("REDUCED", reduced).replace("NSIM", str(r_nsim)))
             start = time.perf_counter()
             out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
                                  check=True)
             record["r_wall_seconds"] = time.perf_counter() - start
             record["r"] = json.loads(out.stdout.strip().splitlines()[-1])
         r = record["r"]
+        record["r_nsim"] = r_nsim
+        record["pbmodcomp_seconds_at_nsim"] = r["pbmodcomp_seconds"] * args.nsim / r_nsim
         print(f"lmerTest::ranova {r['ranova_seconds']:.2f} s + PBmodcomp per row "
-              f"{r['pbmodcomp_seconds']:.1f} s (R wall {record['r_wall_seconds']:.1f} s)")
+              f"{r['pbmodcomp_seconds']:.1f} s with B = {r_nsim} (scaled to B = {args.nsim}: "
+              f"{record['pbmodcomp_seconds_at_nsim']:.0f} s; R wall "
+              f"{record['r_wall_seconds']:.1f} s)")
         for name, row in r["pbmodcomp"].items():
             print(f"  {name:<18} R LRT(ML) {row['LRT']:.4f}  PB p {row['p_pb']:.4g}  "
                   f"vctest Pr(ref) {record['vctest'][name]['Pr(ref)']:.4g}")

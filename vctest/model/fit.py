@@ -328,7 +328,8 @@ class LmmFit:
         if not (isinstance(level, float) and 0 < level < 1):
             raise ValueError(f"`level` must be a float in (0, 1); got {level!r}.")
         if method == "profile":
-            return profile.profile_confint(self, level)
+            ml = self if not self.reml else fit_model(self.model, reml=False, start=self.theta)
+            return profile.profile_confint(ml, level)
         if method == "wald":
             return profile.wald_confint(self, level)
         if method == "bootstrap":

@@ -219,11 +219,10 @@ class Profiler:
         return float(brentq(gap, a, b, xtol=1e-9 * scale, rtol=1e-10))
 
 
-def profile_confint(fit: Any, level: float = 0.95) -> pd.DataFrame:
-    """lme4's ``confint(m, method = "profile")`` for an LMM fit (ML profile)."""
-    from vctest.model.fit import fit_model
-
-    ml = fit if not fit.reml else fit_model(fit.model, reml=False, start=fit.theta)
+def profile_confint(ml: Any, level: float = 0.95) -> pd.DataFrame:
+    """lme4's ``confint(m, method = "profile")`` from the ML fit ``ml`` of an LMM."""
+    if ml.reml:
+        raise ValueError("the profile is of the ML deviance; pass the model's ML fit.")
     prof = Profiler.of(ml)
     nn = prof.nat_hat.size
     se = ml.beta_se.to_numpy()
