@@ -238,3 +238,15 @@ def test_bootstrap_confint():
         m.confint("boot")
     with pytest.raises(ValueError, match="`level` must be a float in"):
         m.confint(level=95)
+
+
+def test_doctor_names_unsupported_directions():
+    m0 = vctest.fit("Reaction ~ Days + (1 | Subject)", "sleepstudy")
+    d = vctest.datasets.load("sleepstudy")
+    d["Reaction"] = m0.simulate(5, seed=3)[:, 1]   # no slope variance in the truth
+    m = vctest.fit("Reaction ~ Days + (Days | Subject)", d)
+    assert m.rePCA()["Subject"]["proportion"].min() < 1e-4
+    notes = [n for n in vctest.check(m).notes if n.startswith("rePCA")]
+    assert len(notes) == 1 and "span 1 of 2 dimensions" in notes[0]
+    full = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    assert not any(n.startswith("rePCA") for n in vctest.check(full).notes)
