@@ -10,6 +10,9 @@ vc_test    test whether a random-effects term's variance is zero
 compare    parametric bootstrap test of two nested models
 check      can this fit be trusted? one verdict with the evidence
 power      rejection rates of the tests under specified alternatives
+ranova     one test per random-effects term (lmerTest's ranova, with correct p-values)
+anova      a table of nested models (lme4's anova), with boundary-aware p-values
+reduce     backward elimination of random-effects terms (lmerTest's step)
 from_statsmodels  a statsmodels MixedLM model or result as a vctest fit
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
@@ -24,7 +27,11 @@ from vctest._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from vctest import datasets
+    from vctest._table_result import TableResult
     from vctest.api import check, compare, fit, power, vc_test, warmup
+    from vctest.api.anova import anova
+    from vctest.api.ranova import ranova
+    from vctest.api.reduce import reduce
     from vctest.api.statsmodels import from_statsmodels
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
@@ -41,6 +48,10 @@ _LAZY = {
     "warmup": "vctest.api",
     "power": "vctest.api",
     "from_statsmodels": "vctest.api.statsmodels",
+    "ranova": "vctest.api.ranova",
+    "anova": "vctest.api.anova",
+    "reduce": "vctest.api.reduce",
+    "TableResult": "vctest._table_result",
     "LmmFit": "vctest.model.fit",
     "lrt_null": "vctest.nulls.spectral",
     "rlrt_null": "vctest.nulls.spectral",
@@ -65,8 +76,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "LmmFit",
+    "TableResult",
     "TestResult",
     "__version__",
+    "anova",
     "check",
     "compare",
     "datasets",
@@ -75,6 +88,8 @@ __all__ = [
     "load_result",
     "lrt_null",
     "power",
+    "ranova",
+    "reduce",
     "rlrt_null",
     "vc_test",
     "warmup",

@@ -180,7 +180,14 @@ def _data_settings(design: Design) -> dict[str, Any]:
 def term_pair(design: Design, term: str, *, family: str = "gaussian", link: str | None = None,
               offset: np.ndarray | None = None, reml: bool = True) -> Pair:
     """The model and the model without ``term`` (same rows, same fixed effects)."""
-    loc = locate_term(design, term)
+    return located_pair(design, locate_term(design, term), family=family, link=link,
+                        offset=offset, reml=reml)
+
+
+def located_pair(design: Design, loc: TermLocation, *, family: str = "gaussian",
+                 link: str | None = None, offset: np.ndarray | None = None,
+                 reml: bool = True) -> Pair:
+    """As :func:`term_pair`, for a term already located (``ranova``'s rows)."""
     null = drop_term(design, loc)
     glmm = family != "gaussian"
     model = ({"family": family, "link": link, "offset": offset is not None} if glmm

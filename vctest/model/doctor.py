@@ -276,6 +276,38 @@ def scaling_advice(frame: pd.DataFrame | None, response: str | None,
     return out
 
 
+#: A principal direction of a random-effects covariance with less than this
+#: proportion of its variance is one the data do not support.
+REPCA_TOL = 1e-4
+
+
+def repca_notes(fit: Any) -> list[str]:
+    """Name the directions of each random-effects covariance the data do not support.
+
+    From the fit's ``rePCA`` (lme4's): a grouping factor with k > 1 random
+    effects whose covariance has fewer than k principal directions with a
+    proportion of variance of at least :data:`REPCA_TOL` is over-parameterised.
+    """
+    repca = getattr(fit, "rePCA", None)
+    if repca is None:
+        return []
+    out = []
+    for group, pcs in repca().items():
+        prop = pcs["proportion"].to_numpy()
+        if prop.size < 2 or not np.all(np.isfinite(prop)):
+            continue
+        weak = int(np.sum(prop < REPCA_TOL))
+        if weak:
+            out.append(
+                f"rePCA: the random effects of {group} span {prop.size - weak} of "
+                f"{prop.size} dimensions (proportions of variance "
+                f"{', '.join(f'{p:.3g}' for p in prop)}); the data do not support "
+                f"{weak} direction(s): simplify the term (drop a slope or the correlation, "
+                "e.g. with vctest.ranova)."
+            )
+    return out
+
+
 def _spread(runs: list[OptimizerRun]) -> tuple[float, float, float]:
     good = [r for r in runs if math.isfinite(r.loglik)] or runs
     ll = [r.loglik for r in good]
@@ -421,6 +453,7 @@ def check_fit(
     if ill:
         notes.append(f"the Hessian's eigenvalue ratio is {eig.max() / eig.min():.3g}: the "
                      "parametrisation is ill-conditioned.")
+    notes += repca_notes(fit)
     notes += list(d.messages)
     return ConvergenceReport(
         verdict=verdict, explanation=EXPLANATIONS[verdict], gradient=measures,

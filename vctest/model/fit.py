@@ -197,6 +197,176 @@ class LmmFit:
 
         return coef_table(self)
 
+    # --- model methods (lme4's fitted, residuals, ranef, predict, simulate, AIC, BIC) ---
+    # The linear algebra is in vctest.model.conditional.
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion ``-2 logLik + 2 df`` (lme4's ``AIC``; REML logLik for REML fits)."""
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion ``-2 logLik + log(n) df`` (lme4's ``BIC``)."""
+        return -2.0 * self.loglik + math.log(self.nobs) * self.df
+
+    @cached_property
+    def _conditional(self) -> Any:
+        from vctest.model.conditional import lmm_conditional
+
+        return lmm_conditional(self)
+
+    def fitted(self) -> np.ndarray:
+        """``X beta + Z b~`` on the rows used (lme4's ``fitted``)."""
+        return self.model.design.X @ self.beta.to_numpy() + self._conditional.zb
+
+    def residuals(self) -> np.ndarray:
+        """Response minus :meth:`fitted` (lme4's ``residuals``, type "response")."""
+        return self.model.design.y - self.fitted()
+
+    def ranef(self, condvar: bool = True) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one frame per grouping factor.
+
+        As lme4's ``ranef(m, condVar = TRUE)``: rows are the factor's levels,
+        columns the terms' columns; ``frame.attrs["condvar"]`` holds, per term
+        on that factor, the conditional covariances as an array (levels, k, k)
+        (lme4's ``postVar``).
+
+        Examples
+        --------
+        >>> import vctest
+        >>> m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+        >>> re = m.ranef()["Batch"]
+        >>> round(float(re.loc["A", "(Intercept)"]), 3)   # lme4: -17.607
+        -17.607
+        >>> round(float(re.attrs["condvar"][0][0, 0, 0]), 2)   # lme4's postVar: 383.63
+        383.63
+        """
+        from vctest.model.conditional import ranef_frames
+
+        cond = self._conditional
+        frames = ranef_frames(self.model.design, cond)
+        if not condvar:
+            for frame in frames.values():
+                frame.attrs.pop("condvar", None)
+        return frames
+
+    def predict(self, newdata: pd.DataFrame | None = None, *, re_form: Any = None,
+                allow_new_levels: bool = False) -> np.ndarray:
+        """Predictions as lme4's ``predict.merMod``.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            New rows (default: the rows of the fit).  Columns the model's
+            response uses may be absent.  A row with a missing value predicts NaN.
+        re_form : None, str or False
+            Random effects to include: None (all), a formula such as
+            ``"~ (1 | plate)"`` (those terms), or ``"~0"`` / False (none: the
+            population level, lme4's ``re.form = NA``).
+        allow_new_levels : bool, default False
+            A level the fit has not seen predicts with its random effect 0 (as
+            lme4's ``allow.new.levels = TRUE``); otherwise it is an error.
+
+        Examples
+        --------
+        >>> import pandas as pd, vctest
+        >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+        >>> new = pd.DataFrame({"Days": [0.0, 9.0], "Subject": ["308", "new"]})
+        >>> m.predict(new, allow_new_levels=True).round(3).tolist()   # lme4's predict
+        [253.664, 345.611]
+        """
+        from vctest.model.conditional import predict_lmm
+
+        if not isinstance(allow_new_levels, bool):
+            raise TypeError("`allow_new_levels` must be True or False.")
+        return predict_lmm(self, newdata, re_form, allow_new_levels)
+
+    def simulate(self, nsim: int = 1, seed: Any = None) -> np.ndarray:
+        """``nsim`` responses from the fitted model (new random effects), shape (n, nsim).
+
+        As lme4's ``simulate(m, nsim, seed)`` (unconditional on the random
+        effects); same seed, same draws (not R's numbers: another generator).
+        """
+        from vctest._rng import seed_sequence
+        from vctest.model.conditional import simulate_lmm
+
+        if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
+            raise ValueError(f"`nsim` must be a positive integer; got {nsim!r}.")
+        rng = np.random.default_rng(seed_sequence(seed))
+        return simulate_lmm(self, int(nsim), rng)
+
+    def confint(self, method: str = "profile", level: float = 0.95, *, nsim: int = 500,
+                seed: Any = None) -> pd.DataFrame:
+        """Confidence intervals of every variance parameter and fixed effect (lme4's ``confint``).
+
+        Rows as lme4's: ``.sig01``, ... (standard deviations and correlations of
+        each term, in theta's order), ``.sigma``, then the fixed effects.
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "bootstrap"}
+            ``"profile"``: where the signed square root of the ML deviance,
+            profiled over the other parameters, reaches the normal quantile
+            (lme4 profiles the ML deviance for REML fits too; a bound -- 0 for a
+            standard deviation, +-1 for a correlation -- when it is not
+            reached).  ``"wald"``: estimate +- z SE for the fixed effects (NaN
+            for the variance parameters, as lme4).  ``"bootstrap"``:
+            percentiles over ``nsim`` parametric bootstrap refits.
+        level : float, default 0.95
+        nsim : int, default 500
+            Bootstrap replicates (``method="bootstrap"``).
+        seed : int, SeedSequence or None
+            Bootstrap seed.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> m = vctest.fit("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+        >>> m.confint().round(2)   # lme4: 12.20 84.06 / 38.23 67.66 / 1486.45 1568.55
+                       2.5 %   97.5 %
+        .sig01         12.20    84.06
+        .sigma         38.23    67.66
+        (Intercept)  1486.45  1568.55
+        """
+        from vctest.model import profile
+
+        if not (isinstance(level, float) and 0 < level < 1):
+            raise ValueError(f"`level` must be a float in (0, 1); got {level!r}.")
+        if method == "profile":
+            ml = self if not self.reml else fit_model(self.model, reml=False, start=self.theta)
+            return profile.profile_confint(ml, level)
+        if method == "wald":
+            return profile.wald_confint(self, level)
+        if method == "bootstrap":
+            from vctest._rng import seed_sequence
+
+            if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 2:
+                raise ValueError(f"`nsim` must be an integer of at least 2; got {nsim!r}.")
+            rng = np.random.default_rng(seed_sequence(seed))
+            frame, failed = profile.bootstrap_confint(self, level, int(nsim), rng)
+            frame.attrs["n_failed"] = failed
+            return frame
+        raise ValueError(f"`method` must be 'profile', 'wald' or 'bootstrap'; got {method!r}.")
+
+    def rePCA(self) -> dict[str, pd.DataFrame]:
+        """Principal components of each grouping factor's random-effects covariance.
+
+        As lme4's ``rePCA``: per grouping factor, the standard deviations
+        (relative to sigma) of the principal directions and the proportion of
+        variance; a proportion near 0 is a direction the data do not support.
+
+        Examples
+        --------
+        >>> import vctest
+        >>> m = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+        >>> m.rePCA()["Subject"]["proportion"].round(4).tolist()   # lme4: 0.9461, 0.0539
+        [0.9461, 0.0539]
+        """
+        from vctest.model.conditional import repca
+
+        return repca(self)
+
     def _repr_html_(self) -> str:
         from vctest._tables import fit_html
 

@@ -41,6 +41,7 @@ from vctest.model.glm import (
     response_iv,
     simulate_response,
 )
+from vctest.model.glmm_methods import GlmmMethods
 from vctest.model.structure import build_structure, settings
 from vctest.model.terms import (
     SINGULAR_TOL,
@@ -280,7 +281,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
 
 
 @dataclass(frozen=True, eq=False)
-class GlmmFit:
+class GlmmFit(GlmmMethods):
     """A fitted GLMM (Laplace approximation, maximum likelihood).
 
     Attributes
@@ -335,6 +336,16 @@ class GlmmFit:
     def df(self) -> int:
         """Number of parameters (fixed effects and theta), as ``logLik``'s df."""
         return self.model.p + self.theta.size
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion ``-2 logLik + 2 df`` (lme4's ``AIC``)."""
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion ``-2 logLik + log(n) df`` (lme4's ``BIC``)."""
+        return -2.0 * self.loglik + float(np.log(self.nobs)) * self.df
 
     @property
     def theta_names(self) -> tuple[str, ...]:
