@@ -29,7 +29,7 @@ from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.engine import fit_model
 from vctest.kernels.families import saturated_constant
-from vctest.kernels.types import STATUS_TEXT, Settings, Structure
+from vctest.kernels.types import STATUS_TEXT, Structure
 from vctest.model.glm import (
     EngineModel,
     FamilyCodes,
@@ -42,7 +42,7 @@ from vctest.model.glm import (
     simulate_response,
 )
 from vctest.model.glmm_methods import GlmmMethods
-from vctest.model.structure import build_structure, settings
+from vctest.model.structure import GlmmSettings, build_structure, settings
 from vctest.model.terms import (
     SINGULAR_TOL,
     ThetaLayout,
@@ -56,33 +56,6 @@ OPTIMIZERS = ("bfgs", "L-BFGS-B", "Nelder-Mead", "Powell")
 
 #: PIRLS settings of single Laplace evaluations (as GlmmSettings' defaults).
 PIRLS_MAXIT, PIRLS_TOL = 100, 1e-10
-
-
-
-@dataclass(frozen=True)
-class GlmmSettings:
-    """Settings of the Numba GLMM optimiser (recorded with every fit).
-
-    ``two_stage`` runs lme4's nAGQ = 0 stage first; ``gtol``/``ftol``/``xtol``
-    stop the BFGS iterations (projected gradient below ``gtol (1 + |f|)``, or
-    changes below ``ftol (1 + |f|)`` and ``xtol``); PIRLS stops when its next
-    step is below ``pirls_tol``; ``restarts`` bounds the edge restarts.
-    """
-
-    two_stage: bool = True
-    maxiter: int = 500
-    gtol: float = 1e-9
-    ftol: float = 1e-13
-    xtol: float = 1e-8
-    pirls_maxit: int = 100
-    pirls_tol: float = 1e-10
-    restarts: int = 3
-
-    def kernel(self, *, parallel: bool = False) -> Settings:
-        """The engine's ``vctest.kernels.types.Settings``."""
-        return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
-                        restarts=self.restarts, pirls_maxit=self.pirls_maxit,
-                        pirls_tol=self.pirls_tol, two_stage=self.two_stage, parallel=parallel)
 
 
 class LaplaceValue(NamedTuple):

@@ -221,3 +221,29 @@ def settings(*, maxiter: int, gtol: float, ftol: float, xtol: float, restarts: i
                     restarts=int(restarts), pirls_maxit=int(pirls_maxit),
                     pirls_tol=float(pirls_tol), two_stage=int(bool(two_stage)),
                     lapack_min=NO_LAPACK if parallel else LAPACK_MIN_ORDER)
+
+
+@dataclass(frozen=True)
+class GlmmSettings:
+    """Settings of the Numba GLMM optimiser (recorded with every fit).
+
+    ``two_stage`` runs lme4's nAGQ = 0 stage first; ``gtol``/``ftol``/``xtol``
+    stop the BFGS iterations (projected gradient below ``gtol (1 + |f|)``, or
+    changes below ``ftol (1 + |f|)`` and ``xtol``); PIRLS stops when its next
+    step is below ``pirls_tol``; ``restarts`` bounds the edge restarts.
+    """
+
+    two_stage: bool = True
+    maxiter: int = 500
+    gtol: float = 1e-9
+    ftol: float = 1e-13
+    xtol: float = 1e-8
+    pirls_maxit: int = 100
+    pirls_tol: float = 1e-10
+    restarts: int = 3
+
+    def kernel(self, *, parallel: bool = False) -> Settings:
+        """The engine's ``vctest.kernels.types.Settings``."""
+        return settings(maxiter=self.maxiter, gtol=self.gtol, ftol=self.ftol, xtol=self.xtol,
+                        restarts=self.restarts, pirls_maxit=self.pirls_maxit,
+                        pirls_tol=self.pirls_tol, two_stage=self.two_stage, parallel=parallel)
