@@ -43,3 +43,20 @@ def test_a_column_named_like_a_function_is_still_a_column():
     data["sqrt"] = data["Days"] * 2.0
     fit = vctest.fit("Reaction ~ sqrt + (1 | Subject)", data)
     assert list(fit.beta.index) == ["(Intercept)", "sqrt"]
+
+
+def test_a_bootstrap_reuses_the_transformed_design():
+    # the same model written with transforms and with precomputed columns: a replicate
+    # that recomputed scale()/poly()/log() on simulated data would change the null sample
+    data = vctest.datasets.load("sleepstudy")
+    days = data["Days"].to_numpy(float)
+    data["sDays"] = (days - days.mean()) / days.std(ddof=1)
+    data["logR"] = np.log(data["Reaction"])
+    kw = {"term": "(0 + sDays | Subject)", "method": "bootstrap", "nsim": 40, "seed": 11,
+          "progress": False}
+    written = vctest.vc_test("log(Reaction) ~ scale(Days) + (1 | Subject) + (0 + sDays | Subject)",
+                             data, **kw)
+    plain = vctest.vc_test("logR ~ sDays + (1 | Subject) + (0 + sDays | Subject)", data, **kw)
+    assert written.statistic == pytest.approx(plain.statistic, rel=1e-9)
+    np.testing.assert_allclose(written.null_distribution, plain.null_distribution,
+                               rtol=1e-6, atol=1e-8)
