@@ -74,6 +74,16 @@ def _to_formulaic(text: str, ordered: frozenset[str]) -> tuple[str, dict[str, st
             calls.pop()
         elif tok.text == "^" and any(calls):
             piece = "**"
+        elif tok.kind == "name" and tok.value == "as.factor" and nxt is not None \
+                and nxt.text == "(":
+            piece = "as_factor"  # R's as.factor (a Python name has no dot)
+        elif tok.kind == "name" and tok.value == "offset" and nxt is not None \
+                and nxt.text == "(" and not any(calls):
+            raise ValueError(
+                f"offset() inside the formula ({text!r}) is not supported yet; give the "
+                "offset with the `offset=` argument (a column or one value per row) for a "
+                "GLMM, or, for a linear mixed model, subtract it from the response "
+                "(e.g. I(y - log(n)) ~ ...), which is the same model.")
         elif tok.text == "%in%" and not any(calls):
             if _in_operand_is_sum(tokens, i):
                 raise ValueError(
@@ -129,7 +139,8 @@ _KEYWORD_EQUALS = re.compile(r"(?<=[\w)\]])=(?=[^=])")
 def _r_code(code: str) -> str:
     """formulaic's spelling of Python code -> R's deparse (``x ** 2`` -> ``x^2``,
     ``scale=FALSE`` -> ``scale = FALSE``)."""
-    return _KEYWORD_EQUALS.sub(" = ", code.replace(" ** ", "^"))
+    code = code.replace(" ** ", "^").replace("as_factor(", "as.factor(")
+    return _KEYWORD_EQUALS.sub(" = ", code)
 
 
 def _r_name(name: str, renames: dict[str, str]) -> str:
@@ -142,6 +153,8 @@ def _r_name(name: str, renames: dict[str, str]) -> str:
         if cut > 0:
             base, level = piece[:cut], piece[cut + 1 : -1]
             level = level[2:] if level.startswith("T.") else level
+            if base.startswith("poly(") and "raw" in base and level.isdigit():
+                level = str(int(level) + 1)  # formulaic counts raw powers from 0, R from 1
             piece = _r_code(renames.get(base, base)) + level
         else:
             piece = _r_code(piece)
@@ -243,6 +256,9 @@ def required_columns(rhs: str, where: str, columns: pd.Index | None = None) -> l
     except Exception as exc:
         raise ValueError(f"cannot parse {where} {rhs!r}: {plain_text(exc)}") from exc
     variables = {_ALIASES.get(v, v) for v in variables}
+    # R's functions vctest defines (factor, sqrt, ...) are not columns unless the data
+    # has a column of that name
+    variables -= {v for v in R_CONTEXT if columns is None or v not in columns}
     if columns is not None:
         tokens = _tokenize(rhs, f"term {rhs!r}")
         variables |= {t.value for t, nxt in zip(tokens, [*tokens[1:], None], strict=True)

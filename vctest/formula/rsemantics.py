@@ -84,9 +84,34 @@ def r_center(data: Any, _state: dict | None = None) -> np.ndarray:
     return r_scale(data, center=True, scale=False, _state=_state)
 
 
-#: Names a formula may use besides its data columns (data columns win).
-R_CONTEXT: dict[str, Any] = {"scale": r_scale, "center": r_center,
-                             "TRUE": True, "FALSE": False}
+def r_factor(data: Any) -> pd.Categorical:
+    """R's ``factor(x)`` / ``as.factor(x)``: a factor with R's level order (sorted unique
+    values, a categorical's own order) and R's labels (``as.character``).
+
+    Examples
+    --------
+    >>> list(r_factor([2.0, 1.0, 2.0]).categories)
+    ['1', '2']
+    """
+    if isinstance(data, pd.Series | pd.Categorical) and isinstance(
+            getattr(data, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(data)
+    else:
+        cat = pd.Categorical(np.asarray(data))
+    labels = [as_character(c) for c in cat.categories]
+    if len(set(labels)) == len(labels) and not all(isinstance(c, str) for c in cat.categories):
+        cat = cat.rename_categories(labels)
+    return cat
+
+
+#: Names a formula may use besides its data columns (data columns win): R's functions
+#: of one column that formulaic does not define, under R's names (``as.factor`` is
+#: written ``as_factor`` for Python and named back, see :mod:`vctest.formula.evaluate`).
+R_CONTEXT: dict[str, Any] = {"scale": r_scale, "center": r_center, "factor": r_factor,
+                             "as_factor": r_factor,
+                             "sqrt": np.sqrt, "abs": np.abs, "log": np.log, "exp": np.exp,
+                             "log2": np.log2, "log10": np.log10, "log1p": np.log1p,
+                             "expm1": np.expm1, "TRUE": True, "FALSE": False}
 
 
 def lme4_term_order(n_levels: Sequence[int]) -> list[int]:
