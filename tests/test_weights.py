@@ -232,3 +232,27 @@ def test_the_weights_page_runs_and_shows_its_numbers():
     assert round(ns["m"].sigma, 3) == 31.806
     assert round(ns["res"].statistic, 3) == 118.372
     assert round(-2 * ns["g"].loglik, 4) == 184.0526
+
+
+def test_fit_methods_of_a_weighted_lmm():
+    # conditional modes of the weighted model solve (L'Z'WZL + I) u = L'Z'W r: with every
+    # weight c and sigma^2 c, the same model as unweighted, the modes are unchanged
+    d = _sleep()
+    d["c"] = 4.0
+    plain = vctest.fit("Reaction ~ Days + (Days | Subject)", d)
+    weighted = vctest.fit("Reaction ~ Days + (Days | Subject)", d, weights="c")
+    for a, b in zip(plain.ranef().values(), weighted.ranef().values(), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weighted.fitted(), plain.fitted(), rtol=1e-7)
+    # simulated residual variance scales as 1 / w
+    d["w3"] = np.where(d["Days"] % 2 == 0, 0.25, 4.0)
+    fit = vctest.fit("Reaction ~ Days + (1 | Subject)", d, weights="w3")
+    ys = fit.simulate(nsim=2000, seed=4)
+    ys = np.asarray(ys)
+    ys = ys if ys.shape[0] == len(d) else ys.T
+    resid = ys - ys.mean(axis=1, keepdims=True)
+    light = resid[d["w3"].to_numpy() == 0.25].var()
+    heavy = resid[d["w3"].to_numpy() == 4.0].var()
+    # the random intercept adds its variance to both; the residual parts differ 16-fold
+    tau2 = (fit.sigma * fit.theta[0]) ** 2
+    assert (light - tau2) / (heavy - tau2) == pytest.approx(16.0, rel=0.1)

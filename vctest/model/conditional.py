@@ -118,9 +118,11 @@ def lmm_conditional(fit: Any, *, condvar: bool = True) -> Conditional:
     z = z_matrix(blocks, design.n)
     lam = lambda_matrix(blocks, fit.model.layout, fit.theta)
     zl = (z @ lam).tocsc()
-    a = (zl.T @ zl + sp.identity(zl.shape[1])).tocsc()
+    sw = sp.diags(np.sqrt(fit.model.weights))  # prior weights: the whitened model
+    zlw = (sw @ zl).tocsc()
+    a = (zlw.T @ zlw + sp.identity(zl.shape[1])).tocsc()
     r = design.y - design.X @ fit.beta.to_numpy()
-    u = spla.spsolve(a, zl.T @ r) if a.shape[0] else np.zeros(0)
+    u = spla.spsolve(a, zlw.T @ (sw @ r)) if a.shape[0] else np.zeros(0)
     b = lam @ np.atleast_1d(u)
     offsets = block_offsets(blocks)
     modes = [b[offsets[j]:offsets[j + 1]].reshape(blk.n_levels, blk.k)
@@ -382,5 +384,5 @@ def simulate_lmm(fit: Any, nsim: int, rng: np.random.Generator) -> np.ndarray:
           @ lambda_matrix(design.blocks, fit.model.layout, fit.theta)).tocsr()
     mean = design.X @ fit.beta.to_numpy()
     u = rng.standard_normal((zl.shape[1], nsim))
-    e = rng.standard_normal((design.n, nsim))
+    e = rng.standard_normal((design.n, nsim)) / np.sqrt(fit.model.weights)[:, None]
     return mean[:, None] + fit.sigma * (np.asarray(zl @ u) + e)
