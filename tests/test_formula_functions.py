@@ -60,3 +60,11 @@ def test_a_bootstrap_reuses_the_transformed_design():
     assert written.statistic == pytest.approx(plain.statistic, rel=1e-9)
     np.testing.assert_allclose(written.null_distribution, plain.null_distribution,
                                rtol=1e-6, atol=1e-8)
+
+
+def test_predict_on_new_data_refuses_a_stateful_transform():
+    fit = vctest.fit("Reaction ~ scale(Days) + (1 | Subject)", "sleepstudy")
+    new = vctest.datasets.load("sleepstudy").iloc[:5]
+    with pytest.raises(ValueError, match=r"scale\(\) is not supported: the transform would be"):
+        fit.predict(newdata=new)
+    assert np.all(np.isfinite(fit.predict()))  # on the fit's own rows it is the fitted design

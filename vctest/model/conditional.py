@@ -209,6 +209,14 @@ def new_design(design: Design, newdata: pd.DataFrame) -> tuple[Design, np.ndarra
     """
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"`newdata` must be a pandas DataFrame; got {type(newdata).__name__}.")
+    stateful = [f for f in ("scale(", "center(", "poly(") if f in design.formula.text]
+    if stateful:
+        raise ValueError(
+            f"predict(newdata=...) for a formula with {', '.join(f + ')' for f in stateful)} "
+            "is not supported: the transform would be learnt again from the new rows, and "
+            "the predictions would be wrong. Add the transformed columns to the data "
+            "yourself (e.g. data['sx'] = (x - x.mean()) / x.std()), refit, and predict "
+            "with the same transform of newdata.")
     old = design.frame
     responses = _response_columns(design)
     new = pd.DataFrame(index=range(len(newdata)))
