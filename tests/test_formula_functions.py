@@ -5,12 +5,14 @@ validation/r/formula_functions.R (lme4 1.1.31 on sleepstudy).
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import vctest
+from vctest.formula.design import build_design
 
 ROOT = Path(__file__).parents[1]
 REF = json.loads((ROOT / "validation/reference/formula_functions.json").read_text())["fits"]
@@ -68,3 +70,21 @@ def test_predict_on_new_data_refuses_a_stateful_transform():
     with pytest.raises(ValueError, match=r"scale\(\) is not supported: the transform would be"):
         fit.predict(newdata=new)
     assert np.all(np.isfinite(fit.predict()))  # on the fit's own rows it is the fitted design
+
+
+def test_poly_basis_equals_rs():
+    basis = np.array(json.loads((ROOT / "validation/reference/formula_functions.json")
+                                .read_text())["poly_basis"])
+    design = build_design("Reaction ~ poly(Days, 3) + (1 | Subject)",
+                          vctest.datasets.load("sleepstudy"))
+    np.testing.assert_allclose(design.X[:, 1:], basis, rtol=0, atol=1e-12)
+
+
+def test_a_poisson_response_of_whole_floats_is_counts():
+    data = vctest.datasets.load("grouseticks")
+    counts = vctest.fit("TICKS ~ YEAR + (1 | BROOD)", data, family="poisson")
+    data["TICKS"] = data["TICKS"].astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # whole numbers stored as floats: no warning
+        floats = vctest.fit("TICKS ~ YEAR + (1 | BROOD)", data, family="poisson")
+    assert floats.objective == counts.objective

@@ -23,6 +23,10 @@ fits <- lapply(formulas, function(f) {
   list(formula = f, criterion = unname(getME(m, "devcomp")$cmp["REML"]),
        theta = unname(getME(m, "theta")), fixef = unname(fixef(m)), names = names(fixef(m)))
 })
+# R's orthogonal poly() basis of Days, degree 3 (its columns; vctest's poly() must equal them)
+basis <- unclass(poly(d$Days, 3))
+attributes(basis) <- attributes(basis)["dim"]
 writeLines(toJSON(list(env = list(R = R.version.string, lme4 = as.character(packageVersion("lme4"))),
-                       fits = fits), auto_unbox = TRUE, digits = NA, pretty = TRUE),
+                       fits = fits, poly_basis = basis), auto_unbox = TRUE, digits = NA,
+                  pretty = TRUE),
            "validation/reference/formula_functions.json")
