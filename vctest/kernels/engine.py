@@ -180,7 +180,8 @@ def fit_model(st, data, ctl, start):
                                   uo, bo, lxx, scr)
     if ctl.maxiter < 0 and gaussian and d > 0 and math.isfinite(f):
         # the criterion's analytic gradient at the start, returned in theta's place
-        profiled_gradient(theta_to_factors(theta, st), st, data, uo, bo, scr, theta)
+        profiled_gradient(theta_to_factors(theta, st), st, data, ctl.lapack_min, uo, bo, scr,
+                          theta)
     if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run (n_evals = iterations)
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
         nev = iters - 1

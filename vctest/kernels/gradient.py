@@ -41,7 +41,7 @@ from vctest.kernels.pwls import cross_products, linear_predictor, scratch, theta
 
 
 @jit(internal=True)
-def profiled_gradient(t, st, data, u, beta, scr, grad):
+def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     """The gradient of the profiled criterion at the factors ``t`` into ``grad`` (length
     of theta, theta's units; column-major lower triangles as in theta).
 
@@ -108,23 +108,31 @@ def profiled_gradient(t, st, data, u, beta, scr, grad):
                 dr2[pos] = -2.0 * acc
                 pos += 1
 
-    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c)
+    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c): by LAPACK/BLAS
+    # from order lapack_min on (outside prange, as the factorisation), else by loops
     linv = np.zeros((mm, mm))
-    for i in range(mm):
-        linv[i, i] = 1.0 / c[i, i]
-        for j in range(i):
-            acc = 0.0
-            for kk in range(j, i):
-                acc -= c[i, kk] * linv[kk, j]
-            linv[i, j] = acc / c[i, i]
-    sinv = np.zeros((mm, mm))
-    for i in range(mm):
-        for j in range(i + 1):
-            acc = 0.0
-            for kk in range(i, mm):
-                acc += linv[kk, i] * linv[kk, j]
-            sinv[i, j] = acc
-            sinv[j, i] = acc
+    if mm >= lapack_min:
+        for i in range(mm):
+            for j in range(i + 1):
+                linv[i, j] = c[i, j]
+        linv = np.linalg.inv(linv)
+        sinv = np.dot(linv.T, linv)
+    else:
+        for i in range(mm):
+            linv[i, i] = 1.0 / c[i, i]
+            for j in range(i):
+                acc = 0.0
+                for kk in range(j, i):
+                    acc -= c[i, kk] * linv[kk, j]
+                linv[i, j] = acc / c[i, i]
+        sinv = np.zeros((mm, mm))
+        for i in range(mm):
+            for j in range(i + 1):
+                acc = 0.0
+                for kk in range(i, mm):
+                    acc += linv[kk, i] * linv[kk, j]
+                sinv[i, j] = acc
+                sinv[j, i] = acc
 
     # rest x rest: sum_e S^-1[d, e] (Lambda_rest' G_rest)[e, c] for the parameter pairs
     tr = np.zeros(grad.size)
@@ -256,5 +264,5 @@ def criterion_and_gradient(st, data, theta, lapack_min):
     grad = np.full(theta.size, np.nan)
     f, _ = profiled(t, st, data, lapack_min, u, beta, lxx, scr)
     if f < np.inf:
-        profiled_gradient(t, st, data, u, beta, scr, grad)
+        profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad)
     return f, grad

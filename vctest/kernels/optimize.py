@@ -71,7 +71,7 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
         if evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
                     scr)[0] < np.inf:
             t = theta_to_factors(theta_of(x, lower, tscale), st)
-            profiled_gradient(t, st, data, uo, bo, scr, gth)
+            profiled_gradient(t, st, data, ctl.lapack_min, uo, bo, scr, gth)
         for i in range(ncoord):  # d theta / d x: cosh(x) / tscale for a variance parameter
             dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
             grad[i] = gth[i] * dtheta / tscale[i]

@@ -1,0 +1,138 @@
+"""Benchmark: single fits through ``vctest.fit`` against lme4, measured in the same run.
+
+Run:  python validation/bench/bench_fit.py [--reps 5] [--no-r] [--cases sleep,insteval,verbagg]
+
+Cases (issue 21's targets in brackets; the machine's figures are printed, never asserted):
+
+* ``sleep``: sleepstudy ``Reaction ~ Days + (Days | Subject)`` REML [<= 2 ms];
+* ``insteval``: InstEval ``y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)`` REML
+  [<= 3 s, criterion equal to lme4's to 1e-8 relative];
+* ``verbagg``: VerbAgg ``r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)``
+  binomial [<= 0.3 s, -2 logLik equal to glmer's to 1e-8 relative].
+
+Each vctest case runs once to warm up (compile or load the kernels), then ``--reps`` times;
+the median wall time is printed with the number of objective evaluations and the peak RSS
+of this process.  R (lme4 with default settings; glmer also with tight tolerances for the
+-2 logLik) runs the same fits ``--reps`` times in one ``Rscript`` and prints its median, so
+the ratio vctest / lme4 is measured on the same machine at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import vctest
+
+ROOT = Path(__file__).parents[2]
+VERBAGG = ROOT / "validation/reference/verbagg.csv.gz"
+CASES = {
+    "sleep": ("Reaction ~ Days + (Days | Subject)", "gaussian"),
+    "insteval": ("y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", "gaussian"),
+    "verbagg": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "binomial"),
+}
+
+R_SCRIPT = r"""
+suppressMessages({library(lme4); library(jsonlite)})
+reps <- as.integer(commandArgs(TRUE)[1]); cases <- strsplit(commandArgs(TRUE)[2], ",")[[1]]
+out <- list()
+med <- function(f) { t <- replicate(reps, system.time(f())["elapsed"]); median(t) }
+if ("sleep" %in% cases) {
+  data(sleepstudy)
+  f <- function() lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  m <- f(); out$sleep <- list(seconds = med(f), value = unname(REMLcrit(m)))
+}
+if ("insteval" %in% cases) {
+  data(InstEval)
+  f <- function() lmer(y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service), InstEval)
+  m <- f(); out$insteval <- list(seconds = med(f), value = unname(REMLcrit(m)))
+}
+if ("verbagg" %in% cases) {
+  data(VerbAgg)
+  f <- function() glmer(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), VerbAgg,
+                        family = binomial)
+  tight <- glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5), tolPwrss = 1e-10)
+  m <- glmer(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), VerbAgg,
+             family = binomial, control = tight)
+  out$verbagg <- list(seconds = med(f), value = -2 * as.numeric(logLik(m)))
+}
+cat(toJSON(out, auto_unbox = TRUE, digits = NA))
+"""
+
+
+def _data(case: str) -> pd.DataFrame | str:
+    if case == "sleep":
+        return "sleepstudy"
+    if case == "insteval":
+        return vctest.datasets.load("InstEval")
+    va = pd.read_csv(VERBAGG)
+    levels = json.loads((ROOT / "validation/reference/weights_fits.json").read_text())
+    for col, lv in levels["glmms"][2]["levels"].items():  # R's level order
+        va[col] = pd.Categorical(va[col], categories=lv)
+    return va
+
+
+def _value(fit) -> float:
+    return float(fit.objective) if hasattr(fit, "sigma") else float(-2.0 * fit.loglik)
+
+
+def run_vctest(case: str, reps: int) -> dict:
+    formula, family = CASES[case]
+    data = _data(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = vctest.fit(formula, data, family=family)  # warm-up: kernels compiled or loaded
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fit = vctest.fit(formula, data, family=family)
+            times.append(time.perf_counter() - t0)
+    return {"seconds": statistics.median(times), "value": _value(fit),
+            "n_evals": int(getattr(fit, "n_evals", -1)),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_r(cases: list[str], reps: int) -> dict | None:
+    if shutil.which("Rscript") is None:
+        return None
+    out = subprocess.run(["Rscript", "-e", R_SCRIPT, str(reps), ",".join(cases)],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        print("R failed:", out.stderr[-500:])
+        return None
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-r", action="store_true")
+    ap.add_argument("--cases", default="sleep,insteval,verbagg")
+    args = ap.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    r = None if args.no_r else run_r(cases, args.reps)
+    print(f"{'case':10s} {'vctest s':>10s} {'evals':>6s} {'RSS MB':>8s} {'lme4 s':>9s} "
+          f"{'ratio':>7s} {'rel. diff':>10s}")
+    for case in cases:
+        v = run_vctest(case, args.reps)
+        ref = (r or {}).get(case)
+        ratio = f"{v['seconds'] / ref['seconds']:.3f}" if ref and ref["seconds"] > 0 else "-"
+        diff = f"{(v['value'] - ref['value']) / abs(ref['value']):.1e}" if ref else "-"
+        lme4 = f"{ref['seconds']:.4f}" if ref else "-"
+        print(f"{case:10s} {v['seconds']:10.4f} {v['n_evals']:6d} {v['peak_rss_mb']:8.0f} "
+              f"{lme4:>9s} {ratio:>7s} {diff:>10s}")
+    if r is None:
+        print("(R not run: Rscript with lme4 not found or --no-r)")
+
+
+if __name__ == "__main__":
+    main()
