@@ -139,3 +139,18 @@ def report_html(report: Any) -> str:
                                                                 float_format="%.4g"))
             + _section("Optimisers", runs.to_html(index=False, float_format="%.6f"))
             + "</div>")
+
+
+class FitViews:
+    """The repr and HTML view of a fit, both from its ``summary(max_rows=...)``.
+
+    A mixin of the fit classes; a dataclass using it needs ``repr=False`` (else
+    the dataclass's generated ``__repr__`` would hide this one).
+    """
+
+    def _repr_html_(self) -> str:
+        return fit_html(self)
+
+    def __repr__(self) -> str:
+        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS),  # type: ignore[attr-defined]
+                          what="fit.summary()")

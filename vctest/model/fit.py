@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vctest._tables import FitViews
 from vctest.diagnostics import FitDiagnostics
 from vctest.kernels.optimize import BOUNDARY_SNAP, EDGE_PROBE
 from vctest.kernels.types import STATUS_TEXT
@@ -48,8 +49,8 @@ class OptimizerSettings:
                         restarts=MAX_EDGE_RESTARTS, parallel=parallel)
 
 
-@dataclass(frozen=True, eq=False)
-class LmmFit:
+@dataclass(frozen=True, eq=False, repr=False)
+class LmmFit(FitViews):
     """A fitted linear mixed model (frozen).
 
     Attributes
@@ -366,16 +367,6 @@ class LmmFit:
         from vctest.model.conditional import repca
 
         return repca(self)
-
-    def _repr_html_(self) -> str:
-        from vctest._tables import fit_html
-
-        return fit_html(self)
-
-    def __repr__(self) -> str:
-        from vctest._tables import MAX_REPR_ROWS, clip_lines
-
-        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
 
     def summary(self, max_rows: int | None = None) -> str:
         """An lme4-like text summary.

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from vctest._stack import user_stacklevel
+from vctest._tables import FitViews
 from vctest.formula.design import Design
 from vctest.kernels import types as codes
 from vctest.kernels.engine import fit_model
@@ -272,8 +273,8 @@ class GeneralizedLinearModel(FamilyCodes, EngineModel):
         return dataclasses.replace(self, y=y)
 
 
-@dataclass(frozen=True, eq=False)
-class GlmFit:
+@dataclass(frozen=True, eq=False, repr=False)
+class GlmFit(FitViews):
     """A fitted GLM.
 
     Attributes
@@ -337,16 +338,6 @@ class GlmFit:
                  f"{'Converged' if self.converged else 'NOT converged'} "
                  f"({self.n_iter} IRLS iterations)."]
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        from vctest._tables import MAX_REPR_ROWS, clip_lines
-
-        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
-
-    def _repr_html_(self) -> str:
-        from vctest._tables import fit_html
-
-        return fit_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""

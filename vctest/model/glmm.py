@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from vctest._tables import FitViews
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.engine import fit_model
@@ -253,8 +254,8 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         return simulate_response(self.fam_code, self.link_code, eta, self.weights, rng)
 
 
-@dataclass(frozen=True, eq=False)
-class GlmmFit(GlmmMethods):
+@dataclass(frozen=True, eq=False, repr=False)
+class GlmmFit(FitViews, GlmmMethods):
     """A fitted GLMM (Laplace approximation, maximum likelihood).
 
     Attributes
@@ -435,16 +436,6 @@ class GlmmFit(GlmmMethods):
             "settings": dataclasses.asdict(self.settings),
             "diagnostics": self.diagnostics.to_dict(),
         }
-
-    def _repr_html_(self) -> str:
-        from vctest._tables import fit_html
-
-        return fit_html(self)
-
-    def __repr__(self) -> str:
-        from vctest._tables import MAX_REPR_ROWS, clip_lines
-
-        return clip_lines(self.summary(max_rows=MAX_REPR_ROWS), what="fit.summary()")
 
     def summary(self, max_rows: int | None = None) -> str:
         """An lme4-like text summary.
