@@ -16,6 +16,8 @@ reduce     backward elimination of random-effects terms (lmerTest's step)
 from_statsmodels  a statsmodels MixedLM model or result as a vctest fit
 rlrt_null  exact null sample of the RLRT from eigenvalues (Crainiceanu & Ruppert 2004)
 lrt_null   exact null sample of the LRT from eigenvalues
+exact_rlrt exact RLRT from design matrices y, X, Z (RLRsim's RLRTSim + exactRLRT)
+exact_lrt  exact LRT from design matrices, optionally with restricted fixed effects
 datasets   bundled example data with R's factor level order
 warmup     compile (and cache on disk) every numerical kernel ahead of time
 """
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vctest._table_result import TableResult
     from vctest.api import check, compare, fit, power, vc_test, warmup
     from vctest.api.anova import anova
+    from vctest.api.exact_design import exact_lrt, exact_rlrt
     from vctest.api.ranova import ranova
     from vctest.api.reduce import reduce
     from vctest.api.statsmodels import from_statsmodels
@@ -50,6 +53,8 @@ _LAZY = {
     "from_statsmodels": "vctest.api.statsmodels",
     "ranova": "vctest.api.ranova",
     "anova": "vctest.api.anova",
+    "exact_rlrt": "vctest.api.exact_design",
+    "exact_lrt": "vctest.api.exact_design",
     "reduce": "vctest.api.reduce",
     "TableResult": "vctest._table_result",
     "LmmFit": "vctest.model.fit",
@@ -83,6 +88,8 @@ __all__ = [
     "check",
     "compare",
     "datasets",
+    "exact_lrt",
+    "exact_rlrt",
     "fit",
     "from_statsmodels",
     "load_result",

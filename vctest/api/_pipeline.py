@@ -395,15 +395,44 @@ def _asymptotic(fitted: FittedPair, method: str) -> TestResult:
     )
 
 
-def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
-    """The exact finite-sample null (Crainiceanu & Ruppert 2004), simulated spectrally."""
-    pair, statistic, nsim = fitted.pair, fitted.statistic, int(draws.nsim)
-    test_name = _test_name(pair)
+@dataclass(frozen=True, eq=False)
+class ExactDraws:
+    """The exact null sample (or its sketch) and the p-value of one statistic.
+
+    Attributes
+    ----------
+    sample : ndarray or None
+        The null draws (None when not kept: see ``null_summary``).
+    null_summary : dict or None
+        The sketch's summary when the sample was not kept.
+    mc : MonteCarloPValue
+    seed : SeedSequence
+        The sequence the draws came from.
+    notes : list of str
+        An interruption note, if the simulation was stopped early.
+    """
+
+    sample: np.ndarray | None
+    null_summary: dict[str, Any] | None
+    mc: Any
+    seed: np.random.SeedSequence
+    notes: list[str]
+
+    @property
+    def n_run(self) -> int:
+        """Draws that finished."""
+        return int(self.mc.n_sim)
+
+
+def simulate_exact(sd: Any, reml: bool, statistic: float, draws: Draws, *,
+                   q: int = 0) -> ExactDraws:
+    """Draw the exact null of ``sd`` (a :class:`~vctest.nulls.exact.SpectralDesign`) and refer
+    ``statistic`` to it; ``q`` fixed effects are also 0 under H0 (ML LRT only)."""
+    nsim = int(draws.nsim)
     ss = seed_sequence(draws.seed)
-    sd = spectral_design(pair.full, pair.location.block)
     keep = nsim <= KEEP_NULL_UP_TO if draws.keep_null is None else draws.keep_null
     sample, sketch = simulate_null(
-        SpectralTask(sd, pair.reml, ss, draws.threads if draws.backend == "local" else None),
+        SpectralTask(sd, reml, ss, draws.threads if draws.backend == "local" else None, q=q),
         nsim, statistic, keep=keep, backend=draws.backend, client=draws.client,
         n_workers=draws.n_workers,
     )
@@ -413,13 +442,24 @@ def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
     else:
         mc = pvalue_from_counts(sketch.n_exceed, sketch.n)
         null_summary = sketch.summary(QUANTILE_LEVELS)
-    n_run = mc.n_sim
-    notes = list(fitted.notes)
-    if n_run < nsim:
-        notes.append(f"interrupted: the p-value uses the {n_run} of {nsim} exact null draws "
+    notes = []
+    if mc.n_sim < nsim:
+        notes.append(f"interrupted: the p-value uses the {mc.n_sim} of {nsim} exact null draws "
                      "that finished.")
-        warnings.warn(f"exact test interrupted after {n_run} of {nsim} null draws; the result "
-                      "uses those that finished.", RuntimeWarning, stacklevel=_stacklevel())
+        warnings.warn(f"exact test interrupted after {mc.n_sim} of {nsim} null draws; the "
+                      "result uses those that finished.", RuntimeWarning,
+                      stacklevel=_stacklevel())
+    return ExactDraws(sample=sample, null_summary=null_summary, mc=mc, seed=ss, notes=notes)
+
+
+def _exact(fitted: FittedPair, draws: Draws) -> TestResult:
+    """The exact finite-sample null (Crainiceanu & Ruppert 2004), simulated spectrally."""
+    pair, statistic, nsim = fitted.pair, fitted.statistic, int(draws.nsim)
+    test_name = _test_name(pair)
+    sd = spectral_design(pair.full, pair.location.block)
+    run = simulate_exact(sd, pair.reml, statistic, draws)
+    sample, null_summary, mc, ss, n_run = run.sample, run.null_summary, run.mc, run.seed, run.n_run
+    notes = list(fitted.notes) + run.notes
     if len(pair.full.blocks) > 1:
         reference = (
             f"exact finite-sample null of the {test_name} for the tested term's "

@@ -218,6 +218,9 @@ class SpectralTask:
     """Draws ``start .. stop - 1`` of the exact null of one design (picklable).
 
     Draw ``i`` depends only on the seed and ``i``, so chunks can run anywhere.
+    ``q`` (ML only) is the number of fixed effects that are also 0 under H0:
+    the LRT's null then gains the term ``n log(1 + chi2_q / chi2_(n-p))``
+    (Crainiceanu & Ruppert 2004; see :func:`~vctest.nulls.spectral.lrt_null`).
     """
 
     design: SpectralDesign
@@ -225,13 +228,14 @@ class SpectralTask:
     seed: np.random.SeedSequence
     threads: int | None = None
     lambda0: float = 0.0
+    q: int = 0
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         sd = self.design
         if self.reml:
             return rlrt_null(sd.mu, sd.n, sd.p, lambda0=self.lambda0, nsim=stop - start,
                              seed=self.seed, threads=self.threads, start=start)
-        return lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=0, nsim=stop - start, seed=self.seed,
+        return lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=self.q, nsim=stop - start, seed=self.seed,
                         threads=self.threads, start=start)
 
 
