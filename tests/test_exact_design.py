@@ -349,6 +349,17 @@ def test_q_validation(q, exc, match):
         vctest.exact_lrt(y, X, Z, q=q, nsim=100)
 
 
+def test_restricted_columns_with_reml_are_refused():
+    from vctest.api._pipeline import Draws
+    from vctest.api.exact_design import design_test
+
+    y, X, Z = _ok()
+    with pytest.raises(ValueError, match="need the ML likelihood-ratio test"):
+        design_test(y, X, Z, reml=True, restricted=[1], draws=Draws(nsim=10))
+    with pytest.raises(TypeError, match="`y` must be a numeric array; got NoneType"):
+        vctest.exact_rlrt(None, X, Z, nsim=10)
+
+
 def test_y_in_column_space_of_x_is_refused():
     _, X, Z = _ok()
     with pytest.raises(ValueError, match="fitted exactly by `X`"):
@@ -367,3 +378,12 @@ def test_missing_rows_are_dropped_with_a_warning():
         warnings.simplefilter("error")
         ref = vctest.exact_rlrt(y[keep], X[keep], Z[keep], nsim=300, seed=1)
     assert res.statistic == ref.statistic and res.settings["n_dropped"] == 2
+
+
+def test_docs_page_examples_run():
+    import doctest
+
+    page = Path(__file__).parents[1] / "docs" / "exact_design.rst"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 10 and result.failed == 0

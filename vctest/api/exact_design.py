@@ -254,6 +254,9 @@ def design_test(y: Any, X: Any, Z: Any, *, reml: bool, restricted: Any = 0,
     notes = list(run.notes)
     if fit.singular:
         notes.append("the variance is estimated at zero (a boundary fit).")
+    if q:
+        notes.append("H0 also sets the fixed effect(s) "
+                     f"{', '.join(d.x_names[j] for j in d.restricted)} to zero.")
     settings = {**labels, "method": "exact", "reml": reml, "nsim": int(draws.nsim),
                 "n_run": run.n_run, "interrupted": run.n_run < int(draws.nsim),
                 "n": model.n, "n_dropped": d.n_dropped, "p": model.p, "K": model.K,
