@@ -387,3 +387,26 @@ def test_docs_page_examples_run():
     result = doctest.testfile(str(page), module_relative=False,
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 10 and result.failed == 0
+
+
+def test_pandas_input_no_fixed_effects_and_a_sketched_null():
+    y, X, Z = _ok()
+    frame_z = pd.DataFrame(Z, columns=[f"k{j}" for j in range(Z.shape[1])])
+    res = vctest.exact_rlrt(pd.Series(y), X[:, 1], frame_z, nsim=3000, seed=5, keep_null=False)
+    full = OneComponentModel.from_arrays(y, X[:, 1:], Z).fit(reml=True).objective
+    assert res.statistic == pytest.approx(
+        max(linear_model_objective(X[:, 1:], y, reml=True) - full, 0.0), rel=1e-12)
+    assert res.null_distribution is None and res.null_summary["n"] == 3000
+    assert "q0.95" in res.summary() or "0.95" in str(res.to_dict()["null_quantiles"])
+    none = vctest.exact_lrt(y, np.empty((30, 0)), Z, nsim=500, seed=5)
+    assert none.settings["p"] == 0 and none.statistic > 0
+
+
+def test_null_of_exact_lrt_is_lrt_null_with_q_draw_by_draw():
+    """SpectralTask(q=...) in chunks == lrt_null(..., q=...) in one call, same seed."""
+    y, X, Z, R = case_arrays(CASES["groups_ar1"])
+    res = vctest.exact_lrt(y, X, Z, q=1, sqrt_sigma=R, nsim=9000, seed=77)
+    m = OneComponentModel.from_arrays(y, X, Z @ R.T)
+    direct = lrt_null(m.mu, m.xi, m.n, m.p, q=1, nsim=9000, seed=77)
+    np.testing.assert_array_equal(res.null_distribution, direct)
+    assert res.settings["q"] == 1 and res.settings["k_eff"] == 11  # 1 lies in span(Z)
