@@ -141,7 +141,7 @@ def exact_lrt(y: Any, X: Any, Z: Any, *, q: int | Sequence[int | str] = 0,
     Parameters
     ----------
     y, X, Z, sqrt_sigma, nsim, seed, threads, keep_null
-        As for :func:`exact_rlrt`.
+        As for :func:`vctest.exact_rlrt`.
     q : int or sequence of int or str, default 0
         The fixed effects that are also 0 under H0.  An integer is a count:
         the **last** ``q`` columns of X (RLRsim's convention).  A sequence lists
@@ -158,7 +158,7 @@ def exact_lrt(y: Any, X: Any, Z: Any, *, q: int | Sequence[int | str] = 0,
     Raises
     ------
     TypeError, ValueError
-        As for :func:`exact_rlrt`; also for a ``q`` outside 0..p or naming a
+        As for :func:`vctest.exact_rlrt`; also for a ``q`` outside 0..p or naming a
         column X does not have.
 
     See Also
@@ -207,11 +207,11 @@ def design_test(y: Any, X: Any, Z: Any, *, reml: bool, restricted: Any = 0,
     Parameters
     ----------
     y, X, Z, sqrt_sigma
-        As for :func:`exact_rlrt`.
+        As for :func:`vctest.exact_rlrt`.
     reml : bool
         RLRT (True) or LRT (False).
     restricted : int or sequence of int or str, default 0
-        ``q`` of :func:`exact_lrt` (ML only): the count of last columns of X,
+        ``q`` of :func:`vctest.exact_lrt` (ML only): the count of last columns of X,
         or the columns, that are also 0 under H0.
     draws : Draws
         Number of draws, seed, threads, backend.
@@ -301,7 +301,7 @@ def _asymptotic(statistic: float, q: int) -> dict[str, float]:
 
 
 class DesignConfint:
-    """``TestResult.confint`` of :func:`exact_rlrt`: invert the exact RLRT over lambda."""
+    """``TestResult.confint`` of :func:`vctest.exact_rlrt`: invert the exact RLRT over lambda."""
 
     def __init__(self, model: OneComponentModel, fit: OneComponentFit, sd: SpectralDesign,
                  seed: np.random.SeedSequence, threads: int | None) -> None:
