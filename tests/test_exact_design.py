@@ -410,3 +410,21 @@ def test_null_of_exact_lrt_is_lrt_null_with_q_draw_by_draw():
     direct = lrt_null(m.mu, m.xi, m.n, m.p, q=1, nsim=9000, seed=77)
     np.testing.assert_array_equal(res.null_distribution, direct)
     assert res.settings["q"] == 1 and res.settings["k_eff"] == 11  # 1 lies in span(Z)
+
+
+def test_stored_size_study_is_within_monte_carlo_error():
+    """validation/size/size_exact_design.json: exact tests at their attainable size (4 SE);
+    the naive chi-square and the 50:50 mixture below it (conservative)."""
+    stored = json.loads((Path(__file__).parents[1] / "validation" / "size"
+                         / "size_exact_design.json").read_text())
+    assert set(stored["studies"]) == {"50", "200"} and stored["datasets"] >= 2000
+    for study in stored["studies"].values():
+        for name, cols in study["tests"].items():
+            target = cols["attainable"]["size"]
+            exact = cols["exact"]
+            se = math.sqrt(target * (1 - target) / exact["n"] + cols["attainable"]["mc_se"] ** 2)
+            assert abs(exact["rejection_rate"] - target) < 4 * se, name
+            if name != "LRT q=0 (H0 linear)":
+                assert target == stored["alpha"]
+            for key in [k for k in cols if k.startswith(("naive", "50:50"))]:
+                assert cols[key]["rejection_rate"] < exact["rejection_rate"], (name, key)
