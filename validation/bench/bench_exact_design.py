@@ -9,8 +9,8 @@ this run:
 
 * ``vctest.exact_rlrt(y, X, Z, nsim)``: the whole public call (validation, the
   REML fit from one SVD, the exact null, the result), with ``threads=1`` and
-  with all threads (best of ``--repeats``), and the null alone
-  (``vctest.rlrt_null`` on the design's eigenvalues);
+  with all threads (best of ``--repeats``); the REML fit alone (QR, SVD and the
+  profile) and the null alone (``vctest.rlrt_null`` on the design's eigenvalues);
 * R's ``RLRsim::RLRTSim(X, Z, qr(X), diag(K), nsim)`` on the same design (built
   in R the same way), timed with ``system.time`` around the call only, one
   thread; skipped with a message when ``Rscript`` or RLRsim is missing;
@@ -18,6 +18,10 @@ this run:
   error on spline bases: RLRTSim stops at the first decrease of the profile
   and so misses the global maximum of a bimodal one
   (tests/test_exact_design.py reproduces its rule).
+
+On a machine whose cores are busy with other work, OpenBLAS's threads can make
+the QR and SVD of the 1000 x 35 design take seconds instead of milliseconds
+(spin-waiting); ``OPENBLAS_NUM_THREADS=1`` avoids it.  Say which you ran.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def main() -> None:
             lambda th=th: vctest.exact_rlrt(y, X, Z, nsim=nsim, seed=2, threads=th),
             args.repeats)
         sample = out.null_distribution
+    res["fit_reml_s"], _ = best_of(lambda: OneComponentModel.from_arrays(y, X, Z).fit(True),
+                                   args.repeats)
     m = OneComponentModel.from_arrays(y, X, Z)
     res["rlrt_null_1thread_s"], _ = best_of(
         lambda: vctest.rlrt_null(m.mu, n, 2, nsim=nsim, seed=2, threads=1), args.repeats)
