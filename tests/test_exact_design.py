@@ -371,8 +371,9 @@ def test_missing_rows_are_dropped_with_a_warning():
     y2, Z2 = y.copy(), Z.copy()
     y2[3] = np.nan
     Z2[7, 1] = np.nan
-    with pytest.warns(UserWarning, match="dropped 2 of 30 rows"):
+    with pytest.warns(UserWarning, match="dropped 2 of 30 rows") as record:
         res = vctest.exact_rlrt(y2, X, Z2, nsim=300, seed=1)
+    assert record[0].filename == __file__  # points at the caller's line
     keep = np.setdiff1d(np.arange(30), [3, 7])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

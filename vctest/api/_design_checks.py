@@ -121,8 +121,10 @@ def _drop_missing(y: np.ndarray, X: np.ndarray, Z: np.ndarray
     ok = ~(np.isnan(y) | np.isnan(X).any(axis=1) | np.isnan(Z).any(axis=1))
     dropped = int(ok.size - ok.sum())
     if dropped:
+        from vctest.api._pipeline import _stacklevel
+
         warnings.warn(f"dropped {dropped} of {ok.size} rows with missing values (NaN) in `y`, "
-                      "`X` or `Z`.", UserWarning, stacklevel=4)
+                      "`X` or `Z`.", UserWarning, stacklevel=_stacklevel())
     return y[ok], X[ok], Z[ok], dropped
 
 
