@@ -11,6 +11,7 @@ columns a text uses.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 
@@ -165,6 +166,7 @@ def _r_name(name: str, renames: dict[str, str]) -> str:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def formula_terms(rhs: str) -> tuple[str, ...]:
     """The terms of an R right-hand side, written canonically (formulaic's spelling).
 
@@ -241,6 +243,15 @@ def model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: 
     return values, names
 
 
+@functools.lru_cache(maxsize=256)
+def _formula_variables(rhs: str) -> frozenset[str]:
+    """The variables formulaic finds in an R right-hand side (cached: a function of the text)."""
+    from formulaic import Formula
+
+    text, _ = _to_formulaic(rhs, frozenset())
+    return frozenset(_ALIASES.get(str(v), str(v)) for v in Formula(text).required_variables)
+
+
 def required_columns(rhs: str, where: str, columns: pd.Index | None = None) -> list[str]:
     """Names of the data columns an R right-hand side refers to.
 
@@ -248,14 +259,10 @@ def required_columns(rhs: str, where: str, columns: pd.Index | None = None) -> l
     transforms (``scale(x)``, ``poly(x, 2)``); names written in the text that
     are columns of the data (``columns``) are added.
     """
-    from formulaic import Formula
-
-    text, _ = _to_formulaic(rhs, frozenset())
     try:
-        variables = {str(v) for v in Formula(text).required_variables}
+        variables = set(_formula_variables(rhs))
     except Exception as exc:
         raise ValueError(f"cannot parse {where} {rhs!r}: {plain_text(exc)}") from exc
-    variables = {_ALIASES.get(v, v) for v in variables}
     # R's functions vctest defines (factor, sqrt, ...) are not columns unless the data
     # has a column of that name
     variables -= {v for v in R_CONTEXT if columns is None or v not in columns}

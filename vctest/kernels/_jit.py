@@ -60,6 +60,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -338,3 +339,49 @@ def set_threads(n: int | None) -> int:
     previous = numba.get_num_threads()
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n is None else int(n))
     return previous
+
+
+
+def _is_kernel(obj: Any) -> bool:
+    """A Numba dispatcher of a function defined under ``vctest/kernels/``."""
+    return (isinstance(obj, numba.core.dispatcher.Dispatcher)
+            and Path(obj.py_func.__code__.co_filename).resolve().parent == KERNELS_DIR)
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The global names ``code`` (and the code nested in it) may read."""
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            out |= _global_names(const)
+    return out
+
+
+def interpreted(kernel: Any, compiled: tuple[Any, ...]) -> Callable[..., Any]:
+    """``kernel``'s source run by the Python interpreter, calling ``compiled`` compiled.
+
+    Every other vctest kernel it calls, directly or further down, runs as
+    Python too (its ``py_func`` with the same rebinding).  Python floats are
+    IEEE doubles and the kernels are compiled without fast-math, so the same
+    source gives the same numbers either way; a driver whose own work is small
+    (an optimiser's loop over a few parameters) then need not be compiled for
+    the heavy kernels it calls to run at compiled speed.  With
+    ``NUMBA_DISABLE_JIT=1`` the kernel is already Python and is returned as is.
+    """
+    if not isinstance(kernel, numba.core.dispatcher.Dispatcher):
+        return kernel
+    keep = {id(k) for k in compiled}
+    twins: dict[int, Callable[..., Any]] = {}
+
+    def twin(dispatcher: Any) -> Callable[..., Any]:
+        if id(dispatcher) not in twins:
+            func = dispatcher.py_func
+            env = dict(func.__globals__)
+            twins[id(dispatcher)] = types.FunctionType(func.__code__, env, func.__name__,
+                                                       func.__defaults__, func.__closure__)
+            for name in _global_names(func.__code__):
+                if _is_kernel(env.get(name)) and id(env[name]) not in keep:
+                    env[name] = twin(env[name])
+        return twins[id(dispatcher)]
+
+    return twin(kernel)

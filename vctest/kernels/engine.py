@@ -6,6 +6,7 @@ optimising, which is how single objective values, modes and fixed effects are
 computed; ``maxiter < 0`` also returns a Gaussian model's analytic gradient of
 the criterion, :mod:`vctest.kernels.gradient`, in theta's place), and what the
 bootstrap kernel (:mod:`vctest.kernels.bootstrap`) calls per replicate.
+Python calls it through :func:`run_fit`.
 
 By family:
 
@@ -29,11 +30,17 @@ import math
 
 import numpy as np
 
-from vctest.kernels._jit import jit
+from vctest.kernels._jit import interpreted, jit
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity
-from vctest.kernels.objective import evaluate, theta_of, x_of
+from vctest.kernels.objective import (
+    evaluate,
+    evaluate_pirls,
+    evaluate_profiled,
+    theta_of,
+    x_of,
+)
 from vctest.kernels.optimize import derivatives, optimize
 from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
 from vctest.kernels.types import (
@@ -188,3 +195,28 @@ def fit_model(st, data, ctl, start):
     elif not math.isfinite(f) and status != 4:
         status = 4 if gaussian else PIRLS_FAILED
     return theta, bo, uo, lxx, f, dev, nev + 1, status
+
+
+_FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
+                                                    profiled_gradient, cross_products, scratch,
+                                                    saturated_constant))
+
+
+def run_fit(st, data, ctl, start):
+    """:func:`fit_model` called from Python: the same results, bit for bit.
+
+    When this process has compiled (or loaded) :func:`fit_model` -- a bootstrap
+    or :func:`vctest.warmup` does -- that is called.  Otherwise its source runs
+    in the interpreter and calls the compiled kernels that do the heavy work
+    (:func:`~vctest.kernels.objective.evaluate_profiled`,
+    :func:`~vctest.kernels.objective.evaluate_pirls`,
+    :func:`~vctest.kernels.gradient.profiled_gradient`, the cross-products and
+    the work arrays): the optimiser's own arithmetic on a few parameters is
+    cheap in Python, and compiling it into one kernel with everything it calls
+    costs more than half of a first fit's compilation.  A first linear mixed
+    model fit thus compiles only the Gaussian objective and its gradient.
+    The two paths run the same IEEE arithmetic in the same order (tested).
+    """
+    if getattr(fit_model, "signatures", None):
+        return fit_model(st, data, ctl, start)
+    return _FIT_INTERPRETED(st, data, ctl, start)

@@ -40,7 +40,7 @@ from vctest.kernels.objective import profiled
 from vctest.kernels.pwls import cross_products, linear_predictor, scratch, theta_to_factors
 
 
-@jit(internal=True)
+@jit
 def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     """The gradient of the profiled criterion at the factors ``t`` into ``grad`` (length
     of theta, theta's units; column-major lower triangles as in theta).

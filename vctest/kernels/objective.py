@@ -234,25 +234,20 @@ def x_of(theta, lower, tscale, x):
         x[i] = math.asinh(v) if math.isfinite(lower[i]) else v
 
 
-@jit(internal=True)
-def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr):
-    """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status, iters)``.
+@jit
+def evaluate_profiled(xv, lower, st, data, ctl, tscale, uo, bo, lxx, scr):
+    """:data:`PROFILED` at ``xv``: ``(f, pwrss, PIRLS_OK, 1)`` (see :func:`evaluate`)."""
+    t = theta_to_factors(theta_of(xv, lower, tscale), st)
+    f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx, scr)
+    return f, pwrss, PIRLS_OK, 1
 
-    ``xv`` holds theta in the optimiser's units (:func:`theta_of`; ``lower``
-    marks the variance parameters), then ``beta * bscale`` for :data:`LAPLACE`.
-    PIRLS starts from ``ub``/``bb``; the modes (Gaussian: the profiled u and
-    beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``; ``scr`` are the fit's work
-    arrays (:func:`vctest.kernels.pwls.scratch`).  ``dev`` is the penalised
-    residual sum of squares (Gaussian) or the sum of deviance residuals;
-    ``status`` the PIRLS status and ``iters`` its iterations (0 and 1 for Gaussian).
-    ``f`` is +inf where the objective is undefined; for :data:`GLM` it is
-    ``dev + sat`` whatever the status.
-    """
+
+@jit
+def evaluate_pirls(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                   scr):
+    """:data:`LAPLACE_JOINT`, :data:`LAPLACE` or :data:`GLM` at ``xv`` (see :func:`evaluate`)."""
     t = theta_to_factors(theta_of(xv, lower, tscale), st)
     d = tscale.size
-    if code == PROFILED:
-        f, pwrss = profiled(t, st, data, ctl.lapack_min, uo, bo, lxx, scr)
-        return f, pwrss, PIRLS_OK, 1
     assign(uo, ub)
     from_mustart = False
     for i in range(bscale.size):
@@ -270,3 +265,27 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     if status != PIRLS_OK or not math.isfinite(dev + logdet):
         return np.inf, dev, status, iters
     return dev + sat + usq + logdet, dev, status, iters
+
+
+@jit(inline=True)
+def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr):
+    """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status, iters)``.
+
+    ``xv`` holds theta in the optimiser's units (:func:`theta_of`; ``lower``
+    marks the variance parameters), then ``beta * bscale`` for :data:`LAPLACE`.
+    PIRLS starts from ``ub``/``bb``; the modes (Gaussian: the profiled u and
+    beta) go to ``uo``/``bo`` and ``R_X'`` to ``lxx``; ``scr`` are the fit's work
+    arrays (:func:`vctest.kernels.pwls.scratch`).  ``dev`` is the penalised
+    residual sum of squares (Gaussian) or the sum of deviance residuals;
+    ``status`` the PIRLS status and ``iters`` its iterations (0 and 1 for Gaussian).
+    ``f`` is +inf where the objective is undefined; for :data:`GLM` it is
+    ``dev + sat`` whatever the status.
+
+    The two kinds are separate kernels (:func:`evaluate_profiled`,
+    :func:`evaluate_pirls`), so a linear mixed model's fit driven from Python
+    (:func:`vctest.kernels.engine.run_fit`) compiles only the first.
+    """
+    if code == PROFILED:
+        return evaluate_profiled(xv, lower, st, data, ctl, tscale, uo, bo, lxx, scr)
+    return evaluate_pirls(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                          lxx, scr)

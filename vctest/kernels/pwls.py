@@ -348,7 +348,7 @@ def factor_solve(st, joint, lapack_min, sol, lxx, scr):
     return logdet, logdet_x, True
 
 
-@jit(inline=True)
+@jit
 def scratch(st):
     """The work arrays of one fit of the model with structure ``st``."""
     n, p, k = st.n, st.p, st.k
@@ -374,7 +374,7 @@ def scratch(st):
                    np.zeros(m), np.zeros(1), pterm, pwithin)
 
 
-@jit(inline=True)
+@jit
 def cross_products(st, w, y, scr):
     """The raw cross-products of a Gaussian model into ``scr.x*`` (once per response)."""
     t = np.zeros((st.k.size, max(st.kmax, 1), max(st.kmax, 1)))

@@ -24,7 +24,7 @@ from vctest._stack import user_stacklevel
 from vctest._tables import FitViews
 from vctest.formula.design import Design
 from vctest.kernels import types as codes
-from vctest.kernels.engine import fit_model
+from vctest.kernels.engine import run_fit
 from vctest.kernels.families import inverse_link
 from vctest.kernels.types import Data, Structure
 from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
@@ -385,7 +385,7 @@ def fit_glm(model: GeneralizedLinearModel, *, start: Any = None, maxit: int = 10
     ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=int(maxit),
                    pirls_tol=float(tol))
     start_ = model.start(np.zeros(0), model.beta_to_engine(b0))
-    _, beta_e, _, lxx, m2ll, dev, iters, status = fit_model(model.structure, model.data(), ctl,
+    _, beta_e, _, lxx, m2ll, dev, iters, status = run_fit(model.structure, model.data(), ctl,
                                                             start_)
     if status == codes.PIRLS_FAILED or not math.isfinite(dev):
         raise FloatingPointError("the GLM fit failed: X'WX is not positive definite "

@@ -28,7 +28,7 @@ import pandas as pd
 from vctest._tables import FitViews
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
-from vctest.kernels.engine import fit_model
+from vctest.kernels.engine import run_fit
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.types import STATUS_TEXT, Structure
 from vctest.model.glm import (
@@ -192,7 +192,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
                        pirls_tol=PIRLS_TOL, two_stage=bool(joint))
         start = self.start(np.maximum(theta, self.layout.lower), self.beta_to_engine(beta))
-        _, b, u, _, m2ll, dev, _, _ = fit_model(self.structure, self.data(), ctl, start)
+        _, b, u, _, m2ll, dev, _, _ = run_fit(self.structure, self.data(), ctl, start)
         if np.any(theta < self.layout.lower):
             m2ll = np.inf
         return LaplaceValue(float(m2ll), float(dev), u, self.beta_to_user(b),
@@ -362,7 +362,7 @@ class GlmmFit(FitViews, GlmmMethods):
         ctl = settings(maxiter=0, gtol=0.0, ftol=0.0, xtol=0.0, pirls_maxit=PIRLS_MAXIT,
                        pirls_tol=PIRLS_TOL, two_stage=True)
         start = m.start(self.theta, m.beta_to_engine(self.beta))
-        lxx = fit_model(m.structure, m.data(), ctl, start)[3]
+        lxx = run_fit(m.structure, m.data(), ctl, start)[3]
         if not (np.all(np.isfinite(lxx)) and np.all(np.diag(lxx) > 0)):
             return pd.Series(se, index=self.beta.index, name="se")
         # in user units X'WX = low low' with low = A^{-T} L (X = X_engine A^{-1})
@@ -547,7 +547,7 @@ def fit_glmm(model: GeneralizedLinearMixedModel, *, start: Any = None,
     theta0, beta0 = _start_iv(model, start)
     if optimizer == "bfgs":
         start_ = model.start(theta0, model.beta_to_engine(beta0))
-        theta, beta_e, u, _, m2ll, dev, nev, status = fit_model(model.structure, model.data(),
+        theta, beta_e, u, _, m2ll, dev, nev, status = run_fit(model.structure, model.data(),
                                                                 settings.kernel(), start_)
         beta = model.beta_to_user(beta_e)
         ok, message = status in (0, 1), STATUS_TEXT[status]

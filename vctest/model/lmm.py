@@ -20,7 +20,7 @@ import numpy as np
 
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
-from vctest.kernels.engine import fit_model
+from vctest.kernels.engine import run_fit
 from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Structure
 from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
 from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout
@@ -165,7 +165,7 @@ class LinearMixedModel(EngineStart):
 
     def run(self, theta: np.ndarray, reml: bool, ctl: Settings = EVALUATE) -> EngineFit:
         """One engine run from ``theta`` (``ctl.maxiter = 0``: evaluate there)."""
-        th, beta, _, lxx, f, pwrss, nev, status = fit_model(
+        th, beta, _, lxx, f, pwrss, nev, status = run_fit(
             self.structure, self.data(reml), ctl, self.start(theta, np.zeros(self.p)))
         s = self.y_scale
         return EngineFit(theta=np.asarray(th), objective=float(f) + self.criterion_shift(reml),
