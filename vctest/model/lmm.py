@@ -137,7 +137,7 @@ class LinearMixedModel(EngineStart):
         if not (scale > 0.0 and math.isfinite(scale)):
             scale = 1.0
         return cls(design=design, layout=layout, structure=st, units=units, y=y,
-                   y_engine=f64(resid / scale), y_scale=scale, beta_ols=beta_ols,
+                   y_engine=resid / scale, y_scale=scale, beta_ols=beta_ols,
                    weights=weights)
 
     @property
@@ -166,9 +166,9 @@ class LinearMixedModel(EngineStart):
 
     def data(self, reml: bool) -> Data:
         """The engine's :class:`~vctest.kernels.types.Data` (Gaussian, identity link)."""
-        return Data(y=self.y_engine, wt=self.weights, offset=np.zeros(self.n),
-                    fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
-                    resp_scale=1.0, resp_shift=np.zeros(self.n))
+        zeros = np.zeros(self.n)  # offset and shift (the kernels read them only)
+        return Data(y=self.y_engine, wt=self.weights, offset=zeros, fam=GAUSSIAN,
+                    link=IDENTITY, reml=int(bool(reml)), resp_scale=1.0, resp_shift=zeros)
 
     def criterion_shift(self, reml: bool) -> float:
         """The engine's criterion plus this is the criterion in the user's units.

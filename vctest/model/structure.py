@@ -51,15 +51,31 @@ def i64(a: Any) -> np.ndarray:
     return np.array(a, dtype=np.int64, order="C")
 
 
+def kernel_array(a: Any, dtype: type = np.float64) -> np.ndarray:
+    """``a`` itself when it is what the kernels take (a writable, C-contiguous array of
+    ``dtype``), else a copy that is: for arrays the kernels only read, such as X in
+    engine units or a block's codes (each copy of a 3M-row array costs memory and time)."""
+    if (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+            and a.flags.writeable):
+        return a
+    return np.array(a, dtype=dtype, order="C")
+
+
 def build_structure(blocks: Sequence[Any], x: np.ndarray) -> Structure:
     """The :class:`~vctest.kernels.types.Structure` of random-effects ``blocks`` and ``x``.
 
     ``blocks`` are :class:`~vctest.formula.design.RandomBlock` (``codes``,
     ``columns``, ``n_levels``), term 0 first (the design orders the factor
     with most levels first).  No blocks gives a linear model: one empty term.
+    ``x`` (the units' X) and a single block's codes and columns are shared, not
+    copied: the kernels only read them.
     """
     n, p = x.shape
-    if blocks:  # np.stack / np.concatenate give fresh C-contiguous arrays: no second copy
+    if len(blocks) == 1:
+        k, nlev = i64([blocks[0].columns.shape[1]]), i64([blocks[0].n_levels])
+        codes = kernel_array(blocks[0].codes.reshape(1, -1), np.int64)
+        zcols = kernel_array(blocks[0].columns)
+    elif blocks:  # np.stack / np.concatenate give fresh C-contiguous arrays: no second copy
         k = i64([b.columns.shape[1] for b in blocks])
         nlev = i64([b.n_levels for b in blocks])
         codes = np.stack([b.codes for b in blocks]).astype(np.int64, copy=False)
@@ -103,7 +119,7 @@ def build_structure(blocks: Sequence[Any], x: np.ndarray) -> Structure:
         rowslot[:, j - 1] = np.searchsorted(keys, codes[0] * big + roff[j] + codes[j] * k[j])
     return Structure(n=int(n), p=int(p), m_re=int(m_re), kmax=int(k.max()), k=k, nlev=nlev,
                      toff=toff, roff=roff, codes=codes, zcols=zcols, zoff=zoff, bptr=bptr,
-                     bidx=i64(pos_all), rowslot=i64(rowslot), x=f64(x))
+                     bidx=i64(pos_all), rowslot=i64(rowslot), x=kernel_array(x))
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +178,7 @@ class EngineUnits:
         coef = np.linalg.lstsq(self.x, v, rcond=None)[0]  # engine units
         resid = v - self.x @ coef
         coef2 = np.linalg.lstsq(self.x, resid, rcond=None)[0]  # one step of refinement
-        return f64(resid - self.x @ coef2), self.a @ (coef + coef2)
+        return resid - self.x @ coef2, self.a @ (coef + coef2)  # a fresh float64 vector
 
     def to_user(self, beta_engine: np.ndarray) -> np.ndarray:
         """``A beta_engine``."""
