@@ -20,7 +20,10 @@ pages inherited at spawn):
 * ``null stage, dense``: the same with the previous method (the K x K matrix
   Z'P0Z and ``numpy.linalg.eigvalsh``), only where it fits in memory;
 * ``whole vc_test``: ``vctest.vc_test(..., method="exact")`` from the data frame
-  (design, two REML fits, eigenvalues, draws);
+  (design, two REML fits, eigenvalues, draws), with its CPU time and the wall
+  time of each run of the compiled engine (``vctest.kernels.engine.fit_model``:
+  the full model's REML fit, then the null linear model) and its number of
+  criterion evaluations -- what the Python side adds is the rest;
 * RLRsim 3.1's ``exactRLRT`` on the lme4 fit of the same data, timed without
   the fit, with ``--r-nsim`` draws (RLRsim's default 10,000: its simulation
   sums over all K eigenvalues at 200 grid points per draw, and it takes the
@@ -93,11 +96,22 @@ data = make_data(k)
 formula = "y ~ x + (1 | g)"
 out = {}
 if mode == "test":
+    import vctest.model.lmm as lmm_module
+    engine = lmm_module.fit_model  # the compiled engine, as the LMM calls it
+    calls = []
+
+    def timed_engine(*args):
+        t = time.perf_counter()
+        r = engine(*args)
+        calls.append((time.perf_counter() - t, int(r[6])))  # seconds, evaluations
+        return r
+
+    lmm_module.fit_model = timed_engine
     base = hwm()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = vctest.vc_test(formula, data, term="(1 | g)", method="exact", nsim=nsim, seed=1)
-    out = {"seconds": time.perf_counter() - t0, "statistic": res.statistic,
-           "pvalue": res.pvalue}
+    out = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+           "engine": calls, "statistic": res.statistic, "pvalue": res.pvalue}
 else:
     design = build_design(formula, data)
     del data
@@ -178,6 +192,11 @@ def row(label: str, r: dict) -> str:
         extra = f" (eigenvalues {r['eigen_seconds']:.2f} s, draws {r['draw_seconds']:.2f} s)"
     if "fit_seconds" in r:
         extra = f" (lmer fit {r['fit_seconds']:.2f} s not included)"
+    if "engine" in r:
+        runs = ", ".join(f"{t:.2f} s/{n}" for t, n in r["engine"])
+        extra = (f"\n  {'':<28} cpu {r['cpu_seconds']:.2f} s; engine runs (seconds/"
+                 f"evaluations): {runs}; outside them "
+                 f"{r['seconds'] - sum(t for t, _ in r['engine']):.2f} s")
     return (f"  {label:<28} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB "
             f"(before: {r['base_mb']:.0f} MB)  p = {r['pvalue']:.6g}{extra}")
 
