@@ -22,6 +22,7 @@ from vctest.formula.design import build_design
 from vctest.model.fit import fit_model
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.reduce import drop_term, locate_term
+from vctest.model.structure import kernel_array
 from vctest.nulls.bootstrap import Generator
 
 
@@ -122,3 +123,21 @@ def test_fixed_effects_from_the_fits_last_evaluation_equal_a_new_one(formula, da
     sigma = np.sqrt(pwrss / (model.n - model.p if reml else model.n))
     assert fit.sigma == sigma
     assert _bits(fit.beta_se) == _bits(sigma * np.sqrt(np.diag(vcov)))
+
+
+def test_the_structure_shares_the_arrays_the_kernels_only_read(sleep):
+    d = build_design("Reaction ~ Days + (1 | Subject)", sleep)
+    m = LinearMixedModel.from_design(d)
+    st = m.structure
+    assert st.x is m.units.x
+    assert np.shares_memory(st.codes, d.blocks[0].codes)
+    assert np.shares_memory(st.zcols, d.blocks[0].columns)
+    a = np.arange(6.0).reshape(3, 2)
+    assert kernel_array(a) is a
+    for other in (a.T, a.astype(np.float32)):  # another layout or type: a C float64 copy
+        got = kernel_array(other)
+        assert got.flags.c_contiguous and got.dtype == np.float64 and np.array_equal(got, other)
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    assert kernel_array(frozen) is not frozen and kernel_array(frozen).flags.writeable
+    assert kernel_array(np.arange(3, dtype=np.int32), np.int64).dtype == np.int64
