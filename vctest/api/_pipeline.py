@@ -258,11 +258,14 @@ def fit_glmm_design(design: Design, family: str, link: str | None = None,
 
 def fit_null(design: Design, *, family: str = "gaussian", link: str | None = None,
              offset: np.ndarray | None = None, reml: bool = False,
+             like: LinearMixedModel | None = None,
              ) -> tuple[Generator, LmmFit | GlmmFit | GlmFit | None]:
     """Fit a null design and wrap it for simulation.
 
     A mixed model (LMM or GLMM, by ``family``), or without random effects a
-    linear model (no fit is returned) or a GLM.
+    linear model (no fit is returned) or a GLM.  ``like``: the full model of a
+    Gaussian pair, whose units and engine response the null shares
+    (:meth:`LinearMixedModel.from_design`).
     """
     if family != "gaussian":
         if design.blocks:
@@ -274,9 +277,9 @@ def fit_null(design: Design, *, family: str = "gaussian", link: str | None = Non
                 raise ValueError(_separation_message(design, family)) from None
         return Generator.from_fit(fit), fit
     if design.blocks:
-        lmm = fit_model(LinearMixedModel.from_design(design), reml=reml)
+        lmm = fit_model(LinearMixedModel.from_design(design, like=like), reml=reml)
         return Generator.from_fit(lmm), lmm
-    return Generator.linear_model(design, reml), None
+    return Generator.linear_model(design, reml, like=like), None
 
 
 def _separation_message(design: Design, family: str) -> str:
@@ -313,15 +316,17 @@ class FittedPair:
 
 def fit_pair(pair: Pair) -> FittedPair:
     """Fit both models (by family), then the statistic and the asymptotic p-values."""
+    like = None
     if pair.glmm:
         full: LmmFit | GlmmFit = fit_glmm_design(pair.full, pair.family, pair.link,
                                                  pair.offset)
         link = full.model.link
     else:
-        full = fit_model(LinearMixedModel.from_design(pair.full), reml=pair.reml)
+        like = LinearMixedModel.from_design(pair.full)
+        full = fit_model(like, reml=pair.reml)
         link = None
     generator, null = fit_null(pair.null, family=pair.family, link=link, offset=pair.offset,
-                               reml=pair.reml)
+                               reml=pair.reml, like=like)
     statistic = float(clean_statistic(generator.objective - full.objective))
     asym = {f"naive chi2({pair.df})": float(chi2.sf(statistic, pair.df)) if statistic > 0
             else 1.0}

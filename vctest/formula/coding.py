@@ -2,7 +2,9 @@
 and prior weights.
 
 * :func:`as_factor`: a column as a factor with R's level order (sorted unique
-  values; a pandas categorical keeps its order; booleans FALSE, TRUE).
+  values; a pandas categorical keeps its order; booleans FALSE, TRUE);
+  :func:`factor_codes`: its codes and labels alone (integers without a
+  categorical: a million levels in a fraction of a second).
 * :func:`factor_response`: a factor, boolean or two-valued text response coded
   as R's binomial family reads it (first level = failure = 0).
 * :func:`with_weights` / :func:`prior_weights`: lme4's ``weights=`` (a column
@@ -47,6 +49,28 @@ def as_factor(values: pd.Series, rows: np.ndarray | None = None) -> pd.Categoric
         if len(set(labels)) == len(labels):
             cat = cat.rename_categories(labels)
     return cat
+
+
+def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The codes (int64) and level labels of :func:`as_factor` on all of ``values``.
+
+    A column of integers (the usual grouping column of a large data set) is
+    factorised directly: R's levels are its sorted distinct values, labelled
+    as R prints whole numbers.  Any other column goes through
+    :func:`as_factor`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> codes, labels = factor_codes(pd.Series([10, 2, 10, -1]))
+    >>> codes.tolist(), labels
+    ([2, 1, 2, 0], ('-1', '2', '10'))
+    """
+    if values.dtype.kind in "iu":  # numpy integers: no missing values, no categorical
+        codes, uniques = pd.factorize(values.to_numpy(), sort=True)
+        return codes.astype(np.int64, copy=False), tuple(map(str, uniques.tolist()))
+    cat = as_factor(values)
+    return cat.codes.astype(np.int64), tuple(map(str, cat.categories.tolist()))
 
 
 def is_factor_like(values: pd.Series) -> bool:

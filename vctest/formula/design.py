@@ -25,6 +25,7 @@ import pandas as pd
 
 from vctest.formula.coding import (
     as_factor,
+    factor_codes,
     factor_response,
     is_factor_like,
     prior_weights,
@@ -94,6 +95,32 @@ class RandomBlock:
         return self.term.group
 
 
+class _QRMemo:
+    """``numpy.linalg.qr(X)`` (reduced), computed once for the ``X`` it is asked about.
+
+    A design and the designs derived from it by :func:`dataclasses.replace`
+    (the null model of a test: same X, fewer random-effects blocks) share one
+    memo, so the rank check, the fit of both models and the exact test's
+    spectrum factorise a large X once.  ``X`` is compared by identity: a
+    design with another X gets its own factorisation.  The memo is not
+    pickled (a design sent to another process factorises again if asked).
+    """
+
+    def __init__(self) -> None:
+        self._x: np.ndarray | None = None
+        self._qr: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._x is not x or self._qr is None:
+            q, r = np.linalg.qr(x)
+            q.flags.writeable = r.flags.writeable = False  # shared: nobody may change them
+            self._x, self._qr = x, (q, r)
+        return self._qr
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (_QRMemo, ())
+
+
 @dataclass(frozen=True, eq=False)
 class Design:
     """Numeric design of a mixed model.
@@ -142,6 +169,15 @@ class Design:
     frame: pd.DataFrame | None = field(default=None, repr=False)
     prior_weights: np.ndarray | None = field(default=None, repr=False)
     response_levels: tuple[str, ...] | None = None
+    _qr_memo: _QRMemo = field(default_factory=_QRMemo, repr=False)
+
+    def qr(self) -> tuple[np.ndarray, np.ndarray]:
+        """``numpy.linalg.qr(X)`` (reduced ``Q`` and ``R``), computed once.
+
+        Shared with the designs derived from this one that keep its ``X`` (the
+        null model of a test); the arrays are read-only.
+        """
+        return self._qr_memo(self.X)
 
     @property
     def n(self) -> int:
@@ -306,11 +342,11 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFr
     return np.ascontiguousarray(y), np.ascontiguousarray(trials), None
 
 
-def _rank_check(X: np.ndarray, names: tuple[str, ...]) -> None:
+def _rank_check(X: np.ndarray, names: tuple[str, ...], qr: _QRMemo) -> None:
     """Name the columns of X that are linear combinations of earlier ones."""
     if X.shape[1] == 0:
         return
-    r = np.linalg.qr(X, mode="r")
+    r = qr(X)[1]  # the R of mode="r", and Q kept for the fits
     norms = np.linalg.norm(X, axis=0)
     diag = np.abs(np.diag(r))[: X.shape[1]]
     if diag.shape[0] < X.shape[1]:  # more columns than rows
@@ -325,26 +361,27 @@ def _rank_check(X: np.ndarray, names: tuple[str, ...]) -> None:
         )
 
 
-def _group(term: RandomTerm, frame: pd.DataFrame, cache: dict[str, pd.Categorical]
+def _group(term: RandomTerm, frame: pd.DataFrame,
+           cache: dict[str, tuple[np.ndarray, tuple[str, ...]]]
            ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes and level labels of a term's grouping factor (interactions as in R's ``:``)."""
-    cats = []
+    factors = []
     for g in term.group_factors:
         if g not in cache:
-            cache[g] = as_factor(grouping_values(frame[g], g))
-        cats.append(cache[g])
-    if len(cats) == 1:
-        return cats[0].codes.astype(np.int64), tuple(str(c) for c in cats[0].categories)
+            cache[g] = factor_codes(grouping_values(frame[g], g))
+        factors.append(cache[g])
+    if len(factors) == 1:
+        return factors[0]
     combined = np.zeros(len(frame), dtype=np.int64)
-    for cat in cats:
-        combined = combined * len(cat.categories) + cat.codes.astype(np.int64)
+    for codes, labels in factors:
+        combined = combined * len(labels) + codes
     present, codes = np.unique(combined, return_inverse=True)
     digits = []
-    for cat in reversed(cats):
-        size = len(cat.categories)
-        digits.append(np.asarray(cat.categories, dtype=object)[present % size])
+    for _, labels in reversed(factors):
+        size = len(labels)
+        digits.append(np.asarray(labels, dtype=object)[present % size])
         present = present // size
-    labels = tuple(":".join(str(x) for x in row) for row in zip(*reversed(digits), strict=True))
+    labels = tuple(":".join(row) for row in zip(*reversed(digits), strict=True))
     return codes.astype(np.int64), labels
 
 
@@ -372,7 +409,7 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
             factors: pd.DataFrame, rows: np.ndarray) -> tuple[RandomBlock, ...]:
     """One block per random term (``frame``: all rows; ``factors``: the rows used)."""
     n = len(factors)
-    cache: dict[str, pd.Categorical] = {}
+    cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
     lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
     blocks = []
     for term in parsed.random:
@@ -405,16 +442,17 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
 
 
 def _hash(frame: pd.DataFrame) -> str:
+    # arrays are hashed through their buffers: the bytes of tobytes(), without the copy
     digest = hashlib.sha256()
     for col in frame.columns:
         values = frame[col]
         digest.update(f"\x00{col}\x00".encode())
         dtype = values.dtype
         if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
-            digest.update(np.ascontiguousarray(values.to_numpy(dtype=np.float64)).tobytes())
+            digest.update(np.ascontiguousarray(values.to_numpy(dtype=np.float64)))
         else:
             codes, uniques = pd.factorize(values)
-            digest.update(codes.astype(np.int64).tobytes())
+            digest.update(np.ascontiguousarray(codes, dtype=np.int64))
             digest.update("\x1f".join(str(u) for u in uniques).encode())
     return digest.hexdigest()
 
@@ -511,11 +549,13 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         X, fixed_names = model_matrix(parsed.fixed, model_frame, ordered,
                                        "the fixed-effect part", row_index)
     check_fixed_size(X.shape[1], X.shape[0], parsed.fixed)
-    _rank_check(X, fixed_names)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    qr_memo = _QRMemo()
+    _rank_check(X, fixed_names, qr_memo)
     blocks = _blocks(parsed, model_frame, ordered, frame, row_index)
     return Design(
         formula=parsed,
-        X=np.ascontiguousarray(X, dtype=np.float64),
+        X=X,
         fixed_names=fixed_names,
         y=y,
         weights=trials,
@@ -526,5 +566,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         frame=frame,
         prior_weights=prior,
         response_levels=levels,
+        _qr_memo=qr_memo,
     )
 

@@ -198,7 +198,8 @@ def evaluate(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,
 
     ``frame`` may hold more rows than the model uses (R's model frame evaluates
     ``scale(x)`` or ``poly(x, 2)`` on all rows of the data, then drops the
-    incomplete ones); ``rows`` selects the rows used (default all).  Returns
+    incomplete ones); ``rows`` selects the rows used (increasing positions; default
+    all).  Returns
     the values, the column names and the term (:func:`formula_terms`) each
     column belongs to.
     """
@@ -226,8 +227,11 @@ def evaluate(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,
     for label, (_, indices) in zip(plain, spec_terms, strict=True):
         for i in indices:
             column_terms[i] = label
-    values = mm.to_numpy(dtype=np.float64)
-    values = np.ascontiguousarray(values if rows is None else values[rows])
+    values = np.empty(mm.shape)  # C order, filled once (to_numpy() gives Fortran order)
+    for j in range(mm.shape[1]):
+        values[:, j] = mm.iloc[:, j].to_numpy(dtype=np.float64)
+    if rows is not None and rows.size != values.shape[0]:  # rows: increasing, distinct
+        values = values[rows]
     bad = ~np.isfinite(values).all(axis=0)
     if bad.any():
         cols = [names[j] for j in np.flatnonzero(bad)]

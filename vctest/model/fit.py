@@ -428,11 +428,14 @@ class LmmFit(FitViews):
 
 
 def _run_optimizer(model, reml, start, optimizer, settings):
+    """``(theta, objective, evaluations, ok, message, run)``: ``run`` is the engine's
+    :class:`~vctest.model.lmm.EngineFit` (its last evaluation is at ``theta``), None for
+    SciPy's methods."""
     lower = model.layout.lower
     if optimizer == "bfgs":
         res = model.run(np.asarray(start, dtype=float), reml, settings.kernel())
         return (res.theta, res.objective, res.n_evals, res.status in (0, 1),
-                STATUS_TEXT[res.status])
+                STATUS_TEXT[res.status], res)
     from scipy.optimize import minimize
 
     # SciPy's methods search theta * scale too, so units do not steer them
@@ -452,7 +455,7 @@ def _run_optimizer(model, reml, start, optimizer, settings):
     res = minimize(fun, np.asarray(start, dtype=float) * scale, method=optimizer,
                    bounds=bounds, options=opts)
     return (np.asarray(res.x) / scale, float(res.fun), counter["n"], bool(res.success),
-            str(res.message))
+            str(res.message), None)
 
 
 def _edge_restart(model, reml, theta, f):
@@ -530,7 +533,7 @@ def fit_model(
     # default start: 1 on variance parameters in units of their column's scale
     x0 = (layout.initial() / model.theta_scale if start is None
           else np.maximum(np.asarray(start, float), layout.lower))
-    theta, f, nev, ok, message = _run_optimizer(model, reml, x0, optimizer, settings)
+    theta, f, nev, ok, message, run = _run_optimizer(model, reml, x0, optimizer, settings)
     theta = np.maximum(theta, layout.lower)
     # the "bfgs" kernel restarts from bounds itself; SciPy's methods get the same here
     for _ in range(MAX_EDGE_RESTARTS if optimizer != "bfgs" else 0):
@@ -538,7 +541,8 @@ def fit_model(
         nev += nprobe
         if restart is None:
             break
-        theta, f, nev2, ok, message = _run_optimizer(model, reml, restart, optimizer, settings)
+        theta, f, nev2, ok, message, run = _run_optimizer(model, reml, restart, optimizer,
+                                                          settings)
         theta = np.maximum(theta, layout.lower)
         nev += nev2
     # snap near-boundary variance parameters onto the bound if that does not hurt
@@ -552,7 +556,9 @@ def fit_model(
         nev += 1
         if ftrial <= f:
             theta, f = trial, ftrial
-    beta, vcov, pwrss = model.fixed_effects(theta, reml)
+    # the engine's last evaluation is at its estimate: reuse it unless the snap moved theta
+    at = run if run is not None and np.array_equal(run.theta, theta) else None
+    beta, vcov, pwrss = model.fixed_effects(theta, reml, at=at)
     dof = model.n - model.p if reml else model.n
     sigma = math.sqrt(pwrss / dof)
     names = list(model.design.fixed_names)

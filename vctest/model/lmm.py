@@ -21,8 +21,15 @@ import numpy as np
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.kernels.engine import run_fit
-from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Structure
-from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
+from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Start, Structure
+from vctest.model.structure import (
+    EngineStart,
+    EngineUnits,
+    build_structure,
+    f64,
+    settings,
+    start_template,
+)
 from vctest.model.terms import SINGULAR_TOL, ThetaLayout, theta_layout
 
 #: Evaluate at the start (no optimisation).
@@ -81,8 +88,14 @@ class LinearMixedModel(EngineStart):
     weights: np.ndarray
 
     @classmethod
-    def from_design(cls, design: Design, *, random_effects: bool = True) -> LinearMixedModel:
-        """The model of ``design`` (``random_effects=False`` allows a linear model)."""
+    def from_design(cls, design: Design, *, random_effects: bool = True,
+                    like: LinearMixedModel | None = None) -> LinearMixedModel:
+        """The model of ``design`` (``random_effects=False`` allows a linear model).
+
+        ``like`` is a model of a design with the same ``X``, ``y`` and prior
+        weights (the same arrays: the full model of a test when ``design`` is
+        its null); its units and engine response are reused, not computed again.
+        """
         if design.response_levels is not None:
             raise ValueError(
                 f"the response {design.formula.response.text!r} is a factor (levels "
@@ -104,7 +117,13 @@ class LinearMixedModel(EngineStart):
         layout = theta_layout(
             [b.name for b in design.blocks], [b.column_names for b in design.blocks]
         )
-        units = EngineUnits.of(np.asarray(design.X, dtype=float))
+        if like is not None and like.design.X is design.X and like.design.y is design.y \
+                and like.design.prior_weights is design.prior_weights:
+            return cls(design=design, layout=layout,
+                       structure=build_structure(design.blocks, like.units.x), units=like.units,
+                       y=like.y, y_engine=like.y_engine, y_scale=like.y_scale,
+                       beta_ols=like.beta_ols, weights=like.weights)
+        units = EngineUnits.of(np.asarray(design.X, dtype=float), qr=design.qr())
         st = build_structure(design.blocks, units.x)
         weights = (np.ones(design.n) if design.prior_weights is None
                    else f64(design.prior_weights))
@@ -118,7 +137,7 @@ class LinearMixedModel(EngineStart):
         if not (scale > 0.0 and math.isfinite(scale)):
             scale = 1.0
         return cls(design=design, layout=layout, structure=st, units=units, y=y,
-                   y_engine=f64(resid / scale), y_scale=scale, beta_ols=beta_ols,
+                   y_engine=resid / scale, y_scale=scale, beta_ols=beta_ols,
                    weights=weights)
 
     @property
@@ -132,6 +151,11 @@ class LinearMixedModel(EngineStart):
         return self.structure.p
 
     @cached_property
+    def start_template(self) -> Start:
+        """The model's part of every start; beta's scales come from the (shared) units."""
+        return start_template(self.layout, self.structure, bscale=self.units.rms)
+
+    @cached_property
     def theta_scale(self) -> np.ndarray:
         """Per-parameter scale for the optimiser (:func:`vctest.model.terms.column_scales`).
 
@@ -142,9 +166,9 @@ class LinearMixedModel(EngineStart):
 
     def data(self, reml: bool) -> Data:
         """The engine's :class:`~vctest.kernels.types.Data` (Gaussian, identity link)."""
-        return Data(y=self.y_engine, wt=self.weights, offset=np.zeros(self.n),
-                    fam=GAUSSIAN, link=IDENTITY, reml=int(bool(reml)),
-                    resp_scale=1.0, resp_shift=np.zeros(self.n))
+        zeros = np.zeros(self.n)  # offset and shift (the kernels read them only)
+        return Data(y=self.y_engine, wt=self.weights, offset=zeros, fam=GAUSSIAN,
+                    link=IDENTITY, reml=int(bool(reml)), resp_scale=1.0, resp_shift=zeros)
 
     def criterion_shift(self, reml: bool) -> float:
         """The engine's criterion plus this is the criterion in the user's units.
@@ -161,6 +185,8 @@ class LinearMixedModel(EngineStart):
     @cached_property
     def log_weights(self) -> float:
         """``sum(log w)`` of the prior weights (0 without weights)."""
+        if self.design.prior_weights is None:
+            return 0.0  # the weights are ones
         return float(np.sum(np.log(self.weights)))
 
     def run(self, theta: np.ndarray, reml: bool, ctl: Settings = EVALUATE) -> EngineFit:
@@ -207,9 +233,14 @@ class LinearMixedModel(EngineStart):
         return self._with(self.design, self.layout, self.structure, self.units, y,
                           self.weights)
 
-    def fixed_effects(self, theta: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray, float]:
-        """beta-hat, its unscaled covariance (X'V^{-1}X)^{-1} sigma^2 and pwrss at ``theta``."""
-        res = self.run(f64(theta), reml)
+    def fixed_effects(self, theta: np.ndarray, reml: bool, *, at: EngineFit | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+        """beta-hat, its unscaled covariance (X'V^{-1}X)^{-1} sigma^2 and pwrss at ``theta``.
+
+        ``at`` is an engine run whose last evaluation was at ``theta`` (the
+        fit's own run): its numbers are those of a new evaluation there.
+        """
+        res = self.run(f64(theta), reml) if at is None else at
         if not math.isfinite(res.objective):
             raise FloatingPointError("the penalised system is not positive definite at theta.")
         if not self.p:

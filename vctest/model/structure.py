@@ -51,19 +51,35 @@ def i64(a: Any) -> np.ndarray:
     return np.array(a, dtype=np.int64, order="C")
 
 
+def kernel_array(a: Any, dtype: type = np.float64) -> np.ndarray:
+    """``a`` itself when it is what the kernels take (a writable, C-contiguous array of
+    ``dtype``), else a copy that is: for arrays the kernels only read, such as X in
+    engine units or a block's codes (each copy of a 3M-row array costs memory and time)."""
+    if (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+            and a.flags.writeable):
+        return a
+    return np.array(a, dtype=dtype, order="C")
+
+
 def build_structure(blocks: Sequence[Any], x: np.ndarray) -> Structure:
     """The :class:`~vctest.kernels.types.Structure` of random-effects ``blocks`` and ``x``.
 
     ``blocks`` are :class:`~vctest.formula.design.RandomBlock` (``codes``,
     ``columns``, ``n_levels``), term 0 first (the design orders the factor
     with most levels first).  No blocks gives a linear model: one empty term.
+    ``x`` (the units' X) and a single block's codes and columns are shared, not
+    copied: the kernels only read them.
     """
     n, p = x.shape
-    if blocks:
+    if len(blocks) == 1:
+        k, nlev = i64([blocks[0].columns.shape[1]]), i64([blocks[0].n_levels])
+        codes = kernel_array(blocks[0].codes.reshape(1, -1), np.int64)
+        zcols = kernel_array(blocks[0].columns)
+    elif blocks:  # np.stack / np.concatenate give fresh C-contiguous arrays: no second copy
         k = i64([b.columns.shape[1] for b in blocks])
         nlev = i64([b.n_levels for b in blocks])
-        codes = i64(np.vstack([b.codes for b in blocks]))
-        zcols = f64(np.hstack([b.columns for b in blocks]))
+        codes = np.stack([b.codes for b in blocks]).astype(np.int64, copy=False)
+        zcols = np.concatenate([b.columns for b in blocks], axis=1, dtype=np.float64)
     else:
         k, nlev = i64([0]), i64([1])
         codes, zcols = np.zeros((1, n), np.int64), np.zeros((n, 0))
@@ -103,7 +119,7 @@ def build_structure(blocks: Sequence[Any], x: np.ndarray) -> Structure:
         rowslot[:, j - 1] = np.searchsorted(keys, codes[0] * big + roff[j] + codes[j] * k[j])
     return Structure(n=int(n), p=int(p), m_re=int(m_re), kmax=int(k.max()), k=k, nlev=nlev,
                      toff=toff, roff=roff, codes=codes, zcols=zcols, zoff=zoff, bptr=bptr,
-                     bidx=i64(pos_all), rowslot=i64(rowslot), x=f64(x))
+                     bidx=i64(pos_all), rowslot=i64(rowslot), x=kernel_array(x))
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,13 +141,16 @@ class EngineUnits:
     logdet_a: float
 
     @classmethod
-    def of(cls, x: np.ndarray, *, orthonormal: bool = True) -> EngineUnits:
+    def of(cls, x: np.ndarray, *, orthonormal: bool = True,
+           qr: tuple[np.ndarray, np.ndarray] | None = None) -> EngineUnits:
         """The units of fixed-effect matrix ``x`` (full column rank).
 
         ``orthonormal=False`` only scales the columns to root-mean-square 1
         (``A`` diagonal): a GLM's weights can be vanishingly small on some rows
         (separation), and orthonormal columns would then spread that direction
-        over every pivot of ``X'WX`` and lose it to rounding.
+        over every pivot of ``X'WX`` and lose it to rounding.  ``qr`` is
+        ``numpy.linalg.qr(x)`` when already known (:meth:`Design.qr
+        <vctest.formula.design.Design.qr>`).
         """
         x = np.asarray(x, dtype=float)
         n, p = x.shape
@@ -142,10 +161,15 @@ class EngineUnits:
             rms[~(rms > 0)] = 1.0
             return cls(x=f64(x / rms), a=np.diag(1.0 / rms),
                        logdet_a=-float(np.sum(np.log(rms))))
-        q, r = np.linalg.qr(x)
+        q, r = np.linalg.qr(x) if qr is None else qr
         a = math.sqrt(n) * np.linalg.inv(r)
         logdet_a = 0.5 * p * math.log(n) - float(np.sum(np.log(np.abs(np.diag(r)))))
-        return cls(x=f64(q * math.sqrt(n)), a=a, logdet_a=logdet_a)
+        return cls(x=np.multiply(q, math.sqrt(n), order="C"), a=a, logdet_a=logdet_a)
+
+    @cached_property
+    def rms(self) -> np.ndarray:
+        """:func:`column_rms` of ``x`` (computed once; models sharing the units share it)."""
+        return column_rms(self.x)
 
     def project(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(residual, gamma)``: ``v = X gamma + residual`` by least squares."""
@@ -154,7 +178,7 @@ class EngineUnits:
         coef = np.linalg.lstsq(self.x, v, rcond=None)[0]  # engine units
         resid = v - self.x @ coef
         coef2 = np.linalg.lstsq(self.x, resid, rcond=None)[0]  # one step of refinement
-        return f64(resid - self.x @ coef2), self.a @ (coef + coef2)
+        return resid - self.x @ coef2, self.a @ (coef + coef2)  # a fresh float64 vector
 
     def to_user(self, beta_engine: np.ndarray) -> np.ndarray:
         """``A beta_engine``."""
@@ -176,15 +200,24 @@ def below_diagonals(is_diag: np.ndarray) -> np.ndarray:
     return below
 
 
-def start_template(layout: ThetaLayout | None, st: Structure) -> Start:
+def column_rms(x: np.ndarray) -> np.ndarray:
+    """Root-mean-square of each column of ``x`` (1 where it is 0 or there are no rows):
+    the optimiser's units for beta."""
+    rms = np.sqrt(np.mean(x * x, axis=0)) if x.shape[0] else np.ones(x.shape[1])
+    rms[~(rms > 0)] = 1.0
+    return rms
+
+
+def start_template(layout: ThetaLayout | None, st: Structure,
+                   bscale: np.ndarray | None = None) -> Start:
     """The parts of a :class:`~vctest.kernels.types.Start` that depend only on the model
-    (``layout`` None: no random effects); theta and beta are empty."""
+    (``layout`` None: no random effects); theta and beta are empty.  ``bscale`` is
+    :func:`column_rms` of ``st.x`` when already known."""
     if layout is None:
         tscale, is_diag = np.zeros(0), np.zeros(0, dtype=np.bool_)
     else:
         tscale, is_diag = f64(column_scales(layout, st.zcols, st.zoff)), layout.is_diagonal
-    bscale = np.sqrt(np.mean(st.x * st.x, axis=0)) if st.n else np.ones(st.p)
-    bscale[~(bscale > 0)] = 1.0
+    bscale = column_rms(st.x) if bscale is None else bscale
     return Start(theta=np.zeros(0), beta=np.zeros(0), tscale=tscale, bscale=f64(bscale),
                  is_diag=np.array(is_diag, dtype=np.bool_), below=below_diagonals(is_diag))
 

@@ -95,9 +95,11 @@ class Generator:
                    objective=float(fit.objective))
 
     @classmethod
-    def linear_model(cls, design: Design, reml: bool) -> Generator:
-        """From a design with no random effects, fitted by least squares."""
-        model = LinearMixedModel.from_design(design, random_effects=False)
+    def linear_model(cls, design: Design, reml: bool,
+                     like: LinearMixedModel | None = None) -> Generator:
+        """From a design with no random effects, fitted by least squares (``like``: see
+        :meth:`LinearMixedModel.from_design <vctest.model.lmm.LinearMixedModel.from_design>`)."""
+        model = LinearMixedModel.from_design(design, random_effects=False, like=like)
         res = model.run(np.zeros(0), reml)
         dof = design.n - design.p if reml else design.n
         return cls(model=model, theta=np.zeros(0), beta=res.beta,

@@ -80,11 +80,14 @@ def spectral_design(design: Design, block: int) -> SpectralDesign:
     x = np.asarray(design.X, dtype=float)
     n, p = x.shape
     z = blk.columns[:, 0]
+    q = None
     if design.prior_weights is not None:  # the whitened model W^(1/2) y: its null is exact
         sw = np.sqrt(design.prior_weights)
         x, z = x * sw[:, None], z * sw
+    elif p:
+        q = design.qr()[0]  # the factorisation the fits used
     values, counts, ztz = scalar_term_spectrum(x, z, blk.codes, blk.n_levels,
-                                               label=blk.term.label)
+                                               label=blk.term.label, q=q)
     mu = np.sort(np.repeat(values, counts))[::-1]
     return SpectralDesign(n=n, p=p, mu=mu, xi=np.sort(ztz)[::-1])
 

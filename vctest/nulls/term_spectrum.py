@@ -61,6 +61,7 @@ def scalar_term_spectrum(
     *,
     label: str = "the term",
     limit_bytes: int | None = None,
+    q: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigenvalues of Z'P0Z and Z'Z for a term with one column per level.
 
@@ -79,6 +80,8 @@ def scalar_term_spectrum(
     limit_bytes : int, optional
         Largest dense sub-problem accepted (see :func:`dense_bytes`); default
         :data:`DENSE_LIMIT_BYTES`.
+    q : ndarray, shape (n, p), optional
+        ``numpy.linalg.qr(x)[0]`` when already known (it is computed otherwise).
 
     Returns
     -------
@@ -108,7 +111,8 @@ def scalar_term_spectrum(
     ztz = np.bincount(codes, weights=z * z, minlength=n_levels)
     if p == 0:
         return ztz.copy(), np.ones(n_levels, dtype=np.int64), ztz
-    q, _ = np.linalg.qr(x)
+    if q is None:
+        q, _ = np.linalg.qr(x)
     w = np.empty((n_levels, p))
     for i in range(p):
         w[:, i] = np.bincount(codes, weights=q[:, i] * z, minlength=n_levels)
