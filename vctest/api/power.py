@@ -12,7 +12,7 @@ import pandas as pd
 
 from vctest._data import as_frame
 from vctest._pvalue import wilson_interval
-from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest._rng import SeedLike, child_sequence, entropy_of, seed_sequence
 from vctest._signals import interruptible
 from vctest.api._checks import check_backend, check_family, offset_values
 from vctest.api._pipeline import (
@@ -138,7 +138,12 @@ class _PowerTask:
         return y + block.columns[:, 0] * b[block.codes]
 
     def _test(self, design: Design, i: int) -> np.ndarray:
-        """Reject or not, by each method, for data set ``i``."""
+        """Reject or not, by each method, for data set ``i``.
+
+        Method ``m``'s draws come from the stream ``spawn_key + (i, 1 + m)`` of the
+        effect size's sequence: they follow the user's seed and differ between data
+        sets and effect sizes (data set ``i`` itself draws from ``spawn_key + (i,)``).
+        """
         glmm = not self.null.gaussian
         model = ({"family": self.null.model.family, "link": self.null.model.link,
                   "offset": self.null.model.offset} if glmm else {})
@@ -149,7 +154,8 @@ class _PowerTask:
                 continue
             nsim = self.nsim_exact if method == "exact" else self.nsim_bootstrap
             res = test_term(design, self.term, method,
-                            Draws(nsim=nsim, seed=i, threads=1, progress=False),
+                            Draws(nsim=nsim, seed=child_sequence(self.seed, i, 1 + m),
+                                  threads=1, progress=False),
                             reml=self.reml, **model)
             if res.interrupted:  # a test cut short does not count as a data set
                 raise KeyboardInterrupt
@@ -165,8 +171,7 @@ class _PowerTask:
     def __call__(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((stop - start, len(self.methods)), dtype=bool)
         for i in range(start, stop):
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
+            rng = np.random.default_rng(child_sequence(self.seed, i))
             design = dataclasses.replace(self.design, y=self._response(rng))
             with warnings.catch_warnings():
                 # failed replicates are counted by the test; a simulated response
@@ -295,7 +300,7 @@ def power(
     tasks = [_PowerTask(design=design, null=gen, other=tuple(other), term=term, block=loc.block,
                         effect=float(effect), methods=tuple(methods), alpha=alpha,
                         nsim_exact=nsim_exact, nsim_bootstrap=nsim_bootstrap, reml=reml,
-                        seed=np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k)))
+                        seed=child_sequence(root, k))
              for k, effect in enumerate(sizes)]
     return _run(tasks, nsim, tuple(methods), alpha, settings, backend, client)
 
