@@ -345,7 +345,13 @@ def extend_frame(frame: pd.DataFrame, *, along: str | None = None, within: str |
 
 def extend(model: StudyModel, *, along: str | None = None, within: str | None = None,
            n: int) -> StudyModel:
-    """The model on a larger (or smaller) design (simr's ``extend``); see :func:`extend_frame`.
+    """The model on a larger (or smaller) design (simr's ``extend``).
+
+    ``along``: ``n`` levels of that factor; the rows of level ``j`` are those of
+    existing level ``j mod K`` (in order of appearance) under a new label
+    ``along + str(j + 1)`` for ``j >= K``; fewer levels than the design has
+    keep the first ``n``.  ``within``: each level's rows are repeated in order
+    (or cut) to ``n`` rows.  The parameters are unchanged.
 
     Examples
     --------
