@@ -243,6 +243,15 @@ def test_result_views_and_plot():
     plt.close("all")
 
 
+def test_progress_bar_on_request(capsys):
+    vctest.power_curve(one_way(0.5), term="(1 | g)", along="g", sizes=[4], nsim=40,
+                       methods=("naive",), seed=4, progress=True)
+    assert "power curve" in capsys.readouterr().err
+    vctest.power_curve(one_way(0.5), term="(1 | g)", along="g", sizes=[4], nsim=40,
+                       methods=("naive",), seed=4, progress=False)
+    assert "power curve" not in capsys.readouterr().err
+
+
 def test_make_model_from_fit_reproduces_its_theta_and_extends():
     fit = vctest.fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
     m = vctest.make_model(fit)

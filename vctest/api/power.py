@@ -55,24 +55,12 @@ class PowerResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Power curves with their Monte Carlo intervals (needs matplotlib)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:  # pragma: no cover
-            raise ImportError("plotting needs matplotlib: pip install 'vctest[plot]'") from None
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.0, 4.0))
-        for method, rows in self.table.groupby("method", sort=False):
-            ax.errorbar(rows.effect_size, rows.rate,
-                        yerr=[rows.rate - rows.ci_low, rows.ci_high - rows.rate],
-                        marker="o", capsize=3, label=method)
-        ax.axhline(self.alpha, color="0.5", ls=":", label=f"alpha = {self.alpha:g}")
-        ax.set_xlabel("effect size (sd of the tested effect / residual sd)"
-                      if self.settings.get("family", "gaussian") == "gaussian" else
-                      "effect size (sd of the tested effect, linear-predictor scale)")
-        ax.set_ylabel("rejection rate")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize="small")
-        return ax
+        from vctest.report.power_curve import plot_rates
+
+        return plot_rates(self.table, "effect_size", self.alpha,
+                          "effect size (sd of the tested effect / residual sd)"
+                          if self.settings.get("family", "gaussian") == "gaussian" else
+                          "effect size (sd of the tested effect, linear-predictor scale)", ax)
 
     def summary(self) -> str:
         """The rejection rates as a text table, one row per effect size and method."""

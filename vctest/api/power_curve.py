@@ -12,6 +12,7 @@ chunks or Dask.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from vctest.model.glm import GeneralizedLinearModel
 from vctest.model.glmm import GeneralizedLinearMixedModel
 from vctest.model.lmm import LinearMixedModel
 from vctest.model.structure import GlmmSettings
-from vctest.nulls.bootstrap import Generator
+from vctest.nulls.bootstrap import PROGRESS_AFTER_SECONDS, Generator
 from vctest.nulls.exact import spectral_design
 from vctest.nulls.executor import chunk_ranges, resolve_client, run_chunks
 from vctest.nulls.power import POWER_METHODS, PowerTask, Start
@@ -307,7 +308,8 @@ def _run(tasks: list[PowerTask], sizes: tuple[int, ...], nsim: int, methods: tup
     pvals = [np.full((nsim, n_m), np.nan) for _ in tasks]
     draws = [np.zeros((nsim, n_m), dtype=np.int64) for _ in tasks]
     finished = [np.zeros(nsim, dtype=bool) for _ in tasks]
-    bar = _bar(progress, nsim * len(tasks))
+    total = nsim * len(tasks)
+    state: dict[str, Any] = {"bar": None, "done": 0, "t0": time.perf_counter()}
     interrupted = False
     size = LOCAL_CHUNK if backend == "local" else max(1, -(-nsim // (4 * n_workers)))
     try:
@@ -317,8 +319,7 @@ def _run(tasks: list[PowerTask], sizes: tuple[int, ...], nsim: int, methods: tup
                 def take(a: int, b: int, r: tuple[np.ndarray, ...], k: int = k) -> None:
                     stats[k][a:b], failure[k][a:b], pvals[k][a:b], draws[k][a:b] = r
                     finished[k][a:b] = True
-                    if bar is not None:
-                        bar.update(b - a)
+                    _advance(state, progress, b - a, total)
 
                 run_chunks(task, chunk_ranges(0, nsim, size), take, backend=backend,
                            client=client)
@@ -327,8 +328,8 @@ def _run(tasks: list[PowerTask], sizes: tuple[int, ...], nsim: int, methods: tup
             raise
         interrupted = True
     finally:
-        if bar is not None:
-            bar.close()
+        if state["bar"] is not None:
+            state["bar"].close()
     rows = []
     for k, s in enumerate(sizes):
         fin = finished[k]
@@ -354,10 +355,17 @@ def _run(tasks: list[PowerTask], sizes: tuple[int, ...], nsim: int, methods: tup
                       interrupted=interrupted)
 
 
-def _bar(progress: bool | None, total: int) -> Any:
-    """A progress bar over the data sets, when asked for (or on a terminal when None)."""
+def _advance(state: dict[str, Any], progress: bool | None, step: int, total: int) -> None:
+    """Count finished data sets; open a progress bar when asked, or (``progress=None``)
+    on a terminal or in a notebook once the rest looks longer than a couple of seconds."""
     from vctest._progress import interactive, progress_bar
 
-    if progress is False or (progress is None and not interactive()):
-        return None
-    return progress_bar(total=total, unit="data set", desc="power curve", leave=False)
+    state["done"] += step
+    if state["bar"] is not None:
+        state["bar"].update(step)
+        return
+    per = (time.perf_counter() - state["t0"]) / state["done"]
+    slow = per * (total - state["done"]) > PROGRESS_AFTER_SECONDS
+    if progress or (progress is None and slow and interactive()):
+        state["bar"] = progress_bar(total=total, initial=state["done"], unit="data set",
+                                    desc="power curve", leave=False)

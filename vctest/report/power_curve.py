@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vctest.report.methods import CITATIONS, CITED_AS
+from vctest.report.serialize import _default
 
 #: Columns of :attr:`PowerCurve.table`.
 COLUMNS = ("size", "method", "rejections", "datasets", "failed", "rate", "ci_low", "ci_high",
@@ -84,7 +85,7 @@ class PowerCurve:
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+        return json.dumps(self.to_dict(), indent=indent, default=_default)
 
     def summary(self) -> str:
         """The rates as a text table, one row per size and method."""
@@ -149,34 +150,34 @@ class PowerCurve:
 
         Needs matplotlib (``pip install 'vctest[plot]'``).
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:  # pragma: no cover
-            raise ImportError("plotting needs matplotlib: pip install 'vctest[plot]'") from None
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.0, 4.0))
-        for method, rows in self.table.groupby("method", sort=False):
-            ax.errorbar(rows["size"], rows["rate"],
-                        yerr=[rows["rate"] - rows["ci_low"], rows["ci_high"] - rows["rate"]],
-                        marker="o", capsize=3, label=method)
-        ax.axhline(self.alpha, color="0.5", ls=":", label=f"alpha = {self.alpha:g}")
-        ax.set_xlabel(self.settings.get("axis_text", "size"))
-        ax.set_ylabel("rejection rate")
-        ax.set_ylim(0, 1)
+        ax = plot_rates(self.table, "size", self.alpha,
+                        self.settings.get("axis_text", "size"), ax)
         ax.set_title(f"Power: {self.settings.get('term', '')}", fontsize="medium")
-        ax.legend(fontsize="small")
         return ax
+
+
+def plot_rates(table: pd.DataFrame, x: str, alpha: float, xlabel: str, ax: Any = None) -> Any:
+    """Rejection rate against column ``x`` of ``table``, one curve per method, with the
+    Wilson intervals (``ci_low``, ``ci_high``) as error bars and ``alpha`` as a line."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        raise ImportError("plotting needs matplotlib: pip install 'vctest[plot]'") from None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 4.0))
+    for method, rows in table.groupby("method", sort=False):
+        ax.errorbar(rows[x], rows["rate"],
+                    yerr=[rows["rate"] - rows["ci_low"], rows["ci_high"] - rows["rate"]],
+                    marker="o", capsize=3, label=method)
+    ax.axhline(alpha, color="0.5", ls=":", label=f"alpha = {alpha:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("rejection rate")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    return ax
 
 
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
