@@ -10,6 +10,8 @@ vc_test    test whether a random-effects term's variance is zero
 compare    parametric bootstrap test of two nested models
 check      can this fit be trusted? one verdict with the evidence
 power      rejection rates of the tests under specified alternatives
+power_curve  power along a sample-size axis, from a model made with make_model
+make_model   a mixed model with known parameters on a design (design_frame, extend)
 ranova     one test per random-effects term (lmerTest's ranova, with correct p-values)
 anova      a table of nested models (lme4's anova), with boundary-aware p-values
 reduce     backward elimination of random-effects terms (lmerTest's step)
@@ -33,9 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from vctest.api import check, compare, fit, power, vc_test, warmup
     from vctest.api.anova import anova
     from vctest.api.exact_design import exact_lrt, exact_rlrt
+    from vctest.api.power_curve import power_curve
     from vctest.api.ranova import ranova
     from vctest.api.reduce import reduce
     from vctest.api.statsmodels import from_statsmodels
+    from vctest.api.study import StudyModel, design_frame, extend, make_model
     from vctest.model.fit import LmmFit
     from vctest.nulls.spectral import lrt_null, rlrt_null
     from vctest.results import TestResult, load_result
@@ -50,6 +54,11 @@ _LAZY = {
     "vc_test": "vctest.api",
     "warmup": "vctest.api",
     "power": "vctest.api",
+    "power_curve": "vctest.api.power_curve",
+    "make_model": "vctest.api.study",
+    "design_frame": "vctest.api.study",
+    "extend": "vctest.api.study",
+    "StudyModel": "vctest.api.study",
     "from_statsmodels": "vctest.api.statsmodels",
     "ranova": "vctest.api.ranova",
     "anova": "vctest.api.anova",
@@ -81,6 +90,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "LmmFit",
+    "StudyModel",
     "TableResult",
     "TestResult",
     "__version__",
@@ -88,13 +98,17 @@ __all__ = [
     "check",
     "compare",
     "datasets",
+    "design_frame",
     "exact_lrt",
     "exact_rlrt",
+    "extend",
     "fit",
     "from_statsmodels",
     "load_result",
     "lrt_null",
+    "make_model",
     "power",
+    "power_curve",
     "ranova",
     "reduce",
     "rlrt_null",

@@ -14,6 +14,7 @@ Every Monte Carlo p-value in vctest goes through :func:`monte_carlo_pvalue`:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -65,13 +66,19 @@ class MonteCarloPValue:
     ci: tuple[float, float]
 
 
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile (cached: a power curve asks for it per data set)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n."""
     if n <= 0:
         return (0.0, 1.0)
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + level / 2))
+    z = _normal_quantile(0.5 + level / 2)
     phat = k / n
     denom = 1 + z * z / n
     centre = (phat + z * z / (2 * n)) / denom

@@ -68,6 +68,26 @@ def seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def child_sequence(ss: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
+    """The child of ``ss`` with spawn key ``ss.spawn_key + keys`` (its own stream).
+
+    Used where a simulation nests others (``power``: one stream per data set
+    and one per inner test of it), so every stream depends on the user's seed
+    and on its position only.
+
+    Examples
+    --------
+    >>> ss = seed_sequence(1)
+    >>> child_sequence(ss, 2, 3).spawn_key
+    (2, 3)
+    >>> a = child_sequence(ss, 0).generate_state(2)
+    >>> b = child_sequence(seed_sequence(2), 0).generate_state(2)
+    >>> bool((a != b).any())
+    True
+    """
+    return np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, *map(int, keys)))
+
+
 def replicate_seeds(ss: np.random.SeedSequence, start: int, stop: int) -> np.ndarray:
     """Return the 64-bit seeds of replicates ``start`` to ``stop - 1``.
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from vctest._data import as_frame
 from vctest._pvalue import wilson_interval
-from vctest._rng import SeedLike, entropy_of, seed_sequence
+from vctest._rng import SeedLike, child_sequence, entropy_of, seed_sequence
 from vctest._signals import interruptible
 from vctest.api._checks import check_backend, check_family, offset_values
 from vctest.api._pipeline import (
@@ -55,24 +55,12 @@ class PowerResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Power curves with their Monte Carlo intervals (needs matplotlib)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:  # pragma: no cover
-            raise ImportError("plotting needs matplotlib: pip install 'vctest[plot]'") from None
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.0, 4.0))
-        for method, rows in self.table.groupby("method", sort=False):
-            ax.errorbar(rows.effect_size, rows.rate,
-                        yerr=[rows.rate - rows.ci_low, rows.ci_high - rows.rate],
-                        marker="o", capsize=3, label=method)
-        ax.axhline(self.alpha, color="0.5", ls=":", label=f"alpha = {self.alpha:g}")
-        ax.set_xlabel("effect size (sd of the tested effect / residual sd)"
-                      if self.settings.get("family", "gaussian") == "gaussian" else
-                      "effect size (sd of the tested effect, linear-predictor scale)")
-        ax.set_ylabel("rejection rate")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize="small")
-        return ax
+        from vctest.report.power_curve import plot_rates
+
+        return plot_rates(self.table, "effect_size", self.alpha,
+                          "effect size (sd of the tested effect / residual sd)"
+                          if self.settings.get("family", "gaussian") == "gaussian" else
+                          "effect size (sd of the tested effect, linear-predictor scale)", ax)
 
     def summary(self) -> str:
         """The rejection rates as a text table, one row per effect size and method."""
@@ -138,7 +126,12 @@ class _PowerTask:
         return y + block.columns[:, 0] * b[block.codes]
 
     def _test(self, design: Design, i: int) -> np.ndarray:
-        """Reject or not, by each method, for data set ``i``."""
+        """Reject or not, by each method, for data set ``i``.
+
+        Method ``m``'s draws come from the stream ``spawn_key + (i, 1 + m)`` of the
+        effect size's sequence: they follow the user's seed and differ between data
+        sets and effect sizes (data set ``i`` itself draws from ``spawn_key + (i,)``).
+        """
         glmm = not self.null.gaussian
         model = ({"family": self.null.model.family, "link": self.null.model.link,
                   "offset": self.null.model.offset} if glmm else {})
@@ -149,7 +142,8 @@ class _PowerTask:
                 continue
             nsim = self.nsim_exact if method == "exact" else self.nsim_bootstrap
             res = test_term(design, self.term, method,
-                            Draws(nsim=nsim, seed=i, threads=1, progress=False),
+                            Draws(nsim=nsim, seed=child_sequence(self.seed, i, 1 + m),
+                                  threads=1, progress=False),
                             reml=self.reml, **model)
             if res.interrupted:  # a test cut short does not count as a data set
                 raise KeyboardInterrupt
@@ -165,8 +159,7 @@ class _PowerTask:
     def __call__(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((stop - start, len(self.methods)), dtype=bool)
         for i in range(start, stop):
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self.seed.entropy, spawn_key=(*self.seed.spawn_key, i)))
+            rng = np.random.default_rng(child_sequence(self.seed, i))
             design = dataclasses.replace(self.design, y=self._response(rng))
             with warnings.catch_warnings():
                 # failed replicates are counted by the test; a simulated response
@@ -295,7 +288,7 @@ def power(
     tasks = [_PowerTask(design=design, null=gen, other=tuple(other), term=term, block=loc.block,
                         effect=float(effect), methods=tuple(methods), alpha=alpha,
                         nsim_exact=nsim_exact, nsim_bootstrap=nsim_bootstrap, reml=reml,
-                        seed=np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k)))
+                        seed=child_sequence(root, k))
              for k, effect in enumerate(sizes)]
     return _run(tasks, nsim, tuple(methods), alpha, settings, backend, client)
 

@@ -21,7 +21,9 @@ below 0.05 with error 1e-3), and so does a clearly non-significant one
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 from scipy.stats import beta as beta_dist
@@ -96,6 +98,43 @@ def decision_is_clear(k: int, n: int, alpha: float, error: float) -> bool:
         return False
     lo, hi = clopper_pearson(k, n, error)
     return hi < alpha or lo > alpha
+
+
+@functools.lru_cache(maxsize=256)
+def decision_bounds(n: int, alpha: float, error: float) -> tuple[int, int]:
+    """Exceedance counts that settle the decision after ``n`` draws, computed once.
+
+    :func:`decision_is_clear` ``(k, n, alpha, error)`` holds exactly when
+    ``k <= below`` (p < alpha settled) or ``k >= above`` (p > alpha settled);
+    ``below`` is -1 and ``above`` is ``n + 1`` when no count settles it.  A
+    caller that checks many runs at the same looks compares integers instead
+    of evaluating beta quantiles at every look.
+
+    Examples
+    --------
+    >>> below, above = decision_bounds(400, 0.05, 1e-3 / 5)
+    >>> [decision_is_clear(k, 400, 0.05, 1e-3 / 5) for k in (below, below + 1, above - 1, above)]
+    [True, False, False, True]
+    """
+    if n <= 0:
+        return -1, n + 1
+
+    def first(settled: Any) -> int:
+        """The least k in 0..n+1 with ``settled(k)`` (monotone: False, ..., True)."""
+        a, b = 0, n + 1  # settled(n + 1) counts as True
+        while a < b:
+            mid = (a + b) // 2
+            if settled(mid):
+                b = mid
+            else:
+                a = mid + 1
+        return a
+
+    # hi and lo grow with k: p < alpha is settled for k < first(hi >= alpha),
+    # p > alpha for k >= first(lo > alpha)
+    below = first(lambda k: k > n or clopper_pearson(k, n, error)[1] >= alpha) - 1
+    above = first(lambda k: k > n or clopper_pearson(k, n, error)[0] > alpha)
+    return below, above
 
 
 def per_look_error(nsim: int, error: float) -> float:

@@ -244,16 +244,25 @@ class BootstrapTask:
 
 def make_task(null: Generator, full: LmmFit | GlmmFit, embed: np.ndarray, *,
               reml: bool = False, seed_seq: np.random.SeedSequence, threads: int | None,
-              settings: OptimizerSettings | GlmmSettings | None = None) -> BootstrapTask:
-    """Pack a fitted null and full model into a :class:`BootstrapTask`."""
+              settings: OptimizerSettings | GlmmSettings | None = None,
+              simulate_from: Generator | None = None) -> BootstrapTask:
+    """Pack a fitted null and full model into a :class:`BootstrapTask`.
+
+    ``full`` needs only ``model``, ``theta``, ``beta`` and ``settings`` (the
+    full model's warm start).  The responses are simulated from ``null``, or
+    from ``simulate_from`` when given (a power simulation: the alternative
+    generates, both models are refitted); ``null``'s theta and beta are then
+    only the null refits' warm start.
+    """
     settings = settings or full.settings
+    gen = null if simulate_from is None else simulate_from
     if null.fixed_theta:
         embed = np.array([-2])  # no random effects: the full model at theta = 0
     embed = np.ascontiguousarray(embed if embed.size else np.array([-1]), dtype=np.int64)
     beta_full = f64(full.beta)
     return BootstrapTask(
-        gen=null, null=_pack(null.model, null.theta, null.beta, reml, null),
-        full=_pack(full.model, f64(full.theta), beta_full, reml, null), embed=embed,
+        gen=gen, null=_pack(null.model, null.theta, null.beta, reml, gen),
+        full=_pack(full.model, f64(full.theta), beta_full, reml, gen), embed=embed,
         ctl=settings.kernel(parallel=True), seed=seed_seq, threads=threads)
 
 
@@ -336,20 +345,10 @@ def run_bootstrap(
                      threads=threads if local else None, settings=settings)
     d0, d1 = null.theta.size, full.theta.size
     models = (None if null.fixed_theta else null.model, full.model)
-    dims = (d0, d1)
 
     def checker(estimates: tuple[np.ndarray, np.ndarray]) -> Callable[[int, np.ndarray, int],
                                                                        bool]:
-        def converged_at(which: int, y: np.ndarray, i: int) -> bool:
-            model = models[which]
-            if model is None:
-                return False
-            est, d = estimates[which][i], dims[which]
-            if isinstance(model, LinearMixedModel):
-                return model.with_response(y).diagnostics_at(est[:d], reml).converged
-            return model.with_response(y).diagnostics_at(est[:d], est[d:]).converged
-
-        return converged_at
+        return converged_checker(models, estimates, reml)
 
     def all_failed(arrays: tuple[np.ndarray, ...]) -> bool:
         o, e0, e1, _, st = arrays
@@ -510,6 +509,26 @@ def run_replicates(task: Any, *, nsim: int, dims: tuple[int, int], observed: flo
                   stopped_early=stopped, interrupted=interrupted,
                   seconds=time.perf_counter() - start_time, threads=used_threads,
                   gave_up=gave_up)
+
+
+def converged_checker(models: tuple[Model | None, Model], estimates: tuple[np.ndarray, np.ndarray],
+                      reml: bool) -> Callable[[int, np.ndarray, int], bool]:
+    """``converged_at(which, y, i)`` for :func:`recheck`: the diagnostics of refit ``i``.
+
+    ``models`` are the null (None when it has no variance to optimise) and the
+    full model; ``estimates`` their per-replicate estimates (theta then beta).
+    """
+    def converged_at(which: int, y: np.ndarray, i: int) -> bool:
+        model = models[which]
+        if model is None:
+            return False
+        d = model.layout.size
+        est = estimates[which][i]
+        if isinstance(model, LinearMixedModel):
+            return model.with_response(y).diagnostics_at(est[:d], reml).converged
+        return model.with_response(y).diagnostics_at(est[:d], est[d:]).converged
+
+    return converged_at
 
 
 def recheck(status: np.ndarray, obj: np.ndarray, simulate: Callable[[int], np.ndarray],

@@ -21,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from vctest.formula.design import Design
-from vctest.nulls.spectral import lrt_null, rlrt_null
+from vctest.nulls.spectral import NullInputs, lrt_inputs, rlrt_inputs, rlrt_null
 from vctest.nulls.term_spectrum import scalar_term_spectrum
 
 
@@ -233,13 +234,16 @@ class SpectralTask:
     lambda0: float = 0.0
     q: int = 0
 
-    def __call__(self, start: int, stop: int) -> np.ndarray:
+    @cached_property
+    def inputs(self) -> NullInputs:
+        """The spectral kernel's inputs (validated and tabled once per task)."""
         sd = self.design
         if self.reml:
-            return rlrt_null(sd.mu, sd.n, sd.p, lambda0=self.lambda0, nsim=stop - start,
-                             seed=self.seed, threads=self.threads, start=start)
-        return lrt_null(sd.mu, sd.xi, sd.n, sd.p, q=self.q, nsim=stop - start, seed=self.seed,
-                        threads=self.threads, start=start)
+            return rlrt_inputs(sd.mu, sd.n, sd.p, self.lambda0)
+        return lrt_inputs(sd.mu, sd.xi, sd.n, sd.p, self.q)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        return self.inputs.draw(stop - start, self.seed, self.threads, start)[0]
 
 
 #: Draws per chunk at most (8 MB of float64).

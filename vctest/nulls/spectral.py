@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import itertools
 import numbers
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,7 @@ from vctest._rng import SeedLike, replicate_seeds, seed_sequence
 from vctest.kernels._jit import set_threads
 from vctest.kernels.spectral import spectral_null
 
-__all__ = ["group_eigenvalues", "lrt_null", "rlrt_null"]
+__all__ = ["NullInputs", "group_eigenvalues", "lrt_inputs", "lrt_null", "rlrt_inputs", "rlrt_null"]
 
 #: Grid points per decade of lambda for the global scan (refined by Newton).
 POINTS_PER_DECADE = 10
@@ -209,6 +211,72 @@ def _search_grid(
     return grid, active, np.ascontiguousarray(pmat), emat
 
 
+@dataclass(frozen=True, eq=False)
+class NullInputs:
+    """The spectral kernel's inputs for one null distribution, validated and tabled once.
+
+    Built by :func:`rlrt_inputs` or :func:`lrt_inputs`; :meth:`draw` then draws
+    any range of the sample (draw ``i`` depends only on the seed and ``i``)
+    without grouping the eigenvalues or building the search grid again -- what
+    a caller drawing many small chunks (sequential stopping, power curves) needs.
+    ``lambda_hat`` values are returned on the scale of the eigenvalues given.
+    """
+
+    vals: np.ndarray
+    dfa: np.ndarray
+    pen: np.ndarray
+    n_eff: float
+    df_r: float
+    q: float
+    lam0: float
+    scale: float = 1.0
+    closed_form: bool = True
+    ppd: int = POINTS_PER_DECADE
+
+    @cached_property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The search grid, the active groups and the P and E tables."""
+        return _search_grid(self.vals, self.dfa, self.pen, self.n_eff, self.ppd)
+
+    def draw(self, nsim: int, seed: SeedLike, threads: int | None = None,
+             start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Draws ``start .. start + nsim - 1``: ``(statistic, lambda_hat)``."""
+        return self.draw_seeds(replicate_seeds(seed_sequence(seed), start, start + nsim),
+                               threads)
+
+    def draw_seeds(self, seeds: np.ndarray, threads: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """One draw per 64-bit seed (:func:`vctest._rng.replicate_seeds`): the draws of
+        several samples -- several seeds' ranges, concatenated -- in one parallel call."""
+        nsim = seeds.size
+        grid, active, pmat, emat = self.tables
+        stat = np.empty(nsim)
+        lam = np.empty(nsim)
+        previous = set_threads(threads)
+        try:
+            with np.errstate(over="ignore"):
+                spectral_null(
+                    np.ascontiguousarray(seeds, dtype=np.uint64),
+                    float(self.lam0),
+                    np.ascontiguousarray(self.vals, dtype=float),
+                    np.ascontiguousarray(self.dfa, dtype=float),
+                    np.ascontiguousarray(self.pen, dtype=float),
+                    float(self.n_eff),
+                    float(self.df_r),
+                    float(self.q),
+                    grid,
+                    active,
+                    pmat,
+                    emat,
+                    bool(self.closed_form),
+                    stat,
+                    lam,
+                )
+        finally:
+            set_threads(previous)
+        return stat, lam / self.scale
+
+
 def _run(
     vals: np.ndarray,
     dfa: np.ndarray,
@@ -225,34 +293,67 @@ def _run(
     start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seed draws ``start .. start + nsim - 1``, call the kernel, return (stat, lam)."""
-    ss = seed_sequence(seed)
-    seeds = replicate_seeds(ss, start, start + nsim)
-    grid, active, pmat, emat = _search_grid(vals, dfa, pen, n_eff, ppd)
-    stat = np.empty(nsim)
-    lam = np.empty(nsim)
-    previous = set_threads(threads)
-    try:
-        with np.errstate(over="ignore"):
-            spectral_null(
-                seeds,
-                float(lam0),
-                np.ascontiguousarray(vals, dtype=float),
-                np.ascontiguousarray(dfa, dtype=float),
-                np.ascontiguousarray(pen, dtype=float),
-                float(n_eff),
-                float(df_r),
-                float(q),
-                grid,
-                active,
-                pmat,
-                emat,
-                bool(closed_form),
-                stat,
-                lam,
-            )
-    finally:
-        set_threads(previous)
-    return stat, lam
+    inputs = NullInputs(vals, dfa, pen, n_eff, df_r, q, lam0, closed_form=closed_form, ppd=ppd)
+    return inputs.draw(nsim, seed, threads, start)
+
+
+def rlrt_inputs(mu: Any, n: int, p: int, lambda0: float = 0.0) -> NullInputs:
+    """Validated kernel inputs of the RLRT null (see :func:`rlrt_null` for the arguments).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inputs = rlrt_inputs([5.0] * 5 + [0.0], n=30, p=1)
+    >>> stat, _ = inputs.draw(1000, seed=1, start=1000)
+    >>> bool(np.array_equal(stat, rlrt_null([5.0] * 5, 30, 1, nsim=2000, seed=1)[1000:]))
+    True
+    """
+    n = _as_int(n, "n", 1)
+    p = _as_int(p, "p", 0)
+    if n <= p:
+        raise ValueError(f"`n` must exceed `p`; got n={n}, p={p}.")
+    if isinstance(lambda0, bool) or not isinstance(lambda0, numbers.Real):
+        raise TypeError(f"`lambda0` must be a real number; got {type(lambda0).__name__}.")
+    lambda0 = float(lambda0)
+    if not np.isfinite(lambda0) or lambda0 < 0:
+        raise ValueError(f"`lambda0` must be finite and non-negative; got {lambda0}.")
+    vals, mult = group_eigenvalues(_as_eigenvalues(mu, "mu"))
+    if vals.size == 0:
+        raise ValueError("`mu` has no non-zero eigenvalue: the random effect is confounded with X.")
+    k = int(mult.sum())
+    if k > n - p:
+        raise ValueError(f"`mu` has {k} non-zero eigenvalues, more than n - p = {n - p}.")
+    scale = float(vals.max())
+    return NullInputs(vals / scale, mult.astype(float), mult.astype(float), float(n - p),
+                      float(n - p - k), 0.0, lambda0 * scale, scale=scale)
+
+
+def lrt_inputs(mu: Any, xi: Any, n: int, p: int, q: int = 0) -> NullInputs:
+    """Validated kernel inputs of the ML LRT null (see :func:`lrt_null` for the arguments)."""
+    n = _as_int(n, "n", 1)
+    p = _as_int(p, "p", 0)
+    q = _as_int(q, "q", 0)
+    if n <= p:
+        raise ValueError(f"`n` must exceed `p`; got n={n}, p={p}.")
+    if q > p:
+        raise ValueError(f"`q` must not exceed `p`; got q={q}, p={p}.")
+    mu_arr = _as_eigenvalues(mu, "mu")
+    xi_arr = _as_eigenvalues(xi, "xi")
+    vmu, mmu = group_eigenvalues(mu_arr)
+    vxi, mxi = group_eigenvalues(xi_arr)
+    if vmu.size == 0:
+        raise ValueError("`mu` has no non-zero eigenvalue: the random effect is confounded with X.")
+    if vxi.size == 0:
+        raise ValueError("`xi` has no non-zero eigenvalue.")
+    k = int(mmu.sum())
+    if n - p - k < 1:
+        raise ValueError(
+            f"the LRT needs n - p - K >= 1 (K = {k} non-zero eigenvalues of `mu`, "
+            f"n - p = {n - p}); the ML likelihood is unbounded otherwise."
+        )
+    scale = max(float(vmu.max()), float(vxi.max()))
+    vals, dfa, pen = _merge_groups(vmu / scale, mmu, vxi / scale, mxi, 1e-9)
+    return NullInputs(vals, dfa, pen, float(n), float(n - p - k), float(q), 0.0, scale=scale)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -352,40 +453,11 @@ def rlrt_null(
     >>> bool(sample.min() >= 0)
     True
     """
-    n = _as_int(n, "n", 1)
-    p = _as_int(p, "p", 0)
-    nsim = _as_int(nsim, "nsim", 1)
-    threads = _as_threads(threads)
-    if n <= p:
-        raise ValueError(f"`n` must exceed `p`; got n={n}, p={p}.")
-    if isinstance(lambda0, bool) or not isinstance(lambda0, numbers.Real):
-        raise TypeError(f"`lambda0` must be a real number; got {type(lambda0).__name__}.")
-    lambda0 = float(lambda0)
-    if not np.isfinite(lambda0) or lambda0 < 0:
-        raise ValueError(f"`lambda0` must be finite and non-negative; got {lambda0}.")
-    vals, mult = group_eigenvalues(_as_eigenvalues(mu, "mu"))
-    if vals.size == 0:
-        raise ValueError("`mu` has no non-zero eigenvalue: the random effect is confounded with X.")
-    k = int(mult.sum())
-    if k > n - p:
-        raise ValueError(f"`mu` has {k} non-zero eigenvalues, more than n - p = {n - p}.")
-    scale = float(vals.max())
-    vals = vals / scale
-    stat, lam = _run(
-        vals,
-        mult.astype(float),
-        mult.astype(float),
-        float(n - p),
-        float(n - p - k),
-        0.0,
-        lambda0 * scale,
-        nsim,
-        seed,
-        threads,
-        start=_as_int(start, "start", 0),
-    )
+    inputs = rlrt_inputs(mu, n, p, lambda0)
+    stat, lam = inputs.draw(_as_int(nsim, "nsim", 1), seed, _as_threads(threads),
+                            _as_int(start, "start", 0))
     if return_lambda:
-        return stat, lam / scale
+        return stat, lam
     return stat
 
 
@@ -475,33 +547,9 @@ def lrt_null(
     >>> bool(abs(np.mean(sample == 0) - f.cdf(1.2, 5, 24)) < 0.015)
     True
     """
-    n = _as_int(n, "n", 1)
-    p = _as_int(p, "p", 0)
-    q = _as_int(q, "q", 0)
-    nsim = _as_int(nsim, "nsim", 1)
-    threads = _as_threads(threads)
-    if n <= p:
-        raise ValueError(f"`n` must exceed `p`; got n={n}, p={p}.")
-    if q > p:
-        raise ValueError(f"`q` must not exceed `p`; got q={q}, p={p}.")
-    mu_arr = _as_eigenvalues(mu, "mu")
-    xi_arr = _as_eigenvalues(xi, "xi")
-    vmu, mmu = group_eigenvalues(mu_arr)
-    vxi, mxi = group_eigenvalues(xi_arr)
-    if vmu.size == 0:
-        raise ValueError("`mu` has no non-zero eigenvalue: the random effect is confounded with X.")
-    if vxi.size == 0:
-        raise ValueError("`xi` has no non-zero eigenvalue.")
-    k = int(mmu.sum())
-    if n - p - k < 1:
-        raise ValueError(
-            f"the LRT needs n - p - K >= 1 (K = {k} non-zero eigenvalues of `mu`, "
-            f"n - p = {n - p}); the ML likelihood is unbounded otherwise."
-        )
-    scale = max(float(vmu.max()), float(vxi.max()))
-    vals, dfa, pen = _merge_groups(vmu / scale, mmu, vxi / scale, mxi, 1e-9)
-    stat, lam = _run(vals, dfa, pen, float(n), float(n - p - k), float(q), 0.0, nsim, seed,
-                     threads, start=_as_int(start, "start", 0))
+    inputs = lrt_inputs(mu, xi, n, p, q)
+    stat, lam = inputs.draw(_as_int(nsim, "nsim", 1), seed, _as_threads(threads),
+                            _as_int(start, "start", 0))
     if return_lambda:
-        return stat, lam / scale
+        return stat, lam
     return stat
