@@ -194,7 +194,9 @@ class TestResult:
                     "keeps the fits' numbers but not the model or the data: run "
                     f"vctest.vc_test({self.settings.get('formula')!r}, data, "
                     f"term={self.term!r}, seed={seed!r}) on the same data (its hash is "
-                    f"in settings['data_hash']) and call confint() on that result.")
+                    f"in settings['data_hash']) and call confint() on that result; to keep "
+                    "confint() across sessions, save the result with pickle, which keeps "
+                    "the model.")
         why = ("it is a comparison of two models" if self.is_comparison else
                f"its method is {self.method!r}, not 'exact'" if self.method != "exact" else
                "its fits are ML, not REML" if self.test != "RLRT" else
@@ -366,8 +368,12 @@ def load_result(path: Any) -> TestResult:
     Returns
     -------
     TestResult
-        With the fits as dictionaries and no ``confint`` (refit to invert the
-        test again).
+        With the fits as dictionaries and no ``confint``: inverting the exact
+        RLRT needs the REML criterion at every candidate variance ratio, so
+        the model's data, which the file does not hold (it keeps the fits'
+        numbers and the data's hash).  ``confint()`` then says which
+        ``vctest.vc_test`` call rebuilds the result; a result saved with
+        :mod:`pickle` keeps the model and its ``confint()``.
 
     Raises
     ------
