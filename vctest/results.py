@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vctest._text import wrap_lines
+
 QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99)
 
 
@@ -291,7 +293,7 @@ class TestResult:
         }
 
     def summary(self) -> str:
-        """A short plain-text report."""
+        """A short plain-text report (lines of at most 100 characters)."""
         how = {"exact": "exact null", "bootstrap": "parametric bootstrap",
                "asymptotic": "asymptotic reference"}.get(self.method, self.method)
         if self.settings.get("family") in ("binomial", "poisson"):
@@ -343,7 +345,7 @@ class TestResult:
         elif self.seed_entropy is not None:
             lines.append(f"  seed: none given; entropy {self.seed_entropy} (seed=<entropy> "
                          "repeats it)")
-        return "\n".join(lines)
+        return wrap_lines(lines)
 
 
 def attach_confint(result: TestResult, confint: Callable[..., Any] | None) -> TestResult:
@@ -373,7 +375,7 @@ def load_result(path: Any) -> TestResult:
         the model's data, which the file does not hold (it keeps the fits'
         numbers and the data's hash).  ``confint()`` then says which
         ``vctest.vc_test`` call rebuilds the result; a result saved with
-        :mod:`pickle` keeps the model and its ``confint()``.
+        ``pickle`` keeps the model and its ``confint()``.
 
     Raises
     ------
