@@ -1,6 +1,7 @@
 """Sphinx configuration for vctest's documentation."""
 
 import os
+import sys
 
 import vctest
 
@@ -19,7 +20,12 @@ extensions = [
     # matplotlib's own plot directive needs nothing beyond matplotlib (already a docs
     # dependency), runs plain Python, and is maintained with matplotlib itself.
     "matplotlib.sphinxext.plot_directive",
+    # Text output is made at build time too: ``.. vctest-run::`` (docs/_ext/vctest_run.py)
+    # runs a page's code and shows what it prints, and warns (an error with -W) when an
+    # output line is too wide for the page at 1280 px.
+    "vctest_run",
 ]
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
 plot_include_source = False
 plot_html_show_source_link = False
 plot_html_show_formats = False

@@ -34,6 +34,11 @@ def test_docs_build_without_warnings(tmp_path):
     gallery = (tmp_path / "html" / "generated" / "gallery-sleepstudy.html").read_text()
     assert "Fixed effects" in gallery and "<img" in gallery      # executed, with outputs
     assert "plot-directive" in (tmp_path / "html" / "tutorial.html").read_text()
+    # output made at build time by ``.. vctest-run::`` (lines <= 100 characters, or -W fails)
+    glmm = (tmp_path / "html" / "glmm.html").read_text()
+    assert "vctest-run-output" in glmm and "Fixed effects:" in glmm
+    convergence = (tmp_path / "html" / "convergence.html").read_text()
+    assert "Convergence check: CONVERGED" in convergence
     result_page = (tmp_path / "html" / "generated" / "vctest.TestResult.html").read_text()
     assert "_confint" not in result_page
     assert 'id="vctest.TestResult.confint"' in result_page

@@ -164,6 +164,60 @@ def test_glmm_simulate_and_errors():
         g.residuals("working")
 
 
+OFFSET = json.loads((pathlib.Path(__file__).parents[1] / "validation" / "reference"
+                     / "glmm_predict_offset.json").read_text())
+
+
+def _offset_fit():
+    cb = vctest.datasets.load("cbpp").assign(logsize=lambda d: np.log(d["size"]))
+    g = vctest.fit(OFFSET["formula"], cb, family=OFFSET["family"], offset=OFFSET["offset"])
+    theta, beta = np.atleast_1d(np.array(OFFSET["theta"], float)), np.array(OFFSET["fixef"])
+    at = dataclasses.replace(g, theta=theta, beta=pd.Series(beta, index=g.beta.index),
+                             u=g.model.laplace(theta, beta).u)   # lme4's modes at its estimates
+    return cb, at
+
+
+def test_glmm_predict_newdata_evaluates_the_offset_on_the_new_rows_as_lme4():
+    """validation/r/glmm_predict_offset.R: glmer(y ~ ... + offset(logsize)), predict(newdata).
+
+    lme4 evaluates a formula offset on the new rows; glmer's ``offset =`` argument is
+    dropped from predict(newdata) (lme4 issue #447): vctest's ``offset=`` is the former."""
+    cb, at = _offset_fit()
+    nd = pd.DataFrame(OFFSET["newdata"])
+    _close(at.predict(), OFFSET["predict_fit_link"])
+    _close(at.predict(nd, allow_new_levels=True), OFFSET["predict_link"])
+    _close(at.predict(nd, allow_new_levels=True, type="response"), OFFSET["predict_response"])
+    _close(at.predict(nd, re_form=False), OFFSET["predict_population"])
+    gap = np.array(OFFSET["predict_link"]) - np.array(OFFSET["predict_link_offset_argument"])
+    _close(gap, nd["logsize"])   # what lme4 drops with its offset argument
+    # the same offset given here, as a column or as values, gives the same numbers
+    renamed = nd.rename(columns={"logsize": "lsz"})
+    _close(at.predict(renamed, re_form=False, offset="lsz"), OFFSET["predict_population"])
+    _close(at.predict(nd.drop(columns="logsize"), re_form=False,
+                      offset=nd["logsize"].to_numpy()), OFFSET["predict_population"])
+    # predict on the fit's own rows through newdata equals predict()
+    _close(at.predict(cb), at.predict(), rtol=1e-12)
+
+
+def test_glmm_predict_offset_errors():
+    cb, at = _offset_fit()
+    nd = pd.DataFrame(OFFSET["newdata"])
+    with pytest.raises(ValueError, match="no column 'logsize', the model's offset"):
+        at.predict(nd.drop(columns="logsize"), allow_new_levels=True)
+    with pytest.raises(ValueError, match="one value per row of `newdata` \\(5\\); got 2"):
+        at.predict(nd, allow_new_levels=True, offset=[1.0, 2.0])
+    with pytest.raises(ValueError, match="`offset` applies to `newdata`"):
+        at.predict(offset="logsize")
+    by_values = vctest.fit(OFFSET["formula"], cb, family="poisson", offset=cb["logsize"])
+    np.testing.assert_allclose(by_values.predict(), vctest.fit(
+        OFFSET["formula"], cb, family="poisson", offset="logsize").predict(), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"offset was given as values.*pass `offset=`"):
+        by_values.predict(nd, allow_new_levels=True)
+    plain = vctest.fit(GLMM["formula"], GLMM["data"], family=GLMM["family"])
+    with pytest.raises(ValueError, match="fitted without one"):
+        plain.predict(nd, allow_new_levels=True, offset="logsize")
+
+
 # --- confint ---------------------------------------------------------------------------------
 
 CONFINT = {c["id"]: c for c in REF["confint"]}

@@ -93,6 +93,51 @@ def test_rows_use_exact_or_bootstrap_and_their_own_seed():
                               tab.results["Days in (0 + Days | Subject)"].null_distribution)
 
 
+def test_rows_simulate_side_by_side_with_the_same_numbers_on_any_threads():
+    """Rows simulate in parallel (each from its own child seed): one thread or two gives
+    the same table and the same null samples, for bootstrap and exact rows."""
+    for formula, data, kw in (
+            ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin",
+             {"method": "bootstrap", "nsim": 25}),
+            ("strength ~ 1 + (1 | batch/cask)", "Pastes", {"nsim_exact": 3000})):
+        one = vctest.ranova(formula, data, seed=8, threads=1, **kw)
+        two = vctest.ranova(formula, data, seed=8, threads=2, **kw)
+        pd.testing.assert_frame_equal(one.to_frame(), two.to_frame())
+        for label, res in one.results.items():
+            np.testing.assert_array_equal(res.null_distribution,
+                                          two.results[label].null_distribution)
+
+
+def test_run_rows_runs_rows_at_once_each_with_its_share_of_threads():
+    import threading
+
+    import numba
+
+    from vctest.nulls.executor import run_rows, threadsafe_layer
+
+    if not threadsafe_layer():
+        pytest.skip("Numba's threading layer is not thread-safe: rows run serially")
+    barrier = threading.Barrier(2, timeout=30)   # both rows must be running at once
+
+    def work(i, row_threads):
+        barrier.wait()
+        return i, row_threads, numba.get_num_threads(), threading.current_thread().name
+
+    out = run_rows(work, 2, threads=2)
+    assert [o[0] for o in out] == [0, 1]
+    assert all(o[1] == 1 and o[2] == 1 for o in out)
+    assert all(o[3].startswith("vctest-row") for o in out)
+    assert run_rows(lambda i, t: (i, t), 3, threads=1) == [(0, 1), (1, 1), (2, 1)]
+
+    def fail(i, row_threads):
+        if i == 1:
+            raise ValueError("row 1 failed")
+        return i
+
+    with pytest.raises(ValueError, match="row 1 failed"):
+        run_rows(fail, 3, threads=2)
+
+
 def test_slope_row_is_bootstrapped_and_matches_compare():
     tab = vctest.ranova("Reaction ~ Days + (Days | Subject)", "sleepstudy", reml=False,
                         nsim=40, seed=2)

@@ -148,6 +148,7 @@ def test_confint_after_load_result_says_why(exact, boot, tmp_path):
     with pytest.raises(ValueError, match="read by load_result") as err:
         back.confint()
     assert "seed=1" in str(err.value) and "(1 | Batch)" in str(err.value)
+    assert "pickle, which keeps the model" in str(err.value)
     with pytest.raises(ValueError, match="comparison of two models"):
         boot.confint()
 

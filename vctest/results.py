@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vctest._text import wrap_lines
+
 QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99)
 
 
@@ -194,7 +196,9 @@ class TestResult:
                     "keeps the fits' numbers but not the model or the data: run "
                     f"vctest.vc_test({self.settings.get('formula')!r}, data, "
                     f"term={self.term!r}, seed={seed!r}) on the same data (its hash is "
-                    f"in settings['data_hash']) and call confint() on that result.")
+                    f"in settings['data_hash']) and call confint() on that result; to keep "
+                    "confint() across sessions, save the result with pickle, which keeps "
+                    "the model.")
         why = ("it is a comparison of two models" if self.is_comparison else
                f"its method is {self.method!r}, not 'exact'" if self.method != "exact" else
                "its fits are ML, not REML" if self.test != "RLRT" else
@@ -289,7 +293,7 @@ class TestResult:
         }
 
     def summary(self) -> str:
-        """A short plain-text report."""
+        """A short plain-text report (lines of at most 100 characters)."""
         how = {"exact": "exact null", "bootstrap": "parametric bootstrap",
                "asymptotic": "asymptotic reference"}.get(self.method, self.method)
         if self.settings.get("family") in ("binomial", "poisson"):
@@ -341,7 +345,7 @@ class TestResult:
         elif self.seed_entropy is not None:
             lines.append(f"  seed: none given; entropy {self.seed_entropy} (seed=<entropy> "
                          "repeats it)")
-        return "\n".join(lines)
+        return wrap_lines(lines)
 
 
 def attach_confint(result: TestResult, confint: Callable[..., Any] | None) -> TestResult:
@@ -366,8 +370,12 @@ def load_result(path: Any) -> TestResult:
     Returns
     -------
     TestResult
-        With the fits as dictionaries and no ``confint`` (refit to invert the
-        test again).
+        With the fits as dictionaries and no ``confint``: inverting the exact
+        RLRT needs the REML criterion at every candidate variance ratio, so
+        the model's data, which the file does not hold (it keeps the fits'
+        numbers and the data's hash).  ``confint()`` then says which
+        ``vctest.vc_test`` call rebuilds the result; a result saved with
+        ``pickle`` keeps the model and its ``confint()``.
 
     Raises
     ------

@@ -15,7 +15,8 @@ bootstrap R users add to get a p-value that respects the boundary), single
 process.  ``--r-nsim`` below ``--nsim`` times PBmodcomp on fewer replicates and
 scales its time linearly to ``nsim`` (its cost is one pair of refits per
 replicate); the JSON says which.  Written: bench_ranova.json (seconds, load
-average, LRTs and p-values of both).
+average, LRTs and p-values of both, and the ratio of R's time to vctest's).
+vctest's rows simulate side by side on its threads (``vctest_threads``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -98,6 +100,7 @@ def main() -> None:
     frame = tab.to_frame()
     record = {
         "formula": FORMULA, "n": len(data), "nsim": args.nsim, "vctest_seconds": seconds,
+        "vctest_threads": numba.get_num_threads(),
         "load_average_1min_before": load,
         "vctest": {str(k): {c: (None if pd.isna(v) else v) for c, v in row.items()}
                    for k, row in frame.iterrows()},
@@ -124,6 +127,10 @@ def main() -> None:
               f"{r['pbmodcomp_seconds']:.1f} s with B = {r_nsim} (scaled to B = {args.nsim}: "
               f"{record['pbmodcomp_seconds_at_nsim']:.0f} s; R wall "
               f"{record['r_wall_seconds']:.1f} s)")
+        r_total = r["ranova_seconds"] + record["pbmodcomp_seconds_at_nsim"]
+        record["ratio_r_over_vctest"] = r_total / seconds
+        print(f"ratio (lmerTest::ranova + PBmodcomp per row) / vctest.ranova: "
+              f"{r_total:.0f} s / {seconds:.1f} s = {record['ratio_r_over_vctest']:.0f}x")
         for name, row in r["pbmodcomp"].items():
             print(f"  {name:<18} R LRT(ML) {row['LRT']:.4f}  PB p {row['p_pb']:.4g}  "
                   f"vctest Pr(ref) {record['vctest'][name]['Pr(ref)']:.4g}")

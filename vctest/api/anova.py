@@ -10,14 +10,19 @@ chi-square p-value (lme4's), next to the boundary-aware references:
 * ``Pr(chibar)``: with one added variance (and c added covariances or fixed
   effects, which are interior) 50:50 chi2(c):chi2(c+1) (Self & Liang 1987;
   Stram & Lee 1994); with no added variance the chi-square is right; with
-  several added variances the weights depend on the information matrix and
-  the column is empty -- use the bootstrap;
+  r added variances in r different terms (an orthant) the mixture of
+  chi2(c) .. chi2(c+r) with weights from the covariance of their estimators,
+  the inverse Fisher information at the null fit
+  (:func:`vctest.model.information.covariance_information`,
+  :func:`vctest.nulls.asymptotic.chibar_weights_orthant`; LMMs); with two or
+  more new columns in one term the column is empty -- use the bootstrap;
 * ``Pr(boot)`` with its Monte Carlo SE: the parametric bootstrap of
   :func:`vctest.compare` (each row its own child of one SeedSequence).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,34 +34,88 @@ from vctest._table_result import TableResult
 from vctest.api._checks import check_bootstrap_args
 from vctest.api._pipeline import Draws, bootstrap_result, fit_pair, model_pair
 from vctest.api._sources import ModelSource, fit_design, model_source
+from vctest.model.information import covariance_information
 from vctest.model.nesting import nesting
-from vctest.nulls.asymptotic import chibar_pvalue
+from vctest.nulls.asymptotic import chibar_pvalue, chibar_weights_orthant
 from vctest.results import TestResult
 
 __all__ = ["anova"]
 
 
-def _boundary_reference(full: ModelSource, null: ModelSource) -> tuple[float, float, str]:
-    """(variances added, interior parameters added, why not) of ``null`` -> ``full``."""
+@dataclass(frozen=True)
+class Boundary:
+    """The chi-bar-square reference of one anova row: ``sum_k weights[k] chi2(interior + k)``.
+
+    ``weights`` is None (with ``why``) when no reference is available.
+    """
+
+    variances: int
+    interior: int
+    weights: tuple[float, ...] | None
+    why: str = ""
+    nested: bool = True
+
+    def describe(self) -> str:
+        """The reference in words (for a row adding several variances)."""
+        if self.weights is None:
+            return f"no chi-bar-square ({self.why}); see Pr(boot)"
+        top = self.interior + len(self.weights) - 1
+        return (f"Pr(chibar) mixes chi2({self.interior})..chi2({top}) with weights "
+                + ", ".join(f"{w:.4f}" for w in self.weights)
+                + " from the Fisher information at the null fit")
+
+    def pvalue(self, stat: float) -> float:
+        """The chi-bar-square p-value of ``stat`` (NaN without weights)."""
+        if self.weights is None or not np.isfinite(stat):
+            return np.nan
+        if self.variances == 0:
+            return float(chi2.sf(stat, self.interior)) if stat > 0 else 1.0
+        dfs = self.interior + np.arange(len(self.weights))
+        return chibar_pvalue(max(stat, 0.0), self.weights, dfs)
+
+
+def _boundary_reference(full: ModelSource, null: ModelSource, reml: bool) -> Boundary:
+    """The boundary of ``null`` -> ``full``: which variances start at zero, and their weights.
+
+    Added variances each in a different term (one new column per term) make
+    the tangent cone an orthant times a linear space (the added covariances
+    and fixed effects); the orthant's weights come from the covariance of the
+    added variances' estimators, the block of the inverse Fisher information
+    at the null fit (Self & Liang 1987; Stram & Lee 1994).  Two or more new
+    columns of one term make a cone of covariance matrices: no weights.
+    """
     try:
         nest = nesting(full.design, null.design)
     except ValueError as exc:
-        return np.nan, np.nan, str(exc)
-    diag = full.fit.model.layout.is_diagonal
+        return Boundary(0, 0, None, str(exc), nested=False)
+    layout = full.fit.model.layout
+    diag = layout.is_diagonal
     added = np.setdiff1d(np.arange(diag.size), nest.embed)
-    variances = int(diag[added].sum())
+    new_var = added[diag[added]]
+    variances = int(new_var.size)
     interior = int((~diag[added]).sum()) + full.design.p - null.design.p
-    return variances, interior, ""
-
-
-def _chibar(stat: float, variances: float, interior: float) -> float:
-    if not np.isfinite(stat):
-        return np.nan
     if variances == 0:
-        return float(chi2.sf(stat, interior)) if stat > 0 else 1.0
+        return Boundary(0, interior, ())
     if variances == 1:
-        return chibar_pvalue(max(stat, 0.0), (0.5, 0.5), (interior, interior + 1))
-    return np.nan
+        return Boundary(1, interior, (0.5, 0.5))
+    term_of = np.searchsorted(layout.offsets, new_var, side="right") - 1
+    if np.unique(term_of).size < variances:
+        return Boundary(variances, interior, None,
+                        "it adds two or more columns to one term: the boundary is a cone of "
+                        "covariance matrices, whose chi-bar-square weights are not implemented")
+    if full.family != "gaussian":
+        return Boundary(variances, interior, None,
+                        "the weights need the Fisher information, implemented for LMMs only")
+    theta = np.zeros(diag.size)
+    theta[nest.embed] = null.fit.theta
+    try:
+        info = covariance_information(full.design, theta, null.fit.sigma, reml=reml)
+        cov = np.linalg.inv(info)
+        idx = 1 + new_var
+        weights = chibar_weights_orthant(cov[np.ix_(idx, idx)])
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return Boundary(variances, interior, None, f"no Fisher information ({exc})")
+    return Boundary(variances, interior, tuple(weights))
 
 
 def anova(
@@ -169,15 +228,14 @@ def anova(
             df = fit.df - prev.fit.df
             row.update({"Chisq": stat, "Df": df,
                         "Pr(>Chisq)": float(chi2.sf(stat, df)) if df > 0 else np.nan})
-            variances, interior, why = _boundary_reference(s, prev)
-            if why:
-                notes.append(f"{names[i]} vs {names[order[pos - 1]]}: {why}")
+            bound = _boundary_reference(s, prev, use_reml)
+            if not bound.nested:
+                notes.append(f"{names[i]} vs {names[order[pos - 1]]}: {bound.why}")
             else:
-                row["Pr(chibar)"] = _chibar(stat, variances, interior)
-                if variances > 1:
-                    notes.append(f"{names[i]} adds {variances} variances to "
-                                 f"{names[order[pos - 1]]}: their chi-bar-square weights "
-                                 "depend on the information matrix; see Pr(boot).")
+                row["Pr(chibar)"] = bound.pvalue(stat)
+                if bound.variances > 1:
+                    notes.append(f"{names[i]} adds {bound.variances} variances to "
+                                 f"{names[order[pos - 1]]}: {bound.describe()}.")
                 if method == "bootstrap":
                     res = _bootstrap_row(s, prev, use_reml, ss, pos, nsim, threads)
                     results[names[i]] = res

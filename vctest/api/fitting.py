@@ -106,7 +106,8 @@ def fit(
             raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "
                              f"{optimizer!r}.")
         model = GeneralizedLinearMixedModel.from_design(
-            _require_blocks(design), family, link, offset_values(offset, frame, design.row_index))
+            _require_blocks(design), family, link, offset_values(offset, frame, design.row_index),
+            offset_column=offset if isinstance(offset, str) else None)
         return fit_glmm(model, optimizer=optimizer)
     model = LinearMixedModel.from_design(design)
     return fit_model(model, reml=reml, optimizer=optimizer)

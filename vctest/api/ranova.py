@@ -16,7 +16,9 @@ logLik, AIC, LRT, Df, the naive chi-square p) next to
   parametric bootstrap (both models refitted to responses simulated from the
   reduced model).  Each row draws from its own child of one
   :class:`numpy.random.SeedSequence`, so a row's numbers do not depend on
-  the other rows.
+  the other rows, and the rows simulate in parallel
+  (:func:`vctest.nulls.executor.run_rows`) with the same numbers on any
+  number of threads.
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ import pandas as pd
 from vctest._rng import SeedLike, entropy_of, seed_sequence
 from vctest._table_result import TableResult
 from vctest.api._checks import check_bootstrap_args
-from vctest.api._pipeline import Draws, check_method, fit_pair, located_pair, reference
+from vctest.api._pipeline import (
+    Draws,
+    FittedPair,
+    check_method,
+    fit_pair,
+    located_pair,
+    reference,
+)
 from vctest.api._sources import ModelSource, model_source
 from vctest.formula.design import Design
 from vctest.model.reduce import TermLocation
 from vctest.nulls.asymptotic import chibar_pvalue
+from vctest.nulls.executor import run_rows
 from vctest.results import TestResult
 
 __all__ = ["ranova", "ranova_of", "ranova_rows"]
@@ -123,8 +133,10 @@ def ranova(
         For a formula: REML (default for an LMM, as lmerTest's ``lmer``) or ML.
         A fit keeps its own criterion.
     threads : int, optional
-        Numba threads for each row's simulation (rows run one after another,
-        each using the threads).
+        Threads for the simulations (default all of Numba's).  The models are
+        fitted first, row after row; then up to ``threads`` rows simulate
+        side by side, each with ``threads // rows`` Numba threads.  A row's
+        numbers depend only on its seed, never on ``threads``.
     family, link, offset
         For a GLMM given as a formula (see :func:`vctest.fit`).
 
@@ -180,7 +192,8 @@ def ranova_of(src: ModelSource, *, method: str, nsim: int, nsim_exact: int,
               "Pr(ref)": np.nan, "MC.SE": np.nan, "reference": ""}]
     results: dict[str, TestResult] = {}
     notes: list[str] = []
-    for i, (label, loc) in enumerate(rows):
+    jobs: list[tuple[int, FittedPair, str]] = []
+    for i, (_, loc) in enumerate(rows):
         pair = located_pair(design, loc, family=src.family, link=src.link,
                             offset=src.offset, reml=src.reml)
         fitted = fit_pair(pair)
@@ -188,23 +201,28 @@ def ranova_of(src: ModelSource, *, method: str, nsim: int, nsim_exact: int,
         naive = next(iter(fitted.asymptotic.values()))
         null_obj = fitted.generator.objective
         null_npar = full_fit.df - df
-        row = {"npar": null_npar, "logLik": -0.5 * null_obj,
-               "AIC": null_obj + 2.0 * null_npar, "LRT": stat, "Df": df,
-               "Pr(>Chisq)": naive, "Pr(chibar)": _chibar(stat, loc, design),
-               "Pr(ref)": np.nan, "MC.SE": np.nan, "reference": "chi-bar-square"}
+        table.append({"npar": null_npar, "logLik": -0.5 * null_obj,
+                      "AIC": null_obj + 2.0 * null_npar, "LRT": stat, "Df": df,
+                      "Pr(>Chisq)": naive, "Pr(chibar)": _chibar(stat, loc, design),
+                      "Pr(ref)": np.nan, "MC.SE": np.nan, "reference": "chi-bar-square"})
         if method != "asymptotic":
             kind = "exact" if (method == "auto" and not glmm and pair.single_scalar) \
                 else "bootstrap"
             check_method(pair, kind)
-            child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, i))
-            draws = Draws(nsim=nsim_exact if kind == "exact" else nsim, seed=child,
-                          threads=threads, progress=False)
-            res = reference(fitted, kind, draws)
-            results[label] = res
-            se = np.nan if res.pvalue_mc_se is None else res.pvalue_mc_se
-            row.update({"Pr(ref)": res.pvalue, "MC.SE": se, "reference": kind})
-            notes += [n for n in res.notes if n not in notes]
-        table.append(row)
+            jobs.append((i, fitted, kind))
+
+    def simulate(j: int, row_threads: int | None) -> TestResult:
+        i, fitted, kind = jobs[j]
+        child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, i))
+        draws = Draws(nsim=nsim_exact if kind == "exact" else nsim, seed=child,
+                      threads=row_threads, progress=False)
+        return reference(fitted, kind, draws)
+
+    for (i, _, kind), res in zip(jobs, run_rows(simulate, len(jobs), threads), strict=True):
+        results[rows[i][0]] = res
+        se = np.nan if res.pvalue_mc_se is None else res.pvalue_mc_se
+        table[i + 1].update({"Pr(ref)": res.pvalue, "MC.SE": se, "reference": kind})
+        notes += [n for n in res.notes if n not in notes]
     frame = pd.DataFrame(table, index=["<none>"] + [label for label, _ in rows])
     frame["npar"] = frame["npar"].astype(int)
     crit = "REML" if src.reml else "ML"

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vctest._text import wrap_lines
+
 #: Log-likelihood differences below this are agreement (lme4 allFit's scale).
 LOGLIK_TOL = 1e-4
 #: Estimates closer than this (absolute theta, relative beta) agree.
@@ -221,7 +223,7 @@ class ConvergenceReport:
         return clip_lines(self.summary(), what="report.summary()")
 
     def summary(self) -> str:
-        """Plain-text report."""
+        """Plain-text report (lines of at most 100 characters)."""
         lines = [f"Convergence check: {self.verdict.upper()}", "", self.explanation, "",
                  "Gradient measures (free parameters):"]
         for g in self.gradient:
@@ -244,7 +246,7 @@ class ConvergenceReport:
                 lines.append(f"  refit with these columns centred and scaled: {state} "
                              f"(logLik {self.rescaled.loglik:.6f})")
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return wrap_lines(lines)
 
 
 def scaling_advice(frame: pd.DataFrame | None, response: str | None,

@@ -85,6 +85,9 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
     weights : ndarray
         Prior weights (binomial trials; ones otherwise).
     offset : ndarray
+    offset_column : str or None
+        The data column the offset was read from (``predict(newdata)`` reads
+        it from the new rows, as lme4 evaluates its offset there).
     """
 
     design: Design
@@ -94,10 +97,12 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
     y: np.ndarray
     weights: np.ndarray
     offset: np.ndarray
+    offset_column: str | None = None
 
     @classmethod
     def from_design(cls, design: Design, family: str, link: str | None = None,
-                    offset: Any = None) -> GeneralizedLinearMixedModel:
+                    offset: Any = None, *,
+                    offset_column: str | None = None) -> GeneralizedLinearMixedModel:
         """Check the response against ``family`` and pack the arrays.
 
         Parameters
@@ -110,6 +115,8 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
             ``"log"`` for Poisson.
         offset : array_like, optional
             One value per row used (``design.n``), added to the linear predictor.
+        offset_column : str, optional
+            The data column ``offset`` holds (recorded for ``predict(newdata)``).
 
         Returns
         -------
@@ -139,7 +146,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         layout = theta_layout([b.name for b in design.blocks],
                               [b.column_names for b in design.blocks])
         model = cls(design=design, layout=layout, family=family, link=link, y=y, weights=wt,
-                    offset=offset_iv(offset, design.n))
+                    offset=offset_iv(offset, design.n), offset_column=offset_column)
         model.structure  # noqa: B018 -- build (and check the size of) the structure now
         return model
 

@@ -56,12 +56,36 @@ class GlmmMethods:
 
     def predict(self, newdata: pd.DataFrame | None = None, *, re_form: Any = None,
                 allow_new_levels: bool = False, type: str = "link",
-                ) -> np.ndarray:
+                offset: str | Any = None) -> np.ndarray:
         """Predictions as lme4's ``predict.merMod`` (``type="link"`` or ``"response"``).
 
         ``re_form`` and ``allow_new_levels`` as for :meth:`vctest.LmmFit.predict`.
-        On the fit's rows the offset is included; ``newdata`` is refused for a
-        model with an offset (give the offset-free prediction and add it).
+        The offset is included, as lme4 does for an offset in its formula
+        (``+ offset(logsize)``): on the fit's rows the fit's offset; on
+        ``newdata`` the offset evaluated on the new rows -- the
+        fit's offset column read from ``newdata`` (a fit with
+        ``offset="logsize"``), or ``offset=`` given here (a column of
+        ``newdata`` or one value per new row; required when the fit's offset
+        was given as values).  (lme4 drops an offset given as glmer's
+        ``offset =`` argument from ``predict(newdata)``, lme4 issue #447;
+        ``validation/r/glmm_predict_offset.R`` records both.)
+
+        Raises
+        ------
+        ValueError
+            ``newdata`` without the offset column, an ``offset`` of the wrong
+            length, or ``offset`` for a model without one or without ``newdata``.
+
+        Examples
+        --------
+        >>> import numpy as np, vctest
+        >>> cb = vctest.datasets.load("cbpp").assign(logsize=lambda d: np.log(d["size"]))
+        >>> g = vctest.fit("incidence ~ period + (1 | herd)", cb, family="poisson",
+        ...                offset="logsize")
+        >>> new = cb.iloc[:2].assign(logsize=np.log([10.0, 20.0]))
+        >>> bool(np.isclose(np.diff(g.predict(new, re_form=False) - np.log([10.0, 20.0]))[0],
+        ...                 g.beta["period2"]))
+        True
         """
         from vctest.model.conditional import inverse_link, predict_linear
 
@@ -69,21 +93,51 @@ class GlmmMethods:
             raise ValueError(f"`type` must be 'link' or 'response'; got {type!r}.")
         if not isinstance(allow_new_levels, bool):
             raise TypeError("`allow_new_levels` must be True or False.")
-        has_offset = bool(np.any(self.model.offset != 0))
-        if newdata is not None and has_offset:
-            raise ValueError("predict with `newdata` is not available for a GLMM with an "
-                             "offset; predict without it and add the new rows' offset to "
-                             "the link-scale prediction.")
         eta = predict_linear(self.model.design, self.beta.to_numpy(), self._conditional.b,
                              newdata, re_form, allow_new_levels)
-        if newdata is None:
-            eta = eta + self.model.offset
+        eta = eta + self._prediction_offset(newdata, offset)
         if type == "response":
             ok = np.isfinite(eta)
             out = np.full(eta.size, np.nan)
             out[ok] = inverse_link(self.model, eta[ok])
             return out
         return eta
+
+    def _prediction_offset(self, newdata: pd.DataFrame | None, offset: Any) -> np.ndarray | float:
+        """The offset on the rows predicted (lme4 evaluates it on ``newdata``)."""
+        has_offset = bool(np.any(self.model.offset != 0)) or self.model.offset_column is not None
+        if offset is not None and not has_offset:
+            raise ValueError("`offset` was given, but the model was fitted without one; "
+                             "drop `offset`.")
+        if newdata is None:
+            if offset is not None:
+                raise ValueError("`offset` applies to `newdata`; on the fit's rows the fit's "
+                                 "offset is used.")
+            return self.model.offset
+        if not has_offset:
+            return 0.0
+        column = offset if isinstance(offset, str) else (
+            self.model.offset_column if offset is None else None)
+        if column is not None:
+            if column not in newdata.columns:
+                raise ValueError(f"`newdata` has no column {column!r}, the model's offset; add "
+                                 "it (lme4 evaluates the offset on the new rows).")
+            values = pd.to_numeric(newdata[column], errors="coerce").to_numpy(dtype=float)
+        elif offset is None:
+            raise ValueError("the model's offset was given as values, which cannot be "
+                             "evaluated on new rows; pass `offset=` to predict (a column of "
+                             "`newdata` or one value per new row), or fit with "
+                             "offset='<column>'.")
+        else:
+            try:
+                values = np.asarray(offset, dtype=float).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise TypeError("`offset` must be a column name of `newdata` or numeric "
+                                f"values; got {type(offset).__name__}.") from exc
+        if values.size != len(newdata):
+            raise ValueError(f"`offset` must have one value per row of `newdata` "
+                             f"({len(newdata)}); got {values.size}.")
+        return values
 
     def simulate(self, nsim: int = 1, seed: Any = None) -> np.ndarray:
         """``nsim`` responses from the fitted model (new random effects), shape (n, nsim).

@@ -29,14 +29,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import solve_triangular
 from scipy.optimize import brentq, minimize
 from scipy.stats import norm
 
 from vctest.model.terms import ThetaLayout
 
-#: Inner optimisations (Nelder-Mead) stop at these changes of the parameters and deviance.
-INNER_XTOL = 1e-9
-INNER_FTOL = 1e-11
+#: Inner optimisations (Nelder-Mead) stop at these changes of the parameters (relative to
+#: each parameter's scale) and of the deviance.  A relative error e of the parameters
+#: moves the profiled deviance by O(e^2): 1e-7 leaves it exact to ~1e-12.
+INNER_XTOL = 1e-7
+INNER_FTOL = 1e-10
+#: Size of the inner optimisations' initial simplex, relative to each parameter's scale.
+SIMPLEX_STEP = 1e-3
 
 
 def natural_from_theta(layout: ThetaLayout, theta: np.ndarray, sigma: float) -> np.ndarray:
@@ -58,10 +63,21 @@ def natural_from_theta(layout: ThetaLayout, theta: np.ndarray, sigma: float) -> 
 
 def theta_from_natural(layout: ThetaLayout, nat: np.ndarray) -> np.ndarray | None:
     """theta of standard deviations, correlations and sigma (None if R is not PD)."""
-    sigma = nat[-1]
+    sigma = float(nat[-1])
     theta = np.empty(layout.size)
     for j, kj in enumerate(layout.k):
         k, pos = int(kj), int(layout.offsets[j])
+        if k == 1:   # the common cases without LAPACK (profiling calls this thousands of times)
+            theta[pos] = nat[pos] / sigma
+            continue
+        if k == 2:   # chol([[1, r], [r, 1]]) = [[1, 0], [r, sqrt(1 - r^2)]]
+            rho = float(nat[pos + 1])
+            if not -1.0 < rho < 1.0:
+                return None
+            theta[pos] = nat[pos] / sigma
+            theta[pos + 1] = nat[pos + 2] * rho / sigma
+            theta[pos + 2] = nat[pos + 2] * math.sqrt(1.0 - rho * rho) / sigma
+            continue
         sd, corr = np.empty(k), np.eye(k)
         p = pos
         for c in range(k):
@@ -121,9 +137,10 @@ class Profiler:
         logdet = res.objective - n * (1.0 + math.log(2.0 * math.pi * r2 / n))
         dev = logdet + n * math.log(2.0 * math.pi * sigma ** 2) + r2 / sigma ** 2
         if k is not None:
-            # Cov(beta_hat) / sigma^2 = A (L L')^{-1} A' with L = R_X' in engine units
-            a_lx = m.units.a @ np.linalg.inv(np.tril(res.lxx)).T
-            ckk = float(a_lx[k] @ a_lx[k])
+            # Cov(beta_hat) / sigma^2 = A (L L')^{-1} A' with L = R_X' in engine units:
+            # c_kk = |L^{-1} A[k]'|^2
+            x = solve_triangular(res.lxx, m.units.a[k], lower=True)
+            ckk = float(x @ x)
             dev += (beta_k - res.beta[k]) ** 2 / (sigma ** 2 * ckk)
         return dev
 
@@ -148,14 +165,32 @@ class Profiler:
             val = self.deviance(full(x), k, value)
             return val if math.isfinite(val) else 1e300
 
+        # Nelder-Mead in units of each parameter's scale (a standard deviation's estimate,
+        # 1 for a correlation), from the previous point's optimum with a small simplex
+        scale = self._scales(free)
         tiny = 1e-12 * max(self.nat_hat[-1], 1e-300)
         bounds = [(tiny, None) if i == nn - 1 else (0.0, None) if self.is_sd[i]
                   else (-1.0 + 1e-10, 1.0 - 1e-10) for i in free]
+        bounds = [(None if lo is None else lo / s, None if hi is None else hi / s)
+                  for (lo, hi), s in zip(bounds, scale, strict=True)]
+
+        def g(y: np.ndarray) -> float:
+            return f(y * scale)
+
+        def run(x_start: np.ndarray) -> Any:
+            y0 = x_start / scale
+            simplex = np.vstack([y0, y0 + SIMPLEX_STEP * np.eye(y0.size)])
+            for j, (_, hi) in enumerate(bounds):   # keep a correlation's vertex inside
+                if hi is not None and simplex[j + 1, j] > hi:
+                    simplex[j + 1, j] = y0[j] - SIMPLEX_STEP
+            opts = {"xatol": INNER_XTOL, "fatol": INNER_FTOL, "maxfev": 20_000,
+                    "initial_simplex": simplex}
+            # derivative-free: the deviance has a noise floor near 1e-11 that misleads
+            # finite-difference gradients (L-BFGS-B stopped at its start here)
+            return minimize(g, y0, method="Nelder-Mead", bounds=bounds, options=opts)
+
         x0 = start[free]
-        # derivative-free: the deviance has a noise floor near 1e-11 that misleads
-        # finite-difference gradients (L-BFGS-B stopped at its start here)
-        opts = {"xatol": INNER_XTOL, "fatol": INNER_FTOL, "maxfev": 20_000}
-        best = minimize(f, x0, method="Nelder-Mead", bounds=bounds, options=opts)
+        best = run(x0)
         # a standard deviation at 0 is a saddle of the deviance (it enters squared), where
         # the simplex does not leave: start again from inside
         at_zero = [j for j, i in enumerate(free) if self.is_sd[i] and i != nn - 1
@@ -163,10 +198,17 @@ class Profiler:
         if at_zero:
             x1 = x0.copy()
             x1[at_zero] = 0.25 * start[-1]
-            other = minimize(f, x1, method="Nelder-Mead", bounds=bounds, options=opts)
+            other = run(x1)
             if other.fun < best.fun:
                 best = other
-        return float(best.fun), full(best.x)
+        return float(best.fun), full(best.x * scale)
+
+    def _scales(self, free: list[int]) -> np.ndarray:
+        """Units of the inner optimisation: a standard deviation's estimate (at least
+        1e-3 sigma), 1 for a correlation."""
+        floor = 1e-3 * self.nat_hat[-1]
+        return np.array([max(abs(self.nat_hat[i]), floor) if self.is_sd[i] else 1.0
+                         for i in free])
 
     def estimate(self, index: int) -> float:
         nn = self.nat_hat.size

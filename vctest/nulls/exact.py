@@ -28,6 +28,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from vctest.formula.design import Design
+from vctest._text import wrap_lines
 from vctest.nulls.spectral import NullInputs, lrt_inputs, rlrt_inputs, rlrt_null
 from vctest.nulls.term_spectrum import scalar_term_spectrum
 
@@ -142,9 +143,10 @@ class ConfidenceInterval:
         text = (f"{self.level:.0%} exact confidence interval for sigma_b^2 / sigma^2: "
                 f"{self.lower:.4g} to {self.upper:.4g} (REML estimate {self.estimate:.4g}; "
                 f"{self.nsim} null draws per candidate)")
+        lines = [text]
         if self.icc is not None:
-            text += f"\n  intraclass correlation: {self.icc[0]:.4g} to {self.icc[1]:.4g}"
-        return text
+            lines.append(f"  intraclass correlation: {self.icc[0]:.4g} to {self.icc[1]:.4g}")
+        return wrap_lines(lines)
 
     def __repr__(self) -> str:
         return self.summary()

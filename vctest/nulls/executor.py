@@ -107,3 +107,64 @@ def _ship(client: Any, task: Any) -> Any:
     with contextlib.suppress(Exception):  # replication is an optimisation only
         client.replicate([remote])
     return remote
+
+
+def threadsafe_layer() -> bool:
+    """Whether Numba's threading layer lets several Python threads launch parallel kernels.
+
+    ``omp`` and ``tbb`` do; ``workqueue`` (Numba's fallback when neither
+    OpenMP nor TBB is available) does not, and would abort the process.
+    """
+    import numba
+
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
+        return numba.threading_layer() in ("omp", "tbb")
+    except Exception:  # pragma: no cover - an unusual Numba build: stay serial
+        return False
+
+
+def run_rows(
+    work: Callable[[int, int | None], Any],
+    n_rows: int,
+    threads: int | None,
+) -> list[Any]:
+    """``[work(i, row_threads) for i in range(n_rows)]``, rows run side by side.
+
+    ``threads`` (default: all of Numba's) is the budget: up to ``threads``
+    rows run at once in Python threads (the kernels release the GIL), each
+    with ``threads // workers`` Numba threads of its own (Numba's thread count
+    is per thread).  A row's numbers depend only on its seed, so they are the
+    same whatever the number of workers; with a threading layer that is not
+    thread-safe the rows run one after another.  The first row to fail raises
+    its exception (the rows not yet started are cancelled).
+
+    Examples
+    --------
+    >>> run_rows(lambda i, t: i * i, 4, threads=2)
+    [0, 1, 4, 9]
+    """
+    import numba
+
+    total = int(numba.config.NUMBA_NUM_THREADS if threads is None else threads)
+    workers = max(1, min(n_rows, total))
+    if workers == 1 or not threadsafe_layer():
+        return [work(i, threads) for i in range(n_rows)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_row = max(1, total // workers)
+
+    def row(i: int) -> Any:
+        numba.set_num_threads(per_row)  # per thread: this row's share
+        return work(i, per_row)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vctest-row") as pool:
+        futures = [pool.submit(row, i) for i in range(n_rows)]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
