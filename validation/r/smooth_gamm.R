@@ -1,0 +1,81 @@
+# mgcv::gamm reference for smooth terms in the formula (issue #18 part A).
+# A penalised spline as a mixed model: gamm(method = "REML") fits it with nlme; we store the
+# REML log-likelihood (nlme's convention: -1/2 [log|V| + log|X'V^-1 X| + r'V^-1 r + (n-p) log 2 pi]
+# with gamm's own fixed-effect columns X), the fitted values, the residual variance and the
+# smooth's variance component, the fixed/random design gamm gave nlme, and RLRsim's exact RLRT of
+# "f is linear" (statistic, P(T = 0) and null quantiles from a large nsim).
+# Run from the repository root: Rscript validation/r/smooth_gamm.R
+# Writes validation/reference/smooth_gamm.json.
+suppressMessages({library(mgcv); library(MASS); library(RLRsim); library(nlme); library(jsonlite)})
+NSIM <- 100000
+probs <- c(0.5, 0.75, 0.9, 0.95, 0.99)
+
+set.seed(18)
+n <- 150
+sim <- data.frame(x = sort(runif(n)))
+sim$y <- sin(2 * pi * sim$x) + 0.5 * sim$x + rnorm(n, sd = 0.4)
+
+set.seed(1818)
+ng <- 20; per <- 8
+amm <- data.frame(g = factor(rep(sprintf("g%02d", 1:ng), each = per)), x = runif(ng * per))
+amm$y <- cos(3 * amm$x) + 2 * amm$x^2 + rnorm(ng, sd = 0.5)[as.integer(amm$g)] +
+  rnorm(ng * per, sd = 0.3)
+
+one <- function(name, formula, data, random = NULL) {
+  set.seed(2018)
+  g <- if (is.null(random)) gamm(as.formula(formula), data = data, method = "REML")
+       else gamm(as.formula(formula), data = data, method = "REML", random = random)
+  X <- g$lme$data$X; Z <- g$lme$data$Xr
+  vc <- suppressWarnings(as.numeric(VarCorr(g$lme)[, "Variance"]))
+  vc <- vc[!is.na(vc)]  # nlme prints a header row (NA) per grouping level
+  out <- list(name = name, formula = formula, random = if (is.null(random)) "" else "(1 | g)",
+              n = nrow(X), reml_loglik = as.numeric(g$lme$logLik),
+              sigma2 = g$lme$sigma^2, var_smooth = vc[1],
+              var_components = vc, sp = unname(g$gam$sp),
+              edf = sum(g$gam$edf), fixef = unname(fixef(g$lme)),
+              fitted_smooth = unname(as.numeric(predict(g$gam))),
+              fitted_lme = unname(as.numeric(fitted(g$lme))),
+              X = unname(X), Z = unname(Z),
+              knots = unname(g$gam$smooth[[1]]$xp))
+  if (is.null(random)) {
+    set.seed(2019)
+    r <- exactRLRT(g$lme, nsim = NSIM)
+    smp <- r$sample
+  } else {
+    # pseudo-model (Greven et al. 2008): m = the smooth alone, mA = the AMM, m0 = the AMM
+    # without the smooth's penalised part (same fixed columns X)
+    dat <- g$lme$data
+    m <- gamm(as.formula(formula), data = data, method = "REML")$lme
+    m0 <- lme(y ~ X - 1, random = ~ 1 | g, data = dat, method = "REML")
+    # RLRsim's exactRLRT(m, mA, m0) draws its null from m alone; its anova() refuses gamm's
+    # renamed response, so the statistic is formed here from the two REML log-likelihoods
+    set.seed(2019)
+    r <- exactRLRT(m, nsim = NSIM)
+    smp <- r$sample
+    out$null_reml_loglik <- as.numeric(logLik(m0, REML = TRUE))
+    r$statistic <- max(0, 2 * (out$reml_loglik - out$null_reml_loglik))
+    r$p.value <- mean(smp >= r$statistic)
+  }
+  out$rlrt <- list(statistic = unname(r$statistic), p_value = r$p.value, nsim = NSIM,
+                   p_zero = mean(smp == 0), probs = probs,
+                   quantiles = unname(quantile(smp, probs, type = 7)),
+                   tail_statistic = mean(smp >= r$statistic))
+  out
+}
+
+cases <- list(
+  one("mcycle_cr", "accel ~ s(times, bs = \"cr\", k = 10)", mcycle),
+  one("mcycle_tp", "accel ~ s(times, bs = \"tp\", k = 10)", mcycle),
+  one("sim_cr", "y ~ s(x, bs = \"cr\", k = 10)", sim),
+  one("sim_tp", "y ~ s(x, bs = \"tp\", k = 10)", sim),
+  one("amm_cr", "y ~ s(x, bs = \"cr\", k = 10)", amm, random = list(g = ~1))
+)
+writeLines(toJSON(list(env = list(R = R.version.string,
+                                  mgcv = as.character(packageVersion("mgcv")),
+                                  RLRsim = as.character(packageVersion("RLRsim")),
+                                  nlme = as.character(packageVersion("nlme"))),
+                       data = list(mcycle = mcycle, sim = sim,
+                                   amm = transform(amm, g = as.character(g))),
+                       cases = cases),
+                  auto_unbox = TRUE, digits = NA, pretty = FALSE),
+           "validation/reference/smooth_gamm.json")
