@@ -39,8 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["SMOOTH_BASES", "SmoothBasis", "SmoothTerm", "build_smooth", "smooth_basis"]
+__all__ = ["SMOOTH_BASES", "SmoothBasis", "SmoothBlock", "SmoothTerm", "build_smooth",
+           "refuse_smooths", "smooth_blocks", "smooth_from_args"]
 
 #: Bases implemented, with their meaning.
 SMOOTH_BASES = {"cr": "cubic regression spline", "tp": "thin-plate regression spline"}
@@ -132,6 +134,63 @@ class SmoothBasis:
     def q(self) -> int:
         """Number of random-effects columns (penalised dimension)."""
         return int(self.random_map.shape[1])
+
+
+def _is_name(text: str) -> bool:
+    if text.startswith("`") and text.endswith("`") and len(text) > 2:
+        return True
+    return text.replace(".", "_").replace("_", "a").isalnum() and not text[0].isdigit()
+
+
+def smooth_from_args(args: list[tuple[str | None, str]], source: str) -> SmoothTerm:
+    """The :class:`SmoothTerm` of ``s(...)`` from its arguments ``(name or None, text)``.
+
+    Raises
+    ------
+    ValueError
+        For anything but ``s(column, k=<int>, bs="cr"|"tp")``; the message
+        says what is supported.
+
+    Examples
+    --------
+    >>> from vctest.formula.smooth import smooth_from_args
+    >>> smooth_from_args([(None, "times"), ("k", "8"), ("bs", '"cr"')], "s(times)").k
+    8
+    """
+    what = f"smooth term {source!r}"
+    positional = [text for name, text in args if name is None]
+    named = {name: text for name, text in args if name is not None}
+    if len(positional) != 1 or not _is_name(positional[0]):
+        raise ValueError(
+            f"{what}: vctest smooths one numeric column, written as its name, e.g. "
+            "s(x, k = 10, bs = 'cr'); multi-dimensional smooths and expressions inside s() "
+            "are not supported (compute the column first).")
+    variable = positional[0].strip("`")
+    if "by" in named:
+        raise ValueError(f"{what}: varying-coefficient smooths s(x, by = z) are not "
+                         "implemented yet; fit the smooth of x alone.")
+    unknown = sorted(set(named) - {"k", "bs"})
+    if unknown:
+        raise ValueError(f"{what}: argument(s) {', '.join(unknown)} of mgcv's s() are not "
+                         "supported; vctest takes k and bs.")
+    k = DEFAULT_K
+    if "k" in named:
+        try:
+            k = int(named["k"])
+        except ValueError:
+            raise ValueError(f"{what}: k must be a whole number such as 10; got "
+                             f"{named['k']!r}.") from None
+        if k < 4:
+            raise ValueError(f"{what}: k = {k} is too small; a penalised spline needs k >= 4.")
+    bs = "tp"  # mgcv's default
+    if "bs" in named:
+        bs = named["bs"].strip().strip("'\"")
+        if bs not in SMOOTH_BASES:
+            raise ValueError(
+                f"{what}: bs = {named['bs']} is not implemented; use bs = 'cr' (cubic "
+                "regression spline) or bs = 'tp' (thin-plate regression spline, mgcv's "
+                "default).")
+    return SmoothTerm(variable=variable, k=k, bs=bs, source=source)
 
 
 # -- cubic regression spline ----------------------------------------------------------------
@@ -270,6 +329,7 @@ def build_smooth(term: SmoothTerm, x: np.ndarray) -> SmoothBasis:
     Examples
     --------
     >>> import numpy as np
+import pandas as pd
     >>> from vctest.formula.smooth import SmoothTerm, build_smooth
     >>> sb = build_smooth(SmoothTerm("x", 10, "cr", "s(x)"), np.linspace(0, 1, 50))
     >>> sb.fixed_map.shape[1], sb.q
@@ -306,7 +366,76 @@ def build_smooth(term: SmoothTerm, x: np.ndarray) -> SmoothBasis:
                        partial.shift, partial.scale)
 
 
-def smooth_basis(term: SmoothTerm, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, SmoothBasis]:
-    """``(Xf, Z, basis)`` of ``term`` on the fitting rows ``x``."""
-    sb = build_smooth(term, x)
-    return sb.fixed(x), sb.random(x), sb
+@dataclass(frozen=True, eq=False)
+class SmoothBlock:
+    """A smooth term in a design: its basis and where its parts sit.
+
+    Attributes
+    ----------
+    basis : SmoothBasis
+        Learned on the fitting rows (evaluate it at new x for predictions).
+    Z : ndarray, shape (n, q)
+        The penalised part: one random-effects block with iid coefficients.
+    fixed_columns : tuple of int
+        Columns of the design's X holding the null-space part.
+    """
+
+    basis: SmoothBasis
+    Z: np.ndarray
+    fixed_columns: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        """The term's label, e.g. ``"s(times)"``."""
+        return self.basis.term.label
+
+    @property
+    def q(self) -> int:
+        """Number of random-effects columns."""
+        return int(self.Z.shape[1])
+
+
+def smooth_blocks(terms: tuple[SmoothTerm, ...], frame: pd.DataFrame, p: int
+                  ) -> tuple[tuple[SmoothBlock, ...], np.ndarray, tuple[str, ...]]:
+    """The smooths of a design on the rows of ``frame`` (the rows used).
+
+    ``p`` is the number of fixed-effect columns before the smooths'.  Returns
+    the blocks, the fixed-effect columns to append to X and their names.
+    """
+    blocks, cols, names = [], [], []
+    for term in terms:
+        values = frame[term.variable]
+        if isinstance(values.dtype, pd.CategoricalDtype) or not (
+                pd.api.types.is_numeric_dtype(values.dtype)
+                and not pd.api.types.is_bool_dtype(values.dtype)):
+            raise ValueError(f"smooth term {term.source!r}: column {term.variable!r} is not "
+                             f"numeric (dtype {values.dtype}); a smooth needs a numeric "
+                             "covariate.")
+        x = values.to_numpy(dtype=np.float64)
+        sb = build_smooth(term, x)
+        xf = sb.fixed(x)
+        idx = tuple(range(p + len(names), p + len(names) + xf.shape[1]))
+        cols.append(xf)
+        names.extend(sb.fixed_names)
+        blocks.append(SmoothBlock(basis=sb, Z=np.ascontiguousarray(sb.random(x)),
+                                  fixed_columns=idx))
+    n = len(frame)
+    xcols = np.hstack(cols) if cols else np.zeros((n, 0))
+    return tuple(blocks), xcols, tuple(names)
+
+
+def refuse_smooths(design: object, what: str) -> None:
+    """Raise a ValueError naming the smooth terms of ``design``, if it has any.
+
+    ``what`` names the operation, e.g. ``"a GLMM"``.  The engine's
+    random-effects blocks have one level per row; a smooth's penalised part is
+    a dense block, fitted only by :mod:`vctest.model.smooth_fit` (Gaussian).
+    """
+    smooths = getattr(design, "smooths", ())
+    if smooths:
+        labels = ", ".join(sm.label for sm in smooths)
+        raise ValueError(
+            f"smooth terms ({labels}) are not supported in {what} yet: vctest fits a "
+            "formula with s() terms as a Gaussian (additive) mixed model by REML or ML "
+            "(vctest.fit, vctest.vc_test with method='exact'). Remove the smooth, or replace "
+            "it by a parametric term such as poly(x, 3).")
