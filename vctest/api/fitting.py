@@ -9,10 +9,12 @@ import pandas as pd
 from vctest._data import as_frame
 from vctest.api._checks import check_family, offset_values
 from vctest.formula.design import Design, build_design
+from vctest.formula.smooth import refuse_smooths
 from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
 from vctest.model.glmm import OPTIMIZERS as GLMM_OPTIMIZERS
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
 from vctest.model.lmm import LinearMixedModel
+from vctest.model.smooth_fit import SmoothFit, fit_smooth
 
 
 def _require_blocks(design: Design) -> Design:
@@ -42,7 +44,7 @@ def fit(
     link: str | None = None,
     offset: str | Any = None,
     weights: str | Any = None,
-) -> LmmFit | GlmmFit:
+) -> LmmFit | GlmmFit | SmoothFit:
     """Fit a linear mixed model given in lme4 syntax.
 
     Parameters
@@ -51,7 +53,10 @@ def fit(
         An lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
         Random-effects terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``,
         ``(1 + x || g)`` (independent), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
-        several and crossed terms.
+        several and crossed terms.  Smooth terms ``s(x, k=10, bs="cr")`` or
+        ``bs="tp"`` make a penalised-spline (additive) mixed model, fitted as
+        ``mgcv::gamm(method="REML")`` does (a :class:`~vctest.model.smooth_fit.SmoothFit`;
+        Gaussian only, with scalar random-effects terms; see :doc:`/smooth`).
     data : pandas.DataFrame or str
         The data, a path to a CSV/Parquet file, or a bundled data set name.
         Rows with missing values in the variables used are dropped with a
@@ -101,6 +106,10 @@ def fit(
     check_family(family, link, offset)
     frame = as_frame(data)
     design = build_design(formula, frame, weights=weights)
+    if design.smooths:
+        if family != "gaussian":
+            refuse_smooths(design, f"a {family} model (GLMM)")
+        return fit_smooth(design, reml=reml)
     if family != "gaussian":
         if optimizer not in GLMM_OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "

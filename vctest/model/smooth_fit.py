@@ -455,6 +455,30 @@ class SmoothFit:
         return draw_smooth(curve, x, partial, label=sm.label, level=level, ax=ax,
                            response=self.design.formula.response.text)
 
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.design.n
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary of the fit."""
+        return {
+            "formula": self.design.formula.text,
+            "reml": self.reml,
+            "nobs": self.nobs,
+            "loglik": self.loglik,
+            "objective": self.objective,
+            "objective_name": "REML criterion" if self.reml else "deviance",
+            "theta": dict(zip(self.model.labels, map(float, self.theta), strict=True)),
+            "beta": {k: float(v) for k, v in self.beta.items()},
+            "sigma": self.sigma,
+            "varcorr": self.varcorr.to_dict(orient="records"),
+            "edf": self.edf,
+            "singular": self.singular,
+            "converged": self.converged,
+            "optimizer": "dense profiled criterion, coordinate Brent (vctest.model.smooth_fit)",
+        }
+
     def __repr__(self) -> str:
         kind = "REML criterion" if self.reml else "deviance"
         comps = ", ".join(f"{lab} sd {self.sigma * t:.4g}"
