@@ -37,6 +37,14 @@ one <- function(name, formula, data, random = NULL) {
               fitted_lme = unname(as.numeric(fitted(g$lme))),
               X = unname(X), Z = unname(Z),
               knots = unname(g$gam$smooth[[1]]$xp))
+  # the smooth on a grid with its Bayesian standard error (gam's Vp), as plot.gam draws it
+  xname <- g$gam$smooth[[1]]$term
+  grid <- data.frame(seq(min(data[[xname]]), max(data[[xname]]), length.out = 25))
+  names(grid) <- xname
+  if (!is.null(random)) grid$g <- data$g[1]
+  pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
+  out$smooth_grid <- list(x = grid[[xname]], fit = unname(as.numeric(pt$fit[, 1])),
+                          se = unname(as.numeric(pt$se.fit[, 1])))
   if (is.null(random)) {
     set.seed(2019)
     r <- exactRLRT(g$lme, nsim = NSIM)
