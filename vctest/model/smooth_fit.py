@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 from scipy.optimize import minimize, minimize_scalar
 from scipy.stats import norm
 
@@ -127,16 +126,16 @@ class SmoothModel:
         lam = np.repeat(np.asarray(theta, dtype=float), self.sizes)
         a = lam[:, None] * self.ztz * lam[None, :]
         a[np.diag_indices_from(a)] += 1.0
-        try:
-            lz = linalg.cholesky(a, lower=True)
-            cu = linalg.solve_triangular(lz, lam * self.zty, lower=True)
-            rzx = linalg.solve_triangular(lz, lam[:, None] * self.ztx, lower=True)
-            rx = linalg.cholesky(self.xtx - rzx.T @ rzx, lower=False)
-        except linalg.LinAlgError:
+        try:  # NumPy's LAPACK: scipy's triangular solves are slow on small systems here
+            lz = np.linalg.cholesky(a)
+            cu = np.linalg.solve(lz, lam * self.zty)
+            rzx = np.linalg.solve(lz, lam[:, None] * self.ztx)
+            rx = np.linalg.cholesky(self.xtx - rzx.T @ rzx).T
+        except np.linalg.LinAlgError:
             return Solution(math.inf, np.full(p, np.nan), np.full(lam.size, np.nan), math.nan,
                             math.nan)
-        beta = linalg.cho_solve((rx, False), self.xty - rzx.T @ cu)
-        u = linalg.solve_triangular(lz, cu - rzx @ beta, lower=True, trans="T")
+        beta = np.linalg.solve(rx, np.linalg.solve(rx.T, self.xty - rzx.T @ cu))
+        u = np.linalg.solve(lz.T, cu - rzx @ beta)
         b = lam * u
         resid = d.y - d.X @ beta - self.Z @ b
         pwrss = float(resid @ resid + u @ u)
@@ -331,7 +330,7 @@ class SmoothFit:
         c = np.hstack([self.design.X, m.Z[:, keep]])
         prec = c.T @ c
         prec[p:, p:] += np.diag(1.0 / lam**2)
-        cov = self.sigma**2 * linalg.inv(prec)
+        cov = self.sigma**2 * np.linalg.inv(prec)
         return cov, keep
 
     def _smooth_index(self, term: str) -> int:

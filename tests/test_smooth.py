@@ -1,0 +1,286 @@
+"""Smooth terms s(x): bases, gamm parity, the exact RLRT of "f is linear", predict and plots.
+
+Oracles: ``validation/reference/smooth_gamm.json`` (``Rscript
+validation/r/smooth_gamm.R``: mgcv 1.8-41 ``gamm(method = "REML")`` on
+MASS::mcycle, a simulated data set and an additive mixed model; RLRsim 3.1-8
+``exactRLRT``) and, for the null's mass at zero, a dense NumPy brute-force
+supremum over lambda on the same design.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import vctest
+from vctest.api.smooth_test import dense_spectral_design
+from vctest.cli import main
+from vctest.formula import build_design, parse_formula
+from vctest.model.smooth_fit import SmoothFit, fit_smooth
+
+from .test_spectral import se_prop
+
+REF = json.loads((Path(__file__).parents[1] / "validation/reference/smooth_gamm.json")
+                 .read_text())
+CASES = {c["name"]: c for c in REF["cases"]}
+
+
+def _data(name: str) -> pd.DataFrame:
+    key = "mcycle" if name.startswith("mcycle") else ("sim" if name.startswith("sim") else "amm")
+    return pd.DataFrame(REF["data"][key])
+
+
+def _formula(case: dict) -> str:
+    return case["formula"] + (" + (1 | g)" if case["random"] else "")
+
+
+@pytest.fixture(scope="module")
+def fits() -> dict[str, SmoothFit]:
+    return {name: fit_smooth(build_design(_formula(c), _data(name))) for name, c in CASES.items()}
+
+
+# -- basis ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_basis_equals_gamms(name):
+    """Same null-space column (up to sign) and the same Z Z' (up to the penalty's scale)."""
+    case = CASES[name]
+    d = build_design(_formula(case), _data(name))
+    sm = d.smooths[0]
+    xf = d.X[:, sm.fixed_columns[0]]
+    xr = np.array(case["X"])[:, 1]
+    sign = np.sign(xf @ xr)
+    np.testing.assert_allclose(sign * xf, xr, rtol=0, atol=1e-9 * np.abs(xr).max())
+    a, b = sm.Z @ sm.Z.T, np.array(case["Z"]) @ np.array(case["Z"]).T
+    ratio = np.sum(a * b) / np.sum(b * b)
+    assert np.abs(a - ratio * b).max() < 1e-9 * np.abs(a).max()
+    if "_cr" in name:
+        np.testing.assert_allclose(sm.basis.knots, case["knots"], rtol=1e-12)
+
+
+def test_cr_basis_interpolates_and_extends_linearly():
+    d = build_design('accel ~ s(times, bs="cr")', _data("mcycle_cr"))
+    basis = d.smooths[0].basis
+    np.testing.assert_allclose(basis.basis(basis.knots), np.eye(10), atol=1e-12)
+    # rows sum to one (constants are reproduced) and beyond the knots a linear function
+    x = np.array([-20.0, -10.0, 0.0, 80.0, 90.0, 100.0])
+    b = basis.basis(x)
+    np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-12)
+    z = basis.random(x)
+    np.testing.assert_allclose(z[0] - 2 * z[1] + z[2], 0.0, atol=1e-9)
+    np.testing.assert_allclose(z[3] - 2 * z[4] + z[5], 0.0, atol=1e-9)
+
+
+# -- fits against gamm ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fit_equals_gamm(fits, name):
+    case, m = CASES[name], fits[name]
+    assert m.converged
+    assert m.loglik == pytest.approx(case["reml_loglik"], rel=1e-6)
+    fitted = np.array(case["fitted_lme"])
+    assert np.abs(m.fitted - fitted).max() < 1e-5 * np.ptp(fitted)
+    assert m.sigma**2 == pytest.approx(case["sigma2"], rel=1e-5)
+    # the other variance components, in gamm's units (the smooth's is scale-free: edf)
+    if case["random"]:
+        vg = m.varcorr.set_index("grp").loc["(1 | g)", "vcov"]
+        assert vg == pytest.approx(case["var_components"][-2], rel=1e-4)
+    else:
+        assert m.edf == pytest.approx(case["edf"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_smooth_curve_and_band_equal_plot_gam(fits, name):
+    grid = CASES[name]["smooth_grid"]
+    m = fits[name]
+    cur = m.smooth(m.design.smooths[0].label, x=grid["x"])
+    assert np.abs(cur["fit"] - grid["fit"]).max() < 1e-5 * np.ptp(grid["fit"])
+    np.testing.assert_allclose(cur["se"], grid["se"], rtol=1e-5)
+    assert np.all(cur["lower"] < cur["fit"]) and np.all(cur["fit"] < cur["upper"])
+
+
+# -- the RLRT ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_rlrt_statistic_equals_rlrsims(name):
+    case = CASES[name]
+    term = "s(times)" if name.startswith("mcycle") else "s(x)"
+    res = vctest.vc_test(_formula(case), _data(name), term=term, nsim=2000, seed=1)
+    assert res.statistic == pytest.approx(case["rlrt"]["statistic"], rel=1e-6)
+    assert res.test == "RLRT" and res.method == "exact"
+    assert res.pvalue == pytest.approx(1 / 2001)  # no null draw comes near
+    assert res.settings["K"] == 8 and res.settings["p"] == 2
+    if case["random"]:
+        assert "Greven" in res.reference
+
+
+def _brute_force_null(sd, nsim: int, seed: int) -> np.ndarray:
+    """sup over lambda >= 0 of Crainiceanu & Ruppert's f_R, on a fine log grid (dense NumPy)."""
+    mu = sd.mu / sd.mu[0]
+    k, n, p = mu.size, sd.n, sd.p
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((nsim, k)) ** 2
+    rest = rng.chisquare(n - p - k, nsim)
+    best = np.zeros(nsim)
+    for lam in np.exp(np.linspace(-15.0, 25.0, 801)):
+        num = w @ (lam * mu / (1 + lam * mu))
+        den = w @ (1 / (1 + lam * mu)) + rest
+        np.maximum(best, (n - p) * np.log1p(num / den) - np.sum(np.log1p(lam * mu)), out=best)
+    # a positive slope at lambda = 0 gives a positive supremum however near 0 it lies
+    slope0 = (n - p) * (w @ mu) / (w.sum(axis=1) + rest) - mu.sum()
+    best[(best <= 0) & (slope0 > 0)] = 1e-12
+    return best
+
+
+@pytest.mark.parametrize("name", ["mcycle_cr", "sim_tp"])
+def test_null_distribution(name):
+    """Upper quantiles against RLRsim (4 MC SE); the mass at zero against a brute force.
+
+    RLRsim's P(T = 0) for these designs is ~0.008 above the exact null's (also with a
+    5000-point lambda grid, ``rlrt_fine_grid``); it equals the probability that the
+    restricted likelihood decreases at lambda = 0, i.e. it misses maxima beyond a first
+    dip.  The brute-force supremum agrees with vctest's.
+    """
+    case = CASES[name]
+    d = build_design(_formula(case), _data(name))
+    nsim = 100_000
+    res = vctest.vc_test(_formula(case), _data(name), term=d.smooths[0].label, nsim=nsim,
+                         seed=7)
+    sample = res.null_distribution
+    ref = case["rlrt"]
+    for level, q in zip(ref["probs"], ref["quantiles"], strict=True):
+        if level >= 0.9:
+            frac = float(np.mean(sample <= q))
+            assert abs(frac - level) < 4 * se_prop(level, nsim, ref["nsim"]), level
+    sd = dense_spectral_design(d.X, d.smooths[0].Z)
+    brute = _brute_force_null(sd, 40_000, seed=3)
+    p0, b0 = float(np.mean(sample == 0)), float(np.mean(brute == 0))
+    assert abs(p0 - b0) < 4 * se_prop(p0, nsim, brute.size)
+    assert abs(float(np.mean(brute <= 1.0)) - float(np.mean(sample <= 1.0))) < 4 * se_prop(
+        0.9, nsim, brute.size)
+
+
+def test_amm_random_intercept_and_asymptotic():
+    case = CASES["amm_cr"]
+    data = _data("amm_cr")
+    res = vctest.vc_test(_formula(case), data, term="(1 | g)", nsim=5000, seed=2)
+    full, null = res.fits["full"], res.fits["null"]
+    assert null.model.labels == ("s(x)",)
+    assert res.statistic == pytest.approx(null.objective - full.objective)
+    assert res.statistic > 50
+    asym = vctest.vc_test(_formula(case), data, term="s(x)", method="asymptotic")
+    assert asym.method == "asymptotic"
+    assert asym.pvalue == pytest.approx(0.5 * math.erfc(math.sqrt(asym.statistic / 2)))
+
+
+def test_term_aliases_and_ml():
+    data = _data("sim_cr")
+    a = vctest.vc_test('y ~ s(x, bs = "cr", k = 10)', data, term="s(x)", nsim=500, seed=1)
+    b = vctest.vc_test('y ~ s(x, bs = "cr", k = 10)', data, term='s(x, bs = "cr", k = 10)',
+                       nsim=500, seed=1)
+    assert a.statistic == b.statistic and a.pvalue == b.pvalue
+    ml = vctest.vc_test('y ~ s(x, bs = "cr", k = 10)', data, term="x", nsim=500, seed=1,
+                        reml=False)
+    assert ml.test == "LRT" and ml.statistic > 50
+
+
+def test_linear_truth_gives_small_statistics():
+    """Under H0 (f linear) the statistic is often exactly 0: RLRT = 0 in about 2/3 of data sets."""
+    rng = np.random.default_rng(4)
+    zeros = 0
+    for _ in range(30):
+        x = rng.uniform(size=60)
+        d = pd.DataFrame({"x": x, "y": 1 + 2 * x + rng.normal(0, 0.5, 60)})
+        res = vctest.vc_test("y ~ s(x, bs='cr')", d, term="s(x)", method="asymptotic")
+        zeros += res.statistic == 0
+    # P(T = 0) ~ 0.66 under H0: 30 draws give 20 +- 2.6; 4 SE below that is 9.6
+    assert zeros >= 10
+
+
+# -- predict and plots ------------------------------------------------------------------------
+
+
+def test_predict_uses_the_fits_basis(fits):
+    m = fits["mcycle_cr"]
+    data = _data("mcycle_cr")
+    np.testing.assert_allclose(m.predict(), m.fitted, rtol=1e-12)
+    sub = data.iloc[[5, 50, 100]]
+    # a few rows alone: the basis is not learnt again from them
+    np.testing.assert_allclose(m.predict(sub), m.fitted[[5, 50, 100]], rtol=1e-10)
+    amm = fits["amm_cr"]
+    new = pd.DataFrame({"x": [0.3, 0.3], "g": ["g01", "zz"]})
+    with pytest.raises(ValueError, match="allow_new_levels"):
+        amm.predict(new)
+    pred = amm.predict(new, allow_new_levels=True)
+    assert pred[0] - pred[1] == pytest.approx(amm.ranef("(1 | g)")[0])
+    pop = amm.predict(new, re_form="~0")
+    assert pop[0] == pytest.approx(pop[1]) == pytest.approx(pred[1])
+
+
+def test_plot_smooth(fits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = fits["mcycle_tp"].plot_smooth("s(times)")
+    assert ax.get_ylabel() == "s(times)"
+    assert len(ax.collections) >= 2  # band and partial residuals
+    with pytest.raises(ValueError, match="not a smooth term"):
+        fits["mcycle_tp"].plot_smooth("s(nope)")
+
+
+def test_fit_api_and_cli(tmp_path, capsys):
+    m = vctest.fit('accel ~ s(times, bs="cr")', _data("mcycle_cr"))
+    assert isinstance(m, SmoothFit)
+    assert m.loglik == pytest.approx(CASES["mcycle_cr"]["reml_loglik"], rel=1e-6)
+    path = tmp_path / "mcycle.csv"
+    _data("mcycle_cr").to_csv(path, index=False)
+    code = main(["test", str(path), 'accel ~ s(times, bs="cr")', "--term", "s(times)",
+                 "--nsim", "1000", "--seed", "3", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["statistic"] == pytest.approx(CASES["mcycle_cr"]["rlrt"]["statistic"], rel=1e-6)
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("formula, match", [
+    ("y ~ s(x, by = z)", "by = z"),
+    ("y ~ s(x, bs = 'ps')", "bs = 'ps' is not implemented"),
+    ("y ~ s(x, z)", "one numeric column"),
+    ("y ~ s(x, m = 3)", "m of mgcv"),
+    ("y ~ s(x, k = 3)", "k >= 4"),
+    ("y ~ s(x, k = ten)", "whole number"),
+    ("y ~ s(x) + s(x, bs = 'cr')", "two smooth terms"),
+])
+def test_parse_refusals(formula, match):
+    with pytest.raises(ValueError, match=match):
+        parse_formula(formula)
+
+
+def test_design_and_model_refusals():
+    data = _data("amm_cr").assign(w=1.0, c=lambda d: d["g"])
+    with pytest.raises(ValueError, match="fewer than the basis dimension"):
+        build_design("y ~ s(x, k = 20)", data.iloc[:15])
+    with pytest.raises(ValueError, match="not numeric"):
+        build_design("y ~ s(c)", data)
+    with pytest.raises(ValueError, match="correlated columns"):
+        vctest.fit("y ~ s(x) + (1 + x | g)", data)
+    with pytest.raises(ValueError, match="weights"):
+        vctest.fit("y ~ s(x)", data, weights="w")
+    with pytest.raises(ValueError, match="not supported in a binomial"):
+        vctest.fit("I(y > 1) ~ s(x) + (1 | g)", data, family="binomial")
+    with pytest.raises(ValueError, match="method='bootstrap' is not implemented"):
+        vctest.vc_test("y ~ s(x)", data, term="s(x)", method="bootstrap")
+    with pytest.raises(ValueError, match="is not a term of the model"):
+        vctest.vc_test("y ~ s(x)", data, term="s(z)")
+    with pytest.raises(ValueError, match=r"smooth terms .* are not supported"):
+        vctest.ranova("y ~ s(x) + (1 | g)", data)
