@@ -437,5 +437,6 @@ def refuse_smooths(design: object, what: str) -> None:
         raise ValueError(
             f"smooth terms ({labels}) are not supported in {what} yet: vctest fits a "
             "formula with s() terms as a Gaussian (additive) mixed model by REML or ML "
-            "(vctest.fit, vctest.vc_test with method='exact'). Remove the smooth, or replace "
-            "it by a parametric term such as poly(x, 3).")
+            "(vctest.fit), and tests a smooth against a linear fit with vctest.vc_test("
+            "term='s(x)', method='exact'). Remove the smooth, or replace it by a parametric "
+            "term such as poly(x, 3).")

@@ -28,6 +28,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.stats import norm
 
 from vctest.formula.design import Design
+from vctest.formula.smooth import SMOOTH_BASES as _BASES
 from vctest.model.conditional import predict_linear
 
 __all__ = ["MAX_DENSE_Q", "SmoothFit", "SmoothModel", "fit_smooth"]
@@ -477,6 +478,47 @@ class SmoothFit:
             "converged": self.converged,
             "optimizer": "dense profiled criterion, coordinate Brent (vctest.model.smooth_fit)",
         }
+
+    def summary(self) -> str:
+        """A text summary: criterion, smooths (edf), variance components, fixed effects.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, vctest
+        >>> x = np.linspace(0, 1, 80)
+        >>> d = pd.DataFrame({"x": x, "y": np.sin(6 * x) + np.cos(40 * x) / 4})
+        >>> print(vctest.fit("y ~ s(x, bs='cr')", d).summary())  # doctest: +ELLIPSIS
+        Additive mixed model fit by REML (vctest; penalised splines as in mgcv::gamm)
+        Formula: y ~ s(x, bs='cr')
+        ...
+        """
+        kind = "REML" if self.reml else "maximum likelihood"
+        d = self.design
+        lines = [
+            f"Additive mixed model fit by {kind} (vctest; penalised splines as in mgcv::gamm)",
+            f"Formula: {d.formula.text}",
+            f"  {'REML criterion' if self.reml else 'deviance'}: {self.objective:.4f}   "
+            f"logLik: {self.loglik:.4f}   edf (all components): {self.edf:.3f}",
+            "",
+            "Smooth terms:",
+        ]
+        for sm in d.smooths:
+            t = sm.basis.term
+            lines.append(f"  {sm.label}: bs = '{t.bs}' ({_BASES[t.bs]}), "
+                         f"k = {t.k}; fixed {', '.join(sm.basis.fixed_names)} + "
+                         f"{sm.q} penalised columns")
+        lines += ["", "Variance components:"]
+        vc = self.varcorr
+        lines += [f"  {row.grp:<20} variance {row.vcov:.6g}  sd {row.sdcor:.6g}"
+                  for row in vc.itertuples()]
+        lines += ["", "Fixed effects:"]
+        lines += [f"  {name:<20} {value: .6g}" for name, value in self.beta.items()]
+        lines += ["", f"Number of obs: {d.n}" + (f" ({d.n_dropped} dropped)" if d.n_dropped
+                                                 else ""),
+                  "Converged." if self.converged else "The variance search did not settle.",
+                  *(["Boundary (singular) fit: a variance component is estimated at zero."]
+                    if self.singular else [])]
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         kind = "REML criterion" if self.reml else "deviance"
