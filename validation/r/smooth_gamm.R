@@ -21,7 +21,11 @@ amm <- data.frame(g = factor(rep(sprintf("g%02d", 1:ng), each = per)), x = runif
 amm$y <- cos(3 * amm$x) + 2 * amm$x^2 + rnorm(ng, sd = 0.5)[as.integer(amm$g)] +
   rnorm(ng * per, sd = 0.3)
 
-one <- function(name, formula, data, random = NULL) {
+set.seed(1819)
+two <- data.frame(x1 = runif(200), x2 = runif(200))
+two$y <- sin(2 * pi * two$x1) + 2 * two$x2^2 + rnorm(200, sd = 0.3)
+
+one <- function(name, formula, data, random = NULL, test = TRUE) {
   set.seed(2018)
   g <- if (is.null(random)) gamm(as.formula(formula), data = data, method = "REML")
        else gamm(as.formula(formula), data = data, method = "REML", random = random)
@@ -42,9 +46,11 @@ one <- function(name, formula, data, random = NULL) {
   grid <- data.frame(seq(min(data[[xname]]), max(data[[xname]]), length.out = 25))
   names(grid) <- xname
   if (!is.null(random)) grid$g <- data$g[1]
+  for (sm in g$gam$smooth[-1]) grid[[sm$term]] <- mean(data[[sm$term]])
   pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
   out$smooth_grid <- list(x = grid[[xname]], fit = unname(as.numeric(pt$fit[, 1])),
                           se = unname(as.numeric(pt$se.fit[, 1])))
+  if (!test) return(out)  # several smooths: the fit only
   if (is.null(random)) {
     set.seed(2019)
     r <- exactRLRT(g$lme, nsim = NSIM)
@@ -87,14 +93,16 @@ cases <- list(
   one("mcycle_tp", "accel ~ s(times, bs = \"tp\", k = 10)", mcycle),
   one("sim_cr", "y ~ s(x, bs = \"cr\", k = 10)", sim),
   one("sim_tp", "y ~ s(x, bs = \"tp\", k = 10)", sim),
-  one("amm_cr", "y ~ s(x, bs = \"cr\", k = 10)", amm, random = list(g = ~1))
+  one("amm_cr", "y ~ s(x, bs = \"cr\", k = 10)", amm, random = list(g = ~1)),
+  one("two_smooths", "y ~ s(x1, bs = \"cr\", k = 10) + s(x2, bs = \"tp\", k = 8)", two,
+      test = FALSE)
 )
 writeLines(toJSON(list(env = list(R = R.version.string,
                                   mgcv = as.character(packageVersion("mgcv")),
                                   RLRsim = as.character(packageVersion("RLRsim")),
                                   nlme = as.character(packageVersion("nlme"))),
                        data = list(mcycle = mcycle, sim = sim,
-                                   amm = transform(amm, g = as.character(g))),
+                                   amm = transform(amm, g = as.character(g)), two = two),
                        cases = cases),
                   auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "validation/reference/smooth_gamm.json")

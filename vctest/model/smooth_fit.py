@@ -410,7 +410,7 @@ class SmoothFit:
         reparametrisation (nothing is learnt from ``newdata``); beyond the
         data's range a cr smooth continues linearly.  ``re_form`` and
         ``allow_new_levels`` act on the ordinary random-effects terms as in
-        :meth:`vctest.model.fit.LmmFit.predict` (smooths are always included).
+        ``LmmFit.predict`` (smooths are always included).
         """
         d, sol = self.design, self.solution
         modes = []
