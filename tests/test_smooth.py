@@ -227,6 +227,15 @@ def test_predict_uses_the_fits_basis(fits):
     assert pop[0] == pytest.approx(pop[1]) == pytest.approx(pred[1])
 
 
+@pytest.mark.parametrize("name", ["mcycle_cr", "mcycle_tp", "mcycle_ps"])
+def test_predict_new_x_equals_mgcv(fits, name):
+    """At new x, beyond the data's range too (cr and ps continue linearly, as mgcv's)."""
+    ref = CASES[name]["predict_new"]
+    pred = fits[name].predict(pd.DataFrame({"times": ref["times"]}))
+    fitted = np.array(CASES[name]["fitted_lme"])
+    assert np.abs(pred - ref["fit"]).max() < 1e-5 * np.ptp(fitted)
+
+
 def test_plot_smooth(fits):
     import matplotlib
 
@@ -267,7 +276,7 @@ def test_docs_page_example():
 
 @pytest.mark.parametrize("formula, match", [
     ("y ~ s(x, by = z)", "by = z"),
-    ("y ~ s(x, bs = 'ps')", "bs = 'ps' is not implemented"),
+    ("y ~ s(x, bs = 'ad')", "bs = 'ad' is not implemented"),
     ("y ~ s(x, z)", "one numeric column"),
     ("y ~ s(x, m = 3)", "m of mgcv"),
     ("y ~ s(x, k = 3)", "k >= 4"),

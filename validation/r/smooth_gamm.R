@@ -47,6 +47,11 @@ one <- function(name, formula, data, random = NULL, test = TRUE) {
   names(grid) <- xname
   if (!is.null(random)) grid$g <- data$g[1]
   for (sm in g$gam$smooth[-1]) grid[[sm$term]] <- mean(data[[sm$term]])
+  if ("times" %in% names(data)) {  # predictions at new x, some beyond the data's range
+    newx <- data.frame(times = c(-5, 0, 2.4, 30, 57.6, 60, 70))
+    out$predict_new <- list(times = newx$times,
+                            fit = unname(as.numeric(predict(g$gam, newdata = newx))))
+  }
   pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
   out$smooth_grid <- list(x = grid[[xname]], fit = unname(as.numeric(pt$fit[, 1])),
                           se = unname(as.numeric(pt$se.fit[, 1])))
@@ -91,6 +96,7 @@ one <- function(name, formula, data, random = NULL, test = TRUE) {
 cases <- list(
   one("mcycle_cr", "accel ~ s(times, bs = \"cr\", k = 10)", mcycle),
   one("mcycle_tp", "accel ~ s(times, bs = \"tp\", k = 10)", mcycle),
+  one("mcycle_ps", "accel ~ s(times, bs = \"ps\", k = 10)", mcycle),
   one("sim_cr", "y ~ s(x, bs = \"cr\", k = 10)", sim),
   one("sim_tp", "y ~ s(x, bs = \"tp\", k = 10)", sim),
   one("amm_cr", "y ~ s(x, bs = \"cr\", k = 10)", amm, random = list(g = ~1)),

@@ -23,6 +23,9 @@ mgcv's.  Bases (written from the math, not from mgcv's source):
   knots placed at the quantiles of the unique x (R's type 7), natural end
   conditions, penalty ``int f''(x)^2 dx = beta' D' B^-1 D beta`` (Wood 2017,
   section 5.3.1); linear beyond the outer knots.
+* ``bs="ps"``: a P-spline (Eilers & Marx 1996) as mgcv builds it: cubic
+  B-splines (scipy's) on k - 2 evenly spaced knots over the data's range
+  widened by 0.1% each side, second-order difference penalty; linear beyond.
 * ``bs="tp"``: the thin-plate regression spline of Wood (2003) in one
   dimension with m = 2: radial function ``|r|^3 / 12`` at the unique x,
   truncated to the ``k`` eigenvectors of largest absolute eigenvalue,
@@ -45,7 +48,8 @@ __all__ = ["SMOOTH_BASES", "SmoothBasis", "SmoothBlock", "SmoothTerm", "build_sm
            "refuse_smooths", "smooth_blocks", "smooth_from_args"]
 
 #: Bases implemented, with their meaning.
-SMOOTH_BASES = {"cr": "cubic regression spline", "tp": "thin-plate regression spline"}
+SMOOTH_BASES = {"cr": "cubic regression spline", "tp": "thin-plate regression spline",
+                "ps": "P-spline"}
 
 #: mgcv's default basis dimension for a 1-D smooth.
 DEFAULT_K = 10
@@ -66,7 +70,7 @@ class SmoothTerm:
     k : int
         Basis dimension before the identifiability constraint.
     bs : str
-        Basis: ``"cr"`` or ``"tp"``.
+        Basis: ``"cr"``, ``"tp"`` or ``"ps"``.
     source : str
         The term as written.
     """
@@ -113,6 +117,8 @@ class SmoothBasis:
         x = np.asarray(x, dtype=float)
         if self.term.bs == "cr":
             return _cr_basis(x, self.knots)
+        if self.term.bs == "ps":
+            return _ps_basis(x, self.knots)
         radial = np.abs(x[:, None] - self.knots[None, :]) ** 3 / 12.0
         return np.column_stack([radial @ self.tp_vectors, np.ones_like(x),
                                 (x - self.shift) / self.scale])
@@ -188,8 +194,8 @@ def smooth_from_args(args: list[tuple[str | None, str]], source: str) -> SmoothT
         if bs not in SMOOTH_BASES:
             raise ValueError(
                 f"{what}: bs = {named['bs']} is not implemented; use bs = 'cr' (cubic "
-                "regression spline) or bs = 'tp' (thin-plate regression spline, mgcv's "
-                "default).")
+                "regression spline), bs = 'tp' (thin-plate regression spline, mgcv's "
+                "default) or bs = 'ps' (P-spline).")
     return SmoothTerm(variable=variable, k=k, bs=bs, source=source)
 
 
@@ -255,6 +261,45 @@ def _cr_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
         out[rows] = slope[None, :] * (x[rows] - knots[end])[:, None]
         out[rows, end] += 1.0
     return out
+
+
+# -- P-spline (Eilers & Marx 1996): cubic B-splines, second-order difference penalty ----------
+
+
+def _ps_knots(x: np.ndarray, k: int) -> np.ndarray:
+    """mgcv's ps knots: k - 2 evenly spaced over the range widened by 0.1% on each side, and
+    three more beyond each end (cubic B-splines)."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    width = hi - lo
+    lo, hi = lo - 0.001 * width, hi + 0.001 * width
+    nk = k - 2
+    step = (hi - lo) / (nk - 1)
+    return np.linspace(lo - 3 * step, hi + 3 * step, nk + 6)
+
+
+def _ps_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Cubic B-spline basis (scipy's), continued linearly beyond the inner knots' range."""
+    from scipy.interpolate import BSpline
+
+    lo, hi = knots[3], knots[-4]
+    inner = np.clip(x, lo, hi)
+    out = BSpline.design_matrix(inner, knots, 3, extrapolate=False).toarray()
+    outside = (x < lo) | (x > hi)
+    if outside.any():
+        ends = np.array([lo, hi])
+        nb = knots.size - 4
+        slopes = np.column_stack([
+            BSpline(knots, np.eye(nb)[j], 3, extrapolate=False).derivative()(ends)
+            for j in range(nb)])
+        left, right = x < lo, x > hi
+        out[left] += (x[left] - lo)[:, None] * slopes[0]
+        out[right] += (x[right] - hi)[:, None] * slopes[1]
+    return out
+
+
+def _ps_penalty(k: int) -> np.ndarray:
+    d = np.diff(np.eye(k), n=2, axis=0)
+    return d.T @ d
 
 
 # -- thin-plate regression spline (1-D, m = 2) ----------------------------------------------
@@ -342,9 +387,12 @@ import pandas as pd
         raise ValueError(
             f"{what}: {term.variable!r} has {n_unique} unique values, fewer than the basis "
             f"dimension k = {term.k}; use a smaller k (at most {n_unique}).")
-    if term.bs == "cr":
-        knots = _cr_knots(x, term.k)
-        _, s = _cr_matrices(knots)
+    if term.bs in ("cr", "ps"):
+        if term.bs == "cr":
+            knots = _cr_knots(x, term.k)
+            _, s = _cr_matrices(knots)
+        else:
+            knots, s = _ps_knots(x, term.k), _ps_penalty(term.k)
         partial = SmoothBasis(term, knots, np.zeros((term.k, 0)), np.zeros((term.k, 0)))
     else:
         knots, vecs, pen, shift, scale = _tp_setup(x, term.k, what)
