@@ -2,9 +2,10 @@
 
 Oracles: ``validation/reference/smooth_gamm.json`` (``Rscript
 validation/r/smooth_gamm.R``: mgcv 1.8-41 ``gamm(method = "REML")`` on
-MASS::mcycle, a simulated data set and an additive mixed model and two smooths; RLRsim 3.1-8
-``exactRLRT``) and, for the null's mass at zero, a dense NumPy brute-force
-supremum over lambda on the same design.
+MASS::mcycle, a simulated data set and an additive mixed model, two smooths and
+by= smooths (numeric and factor); RLRsim 3.1-8 ``exactRLRT``) and, for the
+null's mass at zero, a dense NumPy brute-force supremum over lambda on the same
+design.
 """
 
 from __future__ import annotations
@@ -51,14 +52,19 @@ def fits() -> dict[str, SmoothFit]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_basis_equals_gamms(name):
-    """Same null-space column (up to sign) and the same Z Z' (up to the penalty's scale)."""
+    """The same null-space columns (their span and Gram determinant: the REML criterion
+    depends on both) and the same Z Z' (up to the penalty's scale)."""
     case = CASES[name]
     d = build_design(_formula(case), _data(name))
     sm = d.smooths[0]
-    xf = d.X[:, sm.fixed_columns[0]]
-    xr = np.array(case["X"])[:, 1]
-    sign = np.sign(xf @ xr)
-    np.testing.assert_allclose(sign * xf, xr, rtol=0, atol=1e-9 * np.abs(xr).max())
+    n_smooth_fixed = sum(len(b.fixed_columns) for b in d.smooths)
+    first = d.p - n_smooth_fixed
+    mine = d.X[:, list(sm.fixed_columns)]
+    theirs = np.array(case["X"])[:, first:first + len(sm.fixed_columns)]
+    assert np.linalg.slogdet(mine.T @ mine)[1] == pytest.approx(
+        np.linalg.slogdet(theirs.T @ theirs)[1], abs=1e-9)
+    proj = mine @ np.linalg.solve(mine.T @ mine, mine.T)
+    np.testing.assert_allclose(proj @ theirs, theirs, atol=1e-9 * np.abs(theirs).max())
     a, b = sm.Z @ sm.Z.T, np.array(case["Z"]) @ np.array(case["Z"]).T
     ratio = np.sum(a * b) / np.sum(b * b)
     assert np.abs(a - ratio * b).max() < 1e-9 * np.abs(a).max()
@@ -114,12 +120,12 @@ def test_smooth_curve_and_band_equal_plot_gam(fits, name):
 @pytest.mark.parametrize("name", TESTED)
 def test_rlrt_statistic_equals_rlrsims(name):
     case = CASES[name]
-    term = "s(times)" if name.startswith("mcycle") else "s(x)"
+    term = build_design(_formula(case), _data(name)).smooths[0].label
     res = vctest.vc_test(_formula(case), _data(name), term=term, nsim=2000, seed=1)
     assert res.statistic == pytest.approx(case["rlrt"]["statistic"], rel=1e-6)
     assert res.test == "RLRT" and res.method == "exact"
     assert res.pvalue == pytest.approx(1 / 2001)  # no null draw comes near
-    assert res.settings["K"] == 8 and res.settings["p"] == 2
+    assert res.settings["K"] == 8 and res.settings["p"] == len(case["X"][0])
     if case["random"]:
         assert "Greven" in res.reference
 
@@ -227,6 +233,22 @@ def test_predict_uses_the_fits_basis(fits):
     assert pop[0] == pytest.approx(pop[1]) == pytest.approx(pred[1])
 
 
+@pytest.mark.parametrize("name", ["byd_num", "byd_fac"])
+def test_by_smooths_predict_and_test(fits, name):
+    m, data = fits[name], _data(name)
+    rows = [3, 100, 201]
+    np.testing.assert_allclose(m.predict(data.iloc[rows]), m.fitted[rows], rtol=1e-10)
+    label = m.design.smooths[-1].label
+    assert label == ("s(x):z" if name == "byd_num" else "s(x):fb")
+    res = vctest.vc_test(_formula(CASES[name]), data, term=label, method="asymptotic")
+    assert res.term == label and res.statistic > 10
+    if name == "byd_fac":  # the level's smooth is zero on the other level's rows
+        sm = m.design.smooths[0]
+        assert np.all(sm.Z[(data["f"] == "b").to_numpy()] == 0)
+        with pytest.raises(ValueError, match="names several"):
+            m.smooth("x")
+
+
 @pytest.mark.parametrize("name", ["mcycle_cr", "mcycle_tp", "mcycle_ps"])
 def test_predict_new_x_equals_mgcv(fits, name):
     """At new x, beyond the data's range too (cr and ps continue linearly, as mgcv's)."""
@@ -275,7 +297,7 @@ def test_docs_page_example():
 
 
 @pytest.mark.parametrize("formula, match", [
-    ("y ~ s(x, by = z)", "by = z"),
+    ("y ~ s(x, by = log(z))", "must name a column"),
     ("y ~ s(x, bs = 'ad')", "bs = 'ad' is not implemented"),
     ("y ~ s(x, z)", "one numeric column"),
     ("y ~ s(x, m = 3)", "m of mgcv"),

@@ -25,6 +25,11 @@ set.seed(1819)
 two <- data.frame(x1 = runif(200), x2 = runif(200))
 two$y <- sin(2 * pi * two$x1) + 2 * two$x2^2 + rnorm(200, sd = 0.3)
 
+set.seed(1820)
+byd <- data.frame(x = runif(240), z = rnorm(240), f = factor(rep(c("a", "b"), 120)))
+byd$yn <- 1 + byd$z * sin(2 * pi * byd$x) + rnorm(240, sd = 0.3)
+byd$yf <- ifelse(byd$f == "a", sin(2 * pi * byd$x), 0.5 + 2 * byd$x^2) + rnorm(240, sd = 0.3)
+
 one <- function(name, formula, data, random = NULL, test = TRUE) {
   set.seed(2018)
   g <- if (is.null(random)) gamm(as.formula(formula), data = data, method = "REML")
@@ -46,15 +51,22 @@ one <- function(name, formula, data, random = NULL, test = TRUE) {
   grid <- data.frame(seq(min(data[[xname]]), max(data[[xname]]), length.out = 25))
   names(grid) <- xname
   if (!is.null(random)) grid$g <- data$g[1]
-  for (sm in g$gam$smooth[-1]) grid[[sm$term]] <- mean(data[[sm$term]])
+  for (sm in g$gam$smooth[-1])
+    if (!(sm$term %in% names(grid))) grid[[sm$term]] <- mean(data[[sm$term]])
+  for (sm in g$gam$smooth) if (sm$by != "NA") {  # f(x) itself: z = 1, or the first level
+    grid[[sm$by]] <- if (is.factor(data[[sm$by]]))
+      factor(g$gam$smooth[[1]]$by.level, levels = levels(data[[sm$by]])) else 1
+  }
   if ("times" %in% names(data)) {  # predictions at new x, some beyond the data's range
     newx <- data.frame(times = c(-5, 0, 2.4, 30, 57.6, 60, 70))
     out$predict_new <- list(times = newx$times,
                             fit = unname(as.numeric(predict(g$gam, newdata = newx))))
   }
   pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
-  out$smooth_grid <- list(x = grid[[xname]], fit = unname(as.numeric(pt$fit[, 1])),
-                          se = unname(as.numeric(pt$se.fit[, 1])))
+  lab <- g$gam$smooth[[1]]$label
+  out$smooth_grid <- list(label = lab, x = grid[[xname]],
+                          fit = unname(as.numeric(pt$fit[, lab])),
+                          se = unname(as.numeric(pt$se.fit[, lab])))
   if (!test) return(out)  # several smooths: the fit only
   if (is.null(random)) {
     set.seed(2019)
@@ -101,14 +113,17 @@ cases <- list(
   one("sim_tp", "y ~ s(x, bs = \"tp\", k = 10)", sim),
   one("amm_cr", "y ~ s(x, bs = \"cr\", k = 10)", amm, random = list(g = ~1)),
   one("two_smooths", "y ~ s(x1, bs = \"cr\", k = 10) + s(x2, bs = \"tp\", k = 8)", two,
-      test = FALSE)
+      test = FALSE),
+  one("byd_num", "yn ~ s(x, bs = \"cr\", by = z)", byd),
+  one("byd_fac", "yf ~ f + s(x, bs = \"cr\", by = f)", byd, test = FALSE)
 )
 writeLines(toJSON(list(env = list(R = R.version.string,
                                   mgcv = as.character(packageVersion("mgcv")),
                                   RLRsim = as.character(packageVersion("RLRsim")),
                                   nlme = as.character(packageVersion("nlme"))),
                        data = list(mcycle = mcycle, sim = sim,
-                                   amm = transform(amm, g = as.character(g)), two = two),
+                                   amm = transform(amm, g = as.character(g)), two = two,
+                                   byd = transform(byd, f = as.character(f))),
                        cases = cases),
                   auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "validation/reference/smooth_gamm.json")

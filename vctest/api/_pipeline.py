@@ -25,7 +25,7 @@ from scipy.stats import chi2
 from vctest._pvalue import clean_statistic, monte_carlo_pvalue, pvalue_from_counts
 from vctest._rng import SeedLike, entropy_of, seed_sequence
 from vctest.formula.design import Design, build_design
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.model.fit import LmmFit, fit_model
 from vctest.model.glm import GeneralizedLinearModel, GlmFit, fit_glm
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm

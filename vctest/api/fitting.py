@@ -9,7 +9,7 @@ import pandas as pd
 from vctest._data import as_frame
 from vctest.api._checks import check_family, offset_values
 from vctest.formula.design import Design, build_design
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
 from vctest.model.glmm import OPTIMIZERS as GLMM_OPTIMIZERS
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm

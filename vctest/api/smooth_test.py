@@ -24,7 +24,7 @@ from vctest._rng import entropy_of, seed_sequence
 from vctest.api._pipeline import KEEP_NULL_UP_TO, Draws
 from vctest.formula.design import Design
 from vctest.formula.parse import random_term_from_text
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import find_smooth, refuse_smooths
 from vctest.model.smooth_fit import fit_smooth
 from vctest.nulls.asymptotic import mixture_50_50
 from vctest.nulls.exact import SpectralDesign, SpectralTask, simulate_null
@@ -61,9 +61,9 @@ def smooth_component(design: Design, term: str) -> str:
     column name) or a scalar random-effects term (``"(1 | g)"``).
     """
     key = term.strip()
-    for sm in design.smooths:
-        if key in (sm.label, sm.basis.term.source, sm.basis.term.variable):
-            return sm.label
+    j = find_smooth(design.smooths, key)
+    if j is not None:
+        return design.smooths[j].label
     if "|" in key:
         wanted = [t.label for t in random_term_from_text(key)]
         for blk in design.blocks:

@@ -39,7 +39,7 @@ from vctest.formula.evaluate import (
 )
 from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
 from vctest.formula.rsemantics import grouping_values, lme4_term_order
-from vctest.formula.smooth import SmoothBlock, smooth_blocks
+from vctest.formula.smooth_design import SmoothBlock, smooth_blocks
 
 __all__ = ["Design", "RandomBlock", "build_design", "lhs_column_names"]
 
@@ -193,6 +193,8 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
                 wanted.append((v, f"the random-effects term {term.source!r}"))
     for sm in parsed.smooths:
         wanted.append((sm.variable, f"the smooth term {sm.source!r}"))
+        if sm.by is not None:
+            wanted.append((sm.by, f"the by variable of the smooth term {sm.source!r}"))
     n_model = len(wanted)
     for term in parsed.random:
         for g in term.group_factors:

@@ -8,6 +8,9 @@ shorthands are expanded here, as lme4 does:
 * ``(1 + x || g)`` -- independent terms ``(1 | g)`` and ``(0 + x | g)``;
 * ``(1 | a/b)`` -- nested grouping ``(1 | a)`` and ``(1 | b:a)``.
 
+Top-level ``s(x, k=, bs=, by=)`` terms are smooths (penalised splines, as in
+mgcv), read by :func:`vctest.formula.smooth_design.smooth_from_args`.
+
 The text is cut by a small tokenizer that tracks parentheses, brackets,
 braces and quoted strings, so that ``log(x + 1)`` or ``C(f, levels=['a|b'])``
 are never split.
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vctest.formula.smooth import SmoothTerm, smooth_from_args
+from vctest.formula.smooth import SmoothTerm
+from vctest.formula.smooth_design import smooth_from_args
 
 __all__ = ["ParsedFormula", "RandomTerm", "Response", "parse_formula", "random_term_from_text"]
 

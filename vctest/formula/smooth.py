@@ -42,10 +42,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-__all__ = ["SMOOTH_BASES", "SmoothBasis", "SmoothBlock", "SmoothTerm", "build_smooth",
-           "refuse_smooths", "smooth_blocks", "smooth_from_args"]
+__all__ = ["SMOOTH_BASES", "SmoothBasis", "SmoothTerm", "build_smooth"]
 
 #: Bases implemented, with their meaning.
 SMOOTH_BASES = {"cr": "cubic regression spline", "tp": "thin-plate regression spline",
@@ -73,17 +71,20 @@ class SmoothTerm:
         Basis: ``"cr"``, ``"tp"`` or ``"ps"``.
     source : str
         The term as written.
+    by : str or None
+        ``s(x, by=z)``: the column z (numeric: f(x) z; factor: one smooth per level).
     """
 
     variable: str
     k: int
     bs: str
     source: str
+    by: str | None = None
 
     @property
     def label(self) -> str:
-        """mgcv's label, e.g. ``"s(times)"``."""
-        return f"s({self.variable})"
+        """mgcv's label, e.g. ``"s(times)"`` or ``"s(x):z"``."""
+        return f"s({self.variable})" + (f":{self.by}" if self.by else "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +103,8 @@ class SmoothBasis:
         tp only: ``U_k Z_T`` (knots x (k - 2)), the truncated eigenbasis.
     shift, scale : float
         tp only: x enters the null space as ``(x - shift) / scale``.
+    level : str or None
+        For a factor ``by``: the level this copy of the smooth belongs to.
     """
 
     term: SmoothTerm
@@ -111,6 +114,21 @@ class SmoothBasis:
     tp_vectors: np.ndarray | None = None
     shift: float = 0.0
     scale: float = 1.0
+    level: str | None = None
+
+    @property
+    def label(self) -> str:
+        """mgcv's label: ``"s(x)"``, ``"s(x):z"`` or, for level a of factor f, ``"s(x):fa"``."""
+        return self.term.label + (self.level if self.level is not None else "")
+
+    def multiplier(self, by: object) -> np.ndarray | float:
+        """Row weights from the ``by`` column's values (None: 1, the curve itself)."""
+        if by is None or self.term.by is None:
+            return 1.0
+        values = np.asarray(by)
+        if self.level is None:
+            return np.asarray(values, dtype=float)
+        return (values.astype(str) == self.level).astype(float)
 
     def basis(self, x: np.ndarray) -> np.ndarray:
         """The unconstrained basis ``B(x)`` (rows of x, k columns)."""
@@ -123,80 +141,25 @@ class SmoothBasis:
         return np.column_stack([radial @ self.tp_vectors, np.ones_like(x),
                                 (x - self.shift) / self.scale])
 
-    def fixed(self, x: np.ndarray) -> np.ndarray:
-        """Fixed-effect (null-space) columns at ``x``."""
-        return self.basis(x) @ self.fixed_map
+    def fixed(self, x: np.ndarray, by: object = None) -> np.ndarray:
+        """Fixed-effect (null-space) columns at ``x`` (rows times the ``by`` weights)."""
+        w = self.multiplier(by)
+        return (self.basis(x) @ self.fixed_map) * np.reshape(w, (-1, 1))
 
-    def random(self, x: np.ndarray) -> np.ndarray:
-        """Random-effects columns at ``x``."""
-        return self.basis(x) @ self.random_map
+    def random(self, x: np.ndarray, by: object = None) -> np.ndarray:
+        """Random-effects columns at ``x`` (rows times the ``by`` weights)."""
+        w = self.multiplier(by)
+        return (self.basis(x) @ self.random_map) * np.reshape(w, (-1, 1))
 
     @property
     def fixed_names(self) -> tuple[str, ...]:
         """Names of the fixed columns, as gamm names them: ``"s(x)Fx1"``."""
-        return tuple(f"{self.term.label}Fx{i + 1}" for i in range(self.fixed_map.shape[1]))
+        return tuple(f"{self.label}Fx{i + 1}" for i in range(self.fixed_map.shape[1]))
 
     @property
     def q(self) -> int:
         """Number of random-effects columns (penalised dimension)."""
         return int(self.random_map.shape[1])
-
-
-def _is_name(text: str) -> bool:
-    if text.startswith("`") and text.endswith("`") and len(text) > 2:
-        return True
-    return text.replace(".", "_").replace("_", "a").isalnum() and not text[0].isdigit()
-
-
-def smooth_from_args(args: list[tuple[str | None, str]], source: str) -> SmoothTerm:
-    """The :class:`SmoothTerm` of ``s(...)`` from its arguments ``(name or None, text)``.
-
-    Raises
-    ------
-    ValueError
-        For anything but ``s(column, k=<int>, bs="cr"|"tp")``; the message
-        says what is supported.
-
-    Examples
-    --------
-    >>> from vctest.formula.smooth import smooth_from_args
-    >>> smooth_from_args([(None, "times"), ("k", "8"), ("bs", '"cr"')], "s(times)").k
-    8
-    """
-    what = f"smooth term {source!r}"
-    positional = [text for name, text in args if name is None]
-    named = {name: text for name, text in args if name is not None}
-    if len(positional) != 1 or not _is_name(positional[0]):
-        raise ValueError(
-            f"{what}: vctest smooths one numeric column, written as its name, e.g. "
-            "s(x, k = 10, bs = 'cr'); multi-dimensional smooths and expressions inside s() "
-            "are not supported (compute the column first).")
-    variable = positional[0].strip("`")
-    if "by" in named:
-        raise ValueError(f"{what}: varying-coefficient smooths s(x, by = z) are not "
-                         "implemented yet; fit the smooth of x alone.")
-    unknown = sorted(set(named) - {"k", "bs"})
-    if unknown:
-        raise ValueError(f"{what}: argument(s) {', '.join(unknown)} of mgcv's s() are not "
-                         "supported; vctest takes k and bs.")
-    k = DEFAULT_K
-    if "k" in named:
-        try:
-            k = int(named["k"])
-        except ValueError:
-            raise ValueError(f"{what}: k must be a whole number such as 10; got "
-                             f"{named['k']!r}.") from None
-        if k < 4:
-            raise ValueError(f"{what}: k = {k} is too small; a penalised spline needs k >= 4.")
-    bs = "tp"  # mgcv's default
-    if "bs" in named:
-        bs = named["bs"].strip().strip("'\"")
-        if bs not in SMOOTH_BASES:
-            raise ValueError(
-                f"{what}: bs = {named['bs']} is not implemented; use bs = 'cr' (cubic "
-                "regression spline), bs = 'tp' (thin-plate regression spline, mgcv's "
-                "default) or bs = 'ps' (P-spline).")
-    return SmoothTerm(variable=variable, k=k, bs=bs, source=source)
 
 
 # -- cubic regression spline ----------------------------------------------------------------
@@ -336,30 +299,37 @@ def _null_basis(c: np.ndarray) -> np.ndarray:
     return q[:, c.shape[0]:]
 
 
-def _reparametrise(b: np.ndarray, s: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(fixed_map, random_map)`` from the data basis ``b`` and the penalty ``s``."""
-    qc = _null_basis(b.sum(axis=0)[None, :])
+def _reparametrise(b: np.ndarray, s: np.ndarray, what: str, qc: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(fixed_map, random_map)`` from the penalty ``s`` and ``qc``, an orthonormal basis
+    of the constrained coefficients (None: unconstrained)."""
+    qc = np.eye(b.shape[1]) if qc is None else qc
     sc = qc.T @ s @ qc
     sc = 0.5 * (sc + sc.T)
     d, u = np.linalg.eigh(sc)
     pos = d > d.max() * 1e-10
     if not pos.any():
         raise ValueError(f"{what}: the penalty has no penalised directions; increase k.")
-    # scale so that Z's columns have root-mean-square about one (theta near 1 at the start)
     random_map = qc @ (u[:, pos] / np.sqrt(d[pos]))
     fixed_map = qc @ u[:, ~pos]
-    # sign: the null-space columns increase with x (gamm's sign is arbitrary)
     return fixed_map, random_map
 
 
-def build_smooth(term: SmoothTerm, x: np.ndarray) -> SmoothBasis:
+def build_smooth(term: SmoothTerm, x: np.ndarray, weight: np.ndarray | None = None,
+                 level: str | None = None) -> SmoothBasis:
     """Learn the basis of ``term`` on the fitting rows' ``x``.
 
     Parameters
     ----------
     term : SmoothTerm
     x : ndarray of float
-        The smoothed covariate on the rows used (finite).
+        The smoothed covariate on the rows used (finite); the knots come from it.
+    weight : ndarray, optional
+        Row weights of a ``by`` smooth: the numeric ``by`` column (then the
+        smooth is not constrained, as mgcv's) or a factor level's indicator
+        (constrained as the smooth without ``by``: summing to zero over all rows).
+    level : str, optional
+        The factor level of ``weight``.
 
     Returns
     -------
@@ -374,7 +344,6 @@ def build_smooth(term: SmoothTerm, x: np.ndarray) -> SmoothBasis:
     Examples
     --------
     >>> import numpy as np
-import pandas as pd
     >>> from vctest.formula.smooth import SmoothTerm, build_smooth
     >>> sb = build_smooth(SmoothTerm("x", 10, "cr", "s(x)"), np.linspace(0, 1, 50))
     >>> sb.fixed_map.shape[1], sb.q
@@ -401,90 +370,18 @@ import pandas as pd
         partial = SmoothBasis(term, knots, np.zeros((term.k, 0)), np.zeros((term.k, 0)),
                               tp_vectors=vecs, shift=shift, scale=scale)
     b = partial.basis(x)
-    fixed_map, random_map = _reparametrise(b, s, what)
+    # mgcv's constraint: the unweighted smooth sums to zero over all rows (also for each
+    # level of a factor by); a numeric by is not constrained
+    qc = _null_basis(b.sum(axis=0)[None, :]) if weight is None or level is not None else None
+    if weight is not None:
+        b = b * weight[:, None]
+    fixed_map, random_map = _reparametrise(b, s, what, qc)
     xf = b @ fixed_map
-    for j in range(xf.shape[1]):
-        if np.dot(xf[:, j], x - x.mean()) < 0:
-            fixed_map[:, j] = -fixed_map[:, j]
-    # columns of Z to root-mean-square one (the variance's scale is arbitrary anyway)
+    if xf.shape[1] == 1 and np.dot(xf[:, 0], x - x.mean()) < 0:
+        fixed_map = -fixed_map  # the null-space column increases with x (gamm's sign varies)
+    # columns of Z to root-mean-square one over the rows (the variance's scale is arbitrary)
     z = b @ random_map
     rms = float(np.sqrt(np.mean(z * z)))
     random_map = random_map / (rms if rms > 0 else 1.0)
     return SmoothBasis(term, knots, fixed_map, random_map, partial.tp_vectors,
-                       partial.shift, partial.scale)
-
-
-@dataclass(frozen=True, eq=False)
-class SmoothBlock:
-    """A smooth term in a design: its basis and where its parts sit.
-
-    Attributes
-    ----------
-    basis : SmoothBasis
-        Learned on the fitting rows (evaluate it at new x for predictions).
-    Z : ndarray, shape (n, q)
-        The penalised part: one random-effects block with iid coefficients.
-    fixed_columns : tuple of int
-        Columns of the design's X holding the null-space part.
-    """
-
-    basis: SmoothBasis
-    Z: np.ndarray
-    fixed_columns: tuple[int, ...]
-
-    @property
-    def label(self) -> str:
-        """The term's label, e.g. ``"s(times)"``."""
-        return self.basis.term.label
-
-    @property
-    def q(self) -> int:
-        """Number of random-effects columns."""
-        return int(self.Z.shape[1])
-
-
-def smooth_blocks(terms: tuple[SmoothTerm, ...], frame: pd.DataFrame, p: int
-                  ) -> tuple[tuple[SmoothBlock, ...], np.ndarray, tuple[str, ...]]:
-    """The smooths of a design on the rows of ``frame`` (the rows used).
-
-    ``p`` is the number of fixed-effect columns before the smooths'.  Returns
-    the blocks, the fixed-effect columns to append to X and their names.
-    """
-    blocks, cols, names = [], [], []
-    for term in terms:
-        values = frame[term.variable]
-        if isinstance(values.dtype, pd.CategoricalDtype) or not (
-                pd.api.types.is_numeric_dtype(values.dtype)
-                and not pd.api.types.is_bool_dtype(values.dtype)):
-            raise ValueError(f"smooth term {term.source!r}: column {term.variable!r} is not "
-                             f"numeric (dtype {values.dtype}); a smooth needs a numeric "
-                             "covariate.")
-        x = values.to_numpy(dtype=np.float64)
-        sb = build_smooth(term, x)
-        xf = sb.fixed(x)
-        idx = tuple(range(p + len(names), p + len(names) + xf.shape[1]))
-        cols.append(xf)
-        names.extend(sb.fixed_names)
-        blocks.append(SmoothBlock(basis=sb, Z=np.ascontiguousarray(sb.random(x)),
-                                  fixed_columns=idx))
-    n = len(frame)
-    xcols = np.hstack(cols) if cols else np.zeros((n, 0))
-    return tuple(blocks), xcols, tuple(names)
-
-
-def refuse_smooths(design: object, what: str) -> None:
-    """Raise a ValueError naming the smooth terms of ``design``, if it has any.
-
-    ``what`` names the operation, e.g. ``"a GLMM"``.  The engine's
-    random-effects blocks have one level per row; a smooth's penalised part is
-    a dense block, fitted only by :mod:`vctest.model.smooth_fit` (Gaussian).
-    """
-    smooths = getattr(design, "smooths", ())
-    if smooths:
-        labels = ", ".join(sm.label for sm in smooths)
-        raise ValueError(
-            f"smooth terms ({labels}) are not supported in {what} yet: vctest fits a "
-            "formula with s() terms as a Gaussian (additive) mixed model by REML or ML "
-            "(vctest.fit), and tests a smooth against a linear fit with vctest.vc_test("
-            "term='s(x)', method='exact'). Remove the smooth, or replace it by a parametric "
-            "term such as poly(x, 3).")
+                       partial.shift, partial.scale, level)

@@ -23,7 +23,7 @@ import pandas as pd
 from vctest._stack import user_stacklevel
 from vctest._tables import FitViews
 from vctest.formula.design import Design
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels import types as codes
 from vctest.kernels.engine import fit_model
 from vctest.kernels.families import inverse_link

@@ -28,7 +28,7 @@ import pandas as pd
 from vctest._tables import FitViews
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels.engine import fit_model
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.types import STATUS_TEXT, Structure

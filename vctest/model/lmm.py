@@ -20,7 +20,7 @@ import numpy as np
 
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
-from vctest.formula.smooth import refuse_smooths
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels.engine import fit_model
 from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Structure
 from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings

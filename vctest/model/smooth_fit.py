@@ -29,6 +29,7 @@ from scipy.stats import norm
 
 from vctest.formula.design import Design
 from vctest.formula.smooth import SMOOTH_BASES as _BASES
+from vctest.formula.smooth_design import find_smooth
 from vctest.model.conditional import predict_linear
 
 __all__ = ["MAX_DENSE_Q", "SmoothFit", "SmoothModel", "fit_smooth"]
@@ -335,13 +336,12 @@ class SmoothFit:
         return cov, keep
 
     def _smooth_index(self, term: str) -> int:
-        labels = [sm.label for sm in self.design.smooths]
-        key = term.strip()
-        for j, sm in enumerate(self.design.smooths):
-            if key in (sm.label, sm.basis.term.source, sm.basis.term.variable):
-                return j
-        raise ValueError(f"`term` {term!r} is not a smooth term of the model; its smooth terms "
-                         f"are {labels}.")
+        j = find_smooth(self.design.smooths, term)
+        if j is None:
+            labels = [sm.label for sm in self.design.smooths]
+            raise ValueError(f"`term` {term!r} is not a smooth term of the model (or names "
+                             f"several); its smooth terms are {labels}.")
+        return j
 
     def smooth(self, term: str, x: Any = None, *, n: int = 200,
                level: float = 0.95) -> pd.DataFrame:
@@ -349,7 +349,8 @@ class SmoothFit:
 
         The curve is the smooth's own part (null-space and penalised columns;
         it sums to zero over the data, like mgcv's ``plot.gam``); ``se`` is from
-        the Bayesian posterior covariance (Wood 2017, section 6.10).
+        the Bayesian posterior covariance (Wood 2017, section 6.10).  For
+        ``s(x, by=z)`` it is f(x) (z = 1); for a factor ``by``, the level's curve.
 
         Parameters
         ----------
@@ -370,7 +371,7 @@ class SmoothFit:
         j = self._smooth_index(term)
         sm = self.design.smooths[j]
         if x is None:
-            xs = sm.basis.term.variable
+            xs = sm.term.variable
             obs = self.design.frame[xs].to_numpy(dtype=float)
             x = np.linspace(obs.min(), obs.max(), int(n))
         x = np.asarray(x, dtype=float).reshape(-1)
@@ -421,19 +422,17 @@ class SmoothFit:
         smooth_cols = [c for sm in d.smooths for c in sm.fixed_columns]
         beta = sol.beta.copy()
         beta[smooth_cols] = 0.0
-        if newdata is None:
-            out = predict_linear(d, beta, modes, None, re_form, allow_new_levels)
-            x_of = {sm.basis.term.variable: d.frame[sm.basis.term.variable] for sm in d.smooths}
-        else:
-            out = predict_linear(d, beta, modes, newdata, re_form, allow_new_levels)
-            x_of = {sm.basis.term.variable: newdata[sm.basis.term.variable]
-                    for sm in d.smooths}
+        frame = d.frame if newdata is None else newdata
+        out = predict_linear(d, beta, modes, newdata, re_form, allow_new_levels)
         for j, sm in enumerate(d.smooths):
-            x = pd.to_numeric(x_of[sm.basis.term.variable]).to_numpy(dtype=float)
-            part = sm.basis.fixed(x) @ sol.beta[list(sm.fixed_columns)]
+            x = pd.to_numeric(frame[sm.term.variable]).to_numpy(dtype=float)
+            by = None if sm.term.by is None else frame[sm.term.by]
+            if by is not None and sm.basis.level is None:
+                by = pd.to_numeric(by).to_numpy(dtype=float)
+            part = sm.basis.fixed(x, by) @ sol.beta[list(sm.fixed_columns)]
             comp = next((c for c in self.model.components if c.smooth == j), None)
             if comp is not None:
-                part = part + sm.basis.random(x) @ self.ranef(comp.label)
+                part = part + sm.basis.random(x, by) @ self.ranef(comp.label)
             out = out + part
         return out
 
@@ -441,17 +440,22 @@ class SmoothFit:
                     data: bool = True) -> Any:
         """Plot the smooth of ``term`` with its pointwise band and the partial residuals.
 
+        (No partial residuals for a numeric ``by``: f(x) z has none on f's scale.)
+
         Needs matplotlib (``pip install 'vctest[plot]'``).  Returns the axes.
         """
         from vctest._smooth_plot import draw_smooth
 
         curve = self.smooth(term, level=level)
         sm = self.design.smooths[self._smooth_index(term)]
-        x = self.design.frame[sm.basis.term.variable].to_numpy(dtype=float)
+        x = self.design.frame[sm.term.variable].to_numpy(dtype=float)
         partial = None
-        if data:
+        if data and (sm.term.by is None or sm.basis.level is not None):
             own = self.smooth(term, x=x, level=level)["fit"].to_numpy()
             partial = own + self.residuals
+            if sm.basis.level is not None:  # a factor by: the rows of this level
+                rows = np.asarray(sm.basis.multiplier(self.design.frame[sm.term.by])) != 0
+                x, partial = x[rows], partial[rows]
         return draw_smooth(curve, x, partial, label=sm.label, level=level, ax=ax,
                            response=self.design.formula.response.text)
 
@@ -503,7 +507,7 @@ class SmoothFit:
             "Smooth terms:",
         ]
         for sm in d.smooths:
-            t = sm.basis.term
+            t = sm.term
             lines.append(f"  {sm.label}: bs = '{t.bs}' ({_BASES[t.bs]}), "
                          f"k = {t.k}; fixed {', '.join(sm.basis.fixed_names)} + "
                          f"{sm.q} penalised columns")
