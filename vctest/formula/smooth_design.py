@@ -46,7 +46,7 @@ def smooth_from_args(args: list[tuple[str | None, str]], source: str) -> SmoothT
 
     Examples
     --------
-    >>> from vctest.formula.smooth import smooth_from_args
+    >>> from vctest.formula.smooth_design import smooth_from_args
     >>> smooth_from_args([(None, "times"), ("k", "8"), ("bs", '"cr"')], "s(times)").k
     8
     """
