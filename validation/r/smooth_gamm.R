@@ -117,13 +117,40 @@ cases <- list(
   one("byd_num", "yn ~ s(x, bs = \"cr\", by = z)", byd),
   one("byd_fac", "yf ~ f + s(x, bs = \"cr\", by = f)", byd, test = FALSE)
 )
+# binomial and Poisson responses: gamm4 (glmer's Laplace approximation, nAGQ = 1, ML);
+# gamm's own GLMMs are PQL, which vctest does not fit. The ML deviance does not depend on
+# the scale of the fixed-effect columns, so only the smooth's span matters.
+suppressMessages(library(gamm4))
+set.seed(1821)
+glmd <- data.frame(x = runif(300))
+glmd$yb <- rbinom(300, 1, plogis(1.5 * sin(2 * pi * glmd$x)))
+glmd$yp <- rpois(300, exp(0.5 + sin(2 * pi * glmd$x)))
+glmm_one <- function(name, formula, family) {
+  g <- gamm4(as.formula(formula), data = glmd, family = family)
+  grid <- data.frame(x = seq(min(glmd$x), max(glmd$x), length.out = 25))
+  pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
+  list(name = name, formula = formula, family = family$family,
+       loglik = as.numeric(logLik(g$mer)), deviance = as.numeric(-2 * logLik(g$mer)),
+       fitted = unname(as.numeric(fitted(g$mer))),
+       smooth_grid = list(x = grid$x, fit = unname(as.numeric(pt$fit[, 1])),
+                          se = unname(as.numeric(pt$se.fit[, 1]))),
+       null_loglik = as.numeric(logLik(glm(as.formula(sub("s\\(x.*\\)", "x", formula)),
+                                           data = glmd, family = family))))
+}
+glmm_cases <- list(
+  glmm_one("binomial_cr", "yb ~ s(x, bs = \"cr\", k = 10)", binomial()),
+  glmm_one("poisson_cr", "yp ~ s(x, bs = \"cr\", k = 10)", poisson())
+)
+
 writeLines(toJSON(list(env = list(R = R.version.string,
                                   mgcv = as.character(packageVersion("mgcv")),
                                   RLRsim = as.character(packageVersion("RLRsim")),
-                                  nlme = as.character(packageVersion("nlme"))),
+                                  nlme = as.character(packageVersion("nlme")),
+                                  gamm4 = as.character(packageVersion("gamm4")),
+                                  lme4 = as.character(packageVersion("lme4"))),
                        data = list(mcycle = mcycle, sim = sim,
                                    amm = transform(amm, g = as.character(g)), two = two,
-                                   byd = transform(byd, f = as.character(f))),
-                       cases = cases),
+                                   byd = transform(byd, f = as.character(f)), glmd = glmd),
+                       cases = cases, glmm_cases = glmm_cases),
                   auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "validation/reference/smooth_gamm.json")

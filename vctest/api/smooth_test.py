@@ -10,7 +10,8 @@ drawn from the eigenvalues of ``Z'P0Z`` of the smooth's ``Z``.  With other
 variance components (another smooth, a random intercept) the same null is the
 pseudo-model approximation of Greven et al. (2008), as RLRsim's
 ``exactRLRT(m, mA, m0)``.  An ordinary scalar term ``(1 | g)`` of an additive
-mixed model is tested the same way.
+mixed model is tested the same way.  A binomial or Poisson model has no exact
+null: its ML LRT is referred to a parametric bootstrap (or the 50:50 mixture).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from vctest._rng import entropy_of, seed_sequence
 from vctest.api._pipeline import KEEP_NULL_UP_TO, Draws
 from vctest.formula.design import Design
 from vctest.formula.parse import random_term_from_text
-from vctest.formula.smooth_design import find_smooth, refuse_smooths
+from vctest.formula.smooth_design import find_smooth
 from vctest.model.smooth_fit import fit_smooth
+from vctest.model.smooth_glmm import SmoothGlmmFit, fit_smooth_glmm
 from vctest.nulls.asymptotic import mixture_50_50
 from vctest.nulls.exact import SpectralDesign, SpectralTask, simulate_null
 from vctest.results import QUANTILE_LEVELS, TestResult
@@ -74,8 +76,20 @@ def smooth_component(design: Design, term: str) -> str:
                      f"of {names}.")
 
 
+def check_smooth_glmm(family: str, link: str | None, offset: object) -> None:
+    """Refuse what a binomial/Poisson model with smooth terms does not do yet."""
+    canonical = {"binomial": "logit", "poisson": "log"}[family]
+    if link is not None and link != canonical:
+        raise ValueError(f"with smooth terms a {family} model uses its canonical link "
+                         f"({canonical}); got link={link!r}. Omit `link`.")
+    if offset is not None:
+        raise ValueError("`offset` with smooth terms is not supported yet; remove it or the "
+                         "smooth.")
+
+
 def test_smooth_design(design: Design, term: str, method: str, draws: Draws, *,
-                       reml: bool = True, family: str = "gaussian") -> TestResult:
+                       reml: bool = True, family: str = "gaussian", link: str | None = None,
+                       offset: object = None) -> TestResult:
     """RLRT (``reml``) or LRT of one variance component of a design with smooth terms.
 
     Parameters
@@ -84,21 +98,24 @@ def test_smooth_design(design: Design, term: str, method: str, draws: Draws, *,
         With at least one smooth term.
     term : str
         See :func:`smooth_component`.
-    method : {"exact", "asymptotic"}
+    method : {"exact", "asymptotic", "bootstrap"}
+        ``"bootstrap"`` for binomial and Poisson models only (which have no
+        exact null), ``"exact"`` for Gaussian ones only.
     draws : Draws
     reml : bool
+        Gaussian only (a GLMM's test is the ML LRT).
     family : str
-        Must be ``"gaussian"``.
 
     Returns
     -------
     TestResult
     """
     if family != "gaussian":
-        refuse_smooths(design, f"a {family} model (GLMM)")
+        check_smooth_glmm(family, link, offset)
+        return _test_glmm(design, term, method, draws, family)
     if method not in ("exact", "asymptotic"):
         raise ValueError(
-            f"method={method!r} is not implemented for models with smooth terms; use "
+            f"method={method!r} is not implemented for Gaussian models with smooth terms; use "
             "method='exact' (the exact null of Crainiceanu & Ruppert 2004) or 'asymptotic'.")
     label = smooth_component(design, term)
     full = fit_smooth(design, reml=reml)
@@ -171,3 +188,74 @@ def test_smooth_design(design: Design, term: str, method: str, draws: Draws, *,
         seed=draws.seed_value, seed_entropy=entropy_of(ss), fits=fits, notes=tuple(notes),
         null_summary=null_summary)
 
+
+def _simulate(null: SmoothGlmmFit, rng: np.random.Generator) -> np.ndarray:
+    mu, wt = null.fitted, null.model.wt
+    if null.family == "binomial":
+        return rng.binomial(np.round(wt).astype(np.int64), mu) / np.where(wt > 0, wt, 1.0)
+    return rng.poisson(mu).astype(float)
+
+
+def _test_glmm(design: Design, term: str, method: str, draws: Draws,
+               family: str) -> TestResult:
+    """LRT of one component of a binomial/Poisson model with smooths: bootstrap or mixture."""
+    if method not in ("bootstrap", "asymptotic"):
+        raise ValueError(f"no exact null exists for a {family} model; use method='bootstrap' "
+                         f"(or 'asymptotic'), not {method!r}.")
+    label = smooth_component(design, term)
+    full = fit_smooth_glmm(design, family)
+    null = fit_smooth_glmm(design, family, drop=label)
+    statistic = float(clean_statistic(null.objective - full.objective))
+    mixture = "50:50 mixture chi2(0):chi2(1)"
+    asym = {mixture: mixture_50_50(statistic)}
+    settings = {"formula": design.formula.text, "term": label, "family": family,
+                "link": full.model.link, "reml": False,
+                "null_formula": f"{design.formula.text} without the random part of {label}",
+                "n": design.n, "n_dropped": design.n_dropped, "data_hash": design.data_hash}
+    fits = {"full": full, "null": null}
+    notes = ["the full model is a boundary (singular) fit."] if full.singular else []
+    if method == "asymptotic":
+        return TestResult(
+            statistic=statistic, pvalue=asym[mixture], pvalue_mc_se=None, pvalue_ci=None,
+            method="asymptotic", test="LRT", term=label,
+            reference=f"asymptotic {mixture} (Self & Liang 1987)", null_distribution=None,
+            asymptotic=asym, settings={**settings, "method": method}, seed=None,
+            seed_entropy=None, fits=fits, notes=tuple(notes))
+    nsim = int(draws.nsim)
+    ss = seed_sequence(draws.seed)
+    rng = np.random.default_rng(ss)
+    stats, failures = [], 0
+    for _ in range(nsim):
+        ystar = _simulate(null, rng)
+        try:
+            f1 = fit_smooth_glmm(design, family, y=ystar)
+            f0 = fit_smooth_glmm(design, family, drop=label, y=ystar)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            failures += 1
+            continue
+        value = f0.objective - f1.objective
+        if not np.isfinite(value):
+            failures += 1
+            continue
+        stats.append(float(clean_statistic(value)))
+    sample = np.asarray(stats)
+    if sample.size == 0:
+        raise ValueError(f"the bootstrap cannot refit the models: all {nsim} refits failed; "
+                         "simplify the model (a smaller k, fewer terms).")
+    mc = monte_carlo_pvalue(statistic, sample)
+    bound = (1 + mc.n_exceed + failures) / (1 + sample.size + failures)
+    if failures > 0.01 * nsim:
+        warnings.warn(f"{failures} of {nsim} bootstrap refits failed; the p-value "
+                      f"{mc.pvalue:.4g} excludes them, and would be {bound:.4g} if all had "
+                      "exceeded the observed statistic.", UserWarning, stacklevel=3)
+    return TestResult(
+        statistic=statistic, pvalue=mc.pvalue, pvalue_mc_se=mc.se, pvalue_ci=mc.ci,
+        method="bootstrap", test="LRT", term=label,
+        reference=("parametric bootstrap: responses simulated from the fitted null model, "
+                   f"both models refitted to each (Laplace approximation, {family} family; "
+                   "dense refits in NumPy, one after another)"),
+        null_distribution=sample, asymptotic=asym,
+        settings={**settings, "method": "bootstrap", "nsim": nsim, "n_run": nsim},
+        seed=draws.seed_value, seed_entropy=entropy_of(ss), n_failed=failures,
+        pvalue_bound=bound, failures={"refit failed": failures} if failures else {},
+        fits=fits, notes=tuple(notes))

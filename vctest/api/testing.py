@@ -170,6 +170,7 @@ def vc_test(
                   stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,
                   client=client, keep_null=keep_null)
     if design.smooths:
-        return test_smooth_design(design, term, method, draws, reml=reml, family=family)
+        return test_smooth_design(design, term, method, draws, reml=reml, family=family,
+                                  link=link, offset=offset)
     return test_term(design, term, method, draws, family=family, link=link, offset=offset,
                      reml=reml)

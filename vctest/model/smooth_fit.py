@@ -53,7 +53,7 @@ class Component:
     block: int | None = None  #: index in ``design.blocks``
 
 
-def _components(design: Design, drop: str | None) -> list[Component]:
+def components(design: Design, drop: str | None) -> list[Component]:
     comps = []
     for j, blk in enumerate(design.blocks):
         if blk.k != 1:
@@ -103,7 +103,7 @@ class SmoothModel:
                              "models with smooth terms are Gaussian.")
         self.design = design
         self.drop = drop
-        self.components = _components(design, drop)
+        self.components = components(design, drop)
         z = (np.hstack([c.Z for c in self.components]) if self.components
              else np.zeros((design.n, 0)))
         if z.shape[1] > MAX_DENSE_Q:
