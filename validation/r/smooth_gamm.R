@@ -125,21 +125,35 @@ set.seed(1821)
 glmd <- data.frame(x = runif(300))
 glmd$yb <- rbinom(300, 1, plogis(1.5 * sin(2 * pi * glmd$x)))
 glmd$yp <- rpois(300, exp(0.5 + sin(2 * pi * glmd$x)))
-glmm_one <- function(name, formula, family) {
-  g <- gamm4(as.formula(formula), data = glmd, family = family)
+glmd$g <- sprintf("g%02d", rep(1:20, 15))
+glmd$ya <- rbinom(300, 1, plogis(sin(2 * pi * glmd$x) + rnorm(20)[rep(1:20, 15)]))
+# glmer's default stopping leaves the AMM's log-likelihood ~2e-4 short of its maximum; tight
+# tolerances (as validation/r/glmm_reference.R uses for lme4) make it a reference
+tight <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12,
+                      optCtrl = list(maxfun = 1e5, rhoend = 1e-12))
+glmm_one <- function(name, formula, family, random = NULL) {
+  g <- if (is.null(random)) gamm4(as.formula(formula), data = glmd, family = family,
+                                  control = tight)
+       else gamm4(as.formula(formula), data = glmd, family = family, random = random,
+                  control = tight)
   grid <- data.frame(x = seq(min(glmd$x), max(glmd$x), length.out = 25))
   pt <- predict(g$gam, newdata = grid, type = "terms", se.fit = TRUE)
   list(name = name, formula = formula, family = family$family,
        loglik = as.numeric(logLik(g$mer)), deviance = as.numeric(-2 * logLik(g$mer)),
+       random = if (is.null(random)) "" else "(1 | g)",
        fitted = unname(as.numeric(fitted(g$mer))),
        smooth_grid = list(x = grid$x, fit = unname(as.numeric(pt$fit[, 1])),
                           se = unname(as.numeric(pt$se.fit[, 1]))),
-       null_loglik = as.numeric(logLik(glm(as.formula(sub("s\\(x.*\\)", "x", formula)),
-                                           data = glmd, family = family))))
+       null_loglik = if (is.null(random))
+         as.numeric(logLik(glm(as.formula(sub("s\\(x.*\\)", "x", formula)), data = glmd,
+                               family = family)))
+       else as.numeric(logLik(glmer(as.formula(sub("s\\(x.*\\)", "x + (1 | g)", formula)),
+                                    data = glmd, family = family, control = tight))))
 }
 glmm_cases <- list(
   glmm_one("binomial_cr", "yb ~ s(x, bs = \"cr\", k = 10)", binomial()),
-  glmm_one("poisson_cr", "yp ~ s(x, bs = \"cr\", k = 10)", poisson())
+  glmm_one("poisson_cr", "yp ~ s(x, bs = \"cr\", k = 10)", poisson()),
+  glmm_one("binomial_amm", "ya ~ s(x, bs = \"cr\", k = 10)", binomial(), random = ~ (1 | g))
 )
 
 writeLines(toJSON(list(env = list(R = R.version.string,

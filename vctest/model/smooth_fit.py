@@ -17,6 +17,7 @@ formed once; ``q`` is limited to :data:`MAX_DENSE_Q`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -240,6 +241,19 @@ def fit_smooth(design: Design, *, reml: bool = True, drop: str | None = None) ->
                      converged=converged, sweeps=sweeps)
 
 
+def _parametric_twin(design: Design, p0: int) -> Design:
+    """``design`` without its smooth terms (the first ``p0`` columns of X): new rows are
+    coded by it, so no smooth basis is built from them."""
+    f = design.formula
+    random = list(dict.fromkeys(t.source for t in f.random))
+    rhs = " + ".join([f.fixed, *random]) if f.fixed != "1" or not random else " + ".join(
+        ["1", *random])
+    text = f"{f.response.text} ~ {rhs}"
+    parsed = dataclasses.replace(f, text=text, smooths=())
+    return dataclasses.replace(design, formula=parsed, X=design.X[:, :p0],
+                               fixed_names=design.fixed_names[:p0], smooths=())
+
+
 @dataclass(frozen=True, eq=False)
 class SmoothFit:
     """A fitted (additive) mixed model with smooth terms.
@@ -378,11 +392,12 @@ class SmoothFit:
         p = self.design.p
         cov, keep = self._posterior
         starts = np.concatenate([[0], np.cumsum(self.model.sizes)])
-        comp = next(i for i, c in enumerate(self.model.components) if c.smooth == j)
+        comp = next((i for i, c in enumerate(self.model.components) if c.smooth == j), None)
         g = np.zeros((x.size, p + int(keep.sum())))
         g[:, list(sm.fixed_columns)] = sm.basis.fixed(x)
         cols = np.zeros((x.size, self.model.Z.shape[1]))
-        cols[:, starts[comp]:starts[comp + 1]] = sm.basis.random(x)
+        if comp is not None:  # None: a null model without the smooth's penalised part
+            cols[:, starts[comp]:starts[comp + 1]] = sm.basis.random(x)
         g[:, p:] = cols[:, keep]
         coef = np.concatenate([self.solution.beta, self.solution.b[keep]])
         fit = g @ coef
@@ -419,11 +434,10 @@ class SmoothFit:
             comp = next((c for c in self.model.components if c.block == j), None)
             modes.append(self.ranef(comp.label)[:, None] if comp is not None
                          else np.zeros((blk.n_levels, 1)))
-        smooth_cols = [c for sm in d.smooths for c in sm.fixed_columns]
-        beta = sol.beta.copy()
-        beta[smooth_cols] = 0.0
+        p0 = d.p - sum(len(sm.fixed_columns) for sm in d.smooths)  # smooths' columns: last
         frame = d.frame if newdata is None else newdata
-        out = predict_linear(d, beta, modes, newdata, re_form, allow_new_levels)
+        out = predict_linear(_parametric_twin(d, p0), sol.beta[:p0], modes, newdata, re_form,
+                             allow_new_levels)
         for j, sm in enumerate(d.smooths):
             x = pd.to_numeric(frame[sm.term.variable]).to_numpy(dtype=float)
             by = None if sm.term.by is None else frame[sm.term.by]
