@@ -25,6 +25,7 @@ from scipy.stats import chi2
 from vctest._pvalue import clean_statistic, monte_carlo_pvalue, pvalue_from_counts
 from vctest._rng import SeedLike, entropy_of, seed_sequence
 from vctest.formula.design import Design, build_design
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.model.fit import LmmFit, fit_model
 from vctest.model.glm import GeneralizedLinearModel, GlmFit, fit_glm
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
@@ -180,6 +181,7 @@ def _data_settings(design: Design) -> dict[str, Any]:
 def term_pair(design: Design, term: str, *, family: str = "gaussian", link: str | None = None,
               offset: np.ndarray | None = None, reml: bool = True) -> Pair:
     """The model and the model without ``term`` (same rows, same fixed effects)."""
+    refuse_smooths(design, "power(), ranova() or a bootstrap of one term")
     return located_pair(design, locate_term(design, term), family=family, link=link,
                         offset=offset, reml=reml)
 
@@ -224,6 +226,8 @@ def model_pair(full: Design, null: Design, *, family: str = "gaussian",
                link: str | None = None, offset: np.ndarray | None = None,
                reml: bool = False) -> Pair:
     """Two nested designs given by the user, checked to be nested."""
+    for design in (full, null):
+        refuse_smooths(design, "compare() or anova() of two formulas")
     if not full.blocks:
         raise ValueError("the full model has no random-effects term; compare a mixed model "
                          "with a simpler one.")

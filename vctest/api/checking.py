@@ -113,6 +113,10 @@ def check(fit: LmmFit | GlmmFit) -> ConvergenceReport:
         refit_with, refit_rescaled = _lmm_refitters(fit)
     elif isinstance(fit, GlmmFit):
         refit_with, refit_rescaled = _glmm_refitters(fit)
+    elif type(fit).__name__ == "SmoothFit":
+        raise ValueError("check() does not support fits with smooth terms yet: their variance "
+                         "search (vctest.model.smooth_fit) is a different optimiser; look at "
+                         "fit.converged and fit.singular instead.")
     else:
         raise TypeError(f"`fit` must be a fit from vctest.fit; got {type(fit).__name__}.")
     if fit.model.design.frame is None:  # no data to rebuild a rescaled design from

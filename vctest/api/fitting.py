@@ -8,11 +8,14 @@ import pandas as pd
 
 from vctest._data import as_frame
 from vctest.api._checks import check_family, offset_values
+from vctest.api.smooth_test import check_smooth_glmm
 from vctest.formula.design import Design, build_design
 from vctest.model.fit import OPTIMIZERS, LmmFit, fit_model
 from vctest.model.glmm import OPTIMIZERS as GLMM_OPTIMIZERS
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmFit, fit_glmm
 from vctest.model.lmm import LinearMixedModel
+from vctest.model.smooth_fit import SmoothFit, fit_smooth
+from vctest.model.smooth_glmm import fit_smooth_glmm
 
 
 def _require_blocks(design: Design) -> Design:
@@ -42,7 +45,7 @@ def fit(
     link: str | None = None,
     offset: str | Any = None,
     weights: str | Any = None,
-) -> LmmFit | GlmmFit:
+) -> LmmFit | GlmmFit | SmoothFit:
     """Fit a linear mixed model given in lme4 syntax.
 
     Parameters
@@ -51,7 +54,11 @@ def fit(
         An lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
         Random-effects terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``,
         ``(1 + x || g)`` (independent), ``(1 | a/b)`` (nested), ``(1 | a:b)``,
-        several and crossed terms.
+        several and crossed terms.  Smooth terms ``s(x, k=10, bs="cr")`` or
+        ``bs="tp"`` make a penalised-spline (additive) mixed model, fitted as
+        ``mgcv::gamm(method="REML")`` does (a :class:`~vctest.model.smooth_fit.SmoothFit`,
+        with scalar random-effects terms; binomial and Poisson by the Laplace
+        approximation, as ``gamm4``; see :doc:`/smooth`).
     data : pandas.DataFrame or str
         The data, a path to a CSV/Parquet file, or a bundled data set name.
         Rows with missing values in the variables used are dropped with a
@@ -101,6 +108,11 @@ def fit(
     check_family(family, link, offset)
     frame = as_frame(data)
     design = build_design(formula, frame, weights=weights)
+    if design.smooths:
+        if family != "gaussian":
+            check_smooth_glmm(family, link, offset)
+            return fit_smooth_glmm(design, family)
+        return fit_smooth(design, reml=reml)
     if family != "gaussian":
         if optimizer not in GLMM_OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {GLMM_OPTIMIZERS} for a GLMM; got "

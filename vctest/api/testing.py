@@ -16,6 +16,7 @@ from vctest.api._checks import (
     offset_values,
 )
 from vctest.api._pipeline import Draws, test_term
+from vctest.api.smooth_test import test_smooth_design
 from vctest.formula.design import build_design
 from vctest.results import TestResult
 
@@ -74,7 +75,9 @@ def vc_test(
     data : pandas.DataFrame or str
         Data frame, CSV/Parquet path or bundled data set name.
     term : str
-        The term to test, e.g. ``"(1 | Batch)"`` or ``"(0 + Days | Subject)"``; for
+        The term to test, e.g. ``"(1 | Batch)"`` or ``"(0 + Days | Subject)"``, or a
+        smooth ``"s(x)"``: H0 "f is linear" against a smooth f (the RLRT of the
+        smooth's penalised part, exact null; see :doc:`/smooth`); for
         a statsmodels model also its printed name (``"Group Var"``, a
         ``vc_formula`` key such as ``"cask Var"``).
         A term that names some columns of a correlated block (``"(0 + Days |
@@ -166,5 +169,8 @@ def vc_test(
     draws = Draws(nsim=nsim, seed=seed, threads=threads, progress=progress,
                   stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,
                   client=client, keep_null=keep_null)
+    if design.smooths:
+        return test_smooth_design(design, term, method, draws, reml=reml, family=family,
+                                  link=link, offset=offset)
     return test_term(design, term, method, draws, family=family, link=link, offset=offset,
                      reml=reml)

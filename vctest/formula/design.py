@@ -40,6 +40,7 @@ from vctest.formula.evaluate import (
 )
 from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
 from vctest.formula.rsemantics import grouping_values, lme4_term_order
+from vctest.formula.smooth_design import SmoothBlock, smooth_blocks
 
 __all__ = ["Design", "RandomBlock", "build_design", "lhs_column_names"]
 
@@ -155,6 +156,10 @@ class Design:
     response_levels : tuple of str or None
         For a factor, boolean or two-valued text response, its levels; ``y``
         is then 0 for the first level ("failure", as R) and 1 otherwise.
+    smooths : tuple of SmoothBlock
+        Smooth terms ``s(x)``: their null-space columns are the last columns
+        of ``X`` (named ``"s(x)Fx1"``), their penalised parts one iid
+        random-effects block each (:mod:`vctest.formula.smooth`).
     """
 
     formula: ParsedFormula
@@ -169,6 +174,7 @@ class Design:
     frame: pd.DataFrame | None = field(default=None, repr=False)
     prior_weights: np.ndarray | None = field(default=None, repr=False)
     response_levels: tuple[str, ...] | None = None
+    smooths: tuple[SmoothBlock, ...] = ()
     _qr_memo: _QRMemo = field(default_factory=_QRMemo, repr=False)
 
     def qr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +227,10 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
             for v in required_columns(" + ".join(term.covariates), f"term {term.source}",
                                 data.columns):
                 wanted.append((v, f"the random-effects term {term.source!r}"))
+    for sm in parsed.smooths:
+        wanted.append((sm.variable, f"the smooth term {sm.source!r}"))
+        if sm.by is not None:
+            wanted.append((sm.by, f"the by variable of the smooth term {sm.source!r}"))
     n_model = len(wanted)
     for term in parsed.random:
         for g in term.group_factors:
@@ -548,6 +558,9 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
     else:
         X, fixed_names = model_matrix(parsed.fixed, model_frame, ordered,
                                        "the fixed-effect part", row_index)
+    smooths, xs, snames = smooth_blocks(parsed.smooths, frame, X.shape[1])
+    if smooths:
+        X, fixed_names = np.hstack([X, xs]), fixed_names + snames
     check_fixed_size(X.shape[1], X.shape[0], parsed.fixed)
     X = np.ascontiguousarray(X, dtype=np.float64)
     qr_memo = _QRMemo()
@@ -567,5 +580,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         prior_weights=prior,
         response_levels=levels,
         _qr_memo=qr_memo,
+        smooths=smooths,
     )
 

@@ -8,6 +8,9 @@ shorthands are expanded here, as lme4 does:
 * ``(1 + x || g)`` -- independent terms ``(1 | g)`` and ``(0 + x | g)``;
 * ``(1 | a/b)`` -- nested grouping ``(1 | a)`` and ``(1 | b:a)``.
 
+Top-level ``s(x, k=, bs=, by=)`` terms are smooths (penalised splines, as in
+mgcv), read by :func:`vctest.formula.smooth_design.smooth_from_args`.
+
 The text is cut by a small tokenizer that tracks parentheses, brackets,
 braces and quoted strings, so that ``log(x + 1)`` or ``C(f, levels=['a|b'])``
 are never split.
@@ -16,6 +19,9 @@ are never split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from vctest.formula.smooth import SmoothTerm
+from vctest.formula.smooth_design import smooth_from_args
 
 __all__ = ["ParsedFormula", "RandomTerm", "Response", "parse_formula", "random_term_from_text"]
 
@@ -251,12 +257,15 @@ class ParsedFormula:
         ``"0 + x"``; ``"1"`` when the formula has only random terms.
     random : tuple of RandomTerm
         Random-effects terms, expanded (``||`` and ``/``), in written order.
+    smooths : tuple of SmoothTerm
+        Smooth terms ``s(x, k=, bs=)`` (penalised splines), in written order.
     """
 
     text: str
     response: Response
     fixed: str
     random: tuple[RandomTerm, ...]
+    smooths: tuple[SmoothTerm, ...] = ()
 
     @property
     def has_random(self) -> bool:
@@ -362,6 +371,29 @@ def _parse_bar(tokens: tuple[Token, ...], source: str, src: str) -> list[RandomT
     ]
 
 
+def _smooth(seg: _Segment, source: str, what: str) -> SmoothTerm | None:
+    """The smooth term ``s(...)`` of a top-level segment, or None."""
+    toks = seg.tokens
+    if not (len(toks) >= 3 and toks[0].kind == "name" and toks[0].text == "s"
+            and _wrapped(toks[1:])):
+        return None
+    src = seg.text(source).strip()
+    if seg.sign != "+":
+        raise ValueError(f"cannot subtract the smooth term {src!r} in {what}; leave it out "
+                         "of the formula instead.")
+    args: list[tuple[str | None, str]] = []
+    for part in _split(toks[2:-1], (",",)):
+        ptoks = part.tokens
+        if not ptoks:
+            raise ValueError(f"empty argument in the smooth term {src!r} of {what}.")
+        if len(ptoks) >= 2 and ptoks[0].kind == "name" and ptoks[1].text == "=":
+            args.append((ptoks[0].value, source[ptoks[2].start:ptoks[-1].end].strip()
+                         if len(ptoks) > 2 else ""))
+        else:
+            args.append((None, part.text(source).strip()))
+    return smooth_from_args(args, src)
+
+
 def _classify(seg: _Segment, source: str, what: str) -> list[RandomTerm] | None:
     """Random terms of a top-level segment, or None if it is a fixed-effect term."""
     toks = seg.tokens
@@ -445,9 +477,17 @@ def parse_formula(text: str) -> ParsedFormula:
     response = _parse_response(lhs, source, what)
     fixed_parts: list[str] = []
     random: list[RandomTerm] = []
+    smooths: list[SmoothTerm] = []
     for seg in _split(rhs, ("+", "-")):
         if not seg.tokens:
             raise ValueError(f"{what} has an empty term (a stray `{seg.sign}`); remove it.")
+        smooth = _smooth(seg, source, what)
+        if smooth is not None:
+            if any(sm.label == smooth.label for sm in smooths):
+                raise ValueError(f"{what} has two smooth terms of {smooth.variable!r}; keep "
+                                 "one.")
+            smooths.append(smooth)
+            continue
         terms = _classify(seg, source, what)
         if terms is None:
             item = seg.text(source).strip()
@@ -458,7 +498,8 @@ def parse_formula(text: str) -> ParsedFormula:
         else:
             random.extend(terms)
     fixed = " ".join(fixed_parts) if fixed_parts else "1"
-    return ParsedFormula(text=source, response=response, fixed=fixed, random=tuple(random))
+    return ParsedFormula(text=source, response=response, fixed=fixed, random=tuple(random),
+                         smooths=tuple(smooths))
 
 
 def random_term_from_text(text: str) -> tuple[RandomTerm, ...]:

@@ -23,6 +23,7 @@ import pandas as pd
 from vctest._stack import user_stacklevel
 from vctest._tables import FitViews
 from vctest.formula.design import Design
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels import types as codes
 from vctest.kernels.engine import run_fit
 from vctest.kernels.families import inverse_link
@@ -247,6 +248,7 @@ class GeneralizedLinearModel(FamilyCodes, EngineModel):
         >>> round(fit_glm(GeneralizedLinearModel.from_design(d, "binomial")).loglik, 4)
         -99.0292
         """
+        refuse_smooths(design, "a GLM")
         family, link = family_iv(family, link)
         y, wt = response_iv(design.y, family_weights(design, family), family)
         return cls(design=design, family=family, link=link, y=y, weights=wt,

@@ -28,6 +28,7 @@ import pandas as pd
 from vctest._tables import FitViews
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels.engine import run_fit
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.types import STATUS_TEXT, Structure
@@ -138,6 +139,7 @@ class GeneralizedLinearMixedModel(FamilyCodes, EngineModel):
         >>> m.link, m.q, round(m.objective([0.642262], [-1.39853, -0.99233, -1.12867, -1.58031]), 3)
         ('logit', 15, 184.053)
         """
+        refuse_smooths(design, "a GLMM (binomial or Poisson family)")
         family, link = family_iv(family, link)
         if not design.blocks:
             raise ValueError("the formula has no random-effects term such as `(1 | group)`; "

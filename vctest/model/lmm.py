@@ -20,6 +20,7 @@ import numpy as np
 
 from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
+from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels.engine import run_fit
 from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Settings, Start, Structure
 from vctest.model.structure import (
@@ -101,6 +102,7 @@ class LinearMixedModel(EngineStart):
                 f"the response {design.formula.response.text!r} is a factor (levels "
                 f"{list(design.response_levels)[:4]}); a linear mixed model needs a numeric "
                 "response. For a binary response use family='binomial'.")
+        refuse_smooths(design, "this operation (the Numba LMM engine)")
         if random_effects and not design.blocks:
             raise ValueError(
                 "the formula has no random-effects term such as `(1 | group)`; "
