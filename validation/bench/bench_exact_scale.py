@@ -34,24 +34,23 @@ pages inherited at spawn):
 The p-values of the structured and dense stages use the same seed as the
 ``vc_test`` run, so they must be equal to the last digit.
 
-Figures at 10^6 groups (``--groups 1000000 --dense-up-to 0 --no-r``, 2 cores
-shared with other jobs at a load average of 7 to 9, so wall times are about 3x
-the CPU times; before: commit 5957f15, after: the commit adding these figures;
-the same statistic and p-value to the last digit):
+Figures at 10^6 groups (``--groups 1000000 --dense-up-to 0 --no-r``, the 2-core
+machine shared with other jobs; before: commit 5957f15, after: the commit
+adding these figures; the same statistic and p-value to the last digit):
 
-=====================  ================  ==============  ============
-whole ``vc_test``      wall              CPU             peak RSS
-=====================  ================  ==============  ============
-before                 50.9 s            16.6 s          1231 MB
-after                  35.4 s            11.8 s          1104 MB
-=====================  ================  ==============  ============
+=====================  ====================  ====================  ============
+whole ``vc_test``      wall, load ~2         wall (CPU), load ~8   peak RSS
+=====================  ====================  ====================  ============
+before                 18.3 s, 18.6 s        50.9 s (16.6 s)       1231 MB
+after                  13.8 s, 11.9 s        35.4 s (11.8 s)       1104 MB
+=====================  ====================  ====================  ============
 
-After, about 9.5 s of CPU is the engine's REML fit of the full model (61
+After, the engine's REML fit of the full model takes 8.7 to 10.5 s of it (61
 criterion evaluations, each with the analytic gradient's pass over the 3M
-rows) and 0.3 s its evaluation of the null linear model; the design, the
-models' inputs and the exact stage take the other 2 s (the design 1.6 s, of
-which numpy's QR of X 0.5 s, once now instead of four times).  The goal of a
-whole test under 10 s therefore needs a faster engine fit.
+rows) and its evaluation of the null linear model 0.3 s; the design, the
+models' inputs and the exact stage take the other 3 s (numpy's QR of X now
+once instead of four times).  A whole test under 10 s therefore needs a
+faster engine fit.
 """
 
 from __future__ import annotations
