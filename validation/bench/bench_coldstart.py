@@ -32,6 +32,13 @@ glmm_bootstrap 66.7 / 0.0 (the engine compiled them already), process total
 174.1 / 96.7 (goal 45), lmm_fit + exact_test 34.0 / 51.0 (goal 12), peak RSS
 815.1 / 539.4 MB (goal 500); warm first call (lmm_fit) 0.5 / 0.5 s wall.  An
 earlier run of the same trees gave 163.0 / 84.6 s in all: runs differ by ~10%.
+
+Measured 2026-11-30 (session 6), baseline 5957f15 (fit_model compiled by the first
+fit) vs single fits run by :func:`vctest.kernels.engine.run_fit` (fit_model's source
+interpreted, calling the compiled objective kernels): lmm_fit 65.8 / 23.4,
+exact_test 7.2 / 7.0, lmm_bootstrap 59.5 / 129.3 (it now compiles fit_model),
+process total 134.9 / 161.9, lmm_fit + exact_test 73.0 / 30.4, peak RSS 629 / 709
+MB; warm first call 0.4 / 0.5 s.
 """
 
 from __future__ import annotations
