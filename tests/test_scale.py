@@ -15,7 +15,7 @@ DYE = ("Yield ~ 1 + (1 | Batch)", "Dyestuff")
 def client():
     distributed = pytest.importorskip("dask.distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     c = distributed.Client(cluster)
     yield c
     c.close()
