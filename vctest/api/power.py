@@ -26,8 +26,7 @@ from vctest.formula.design import Design, build_design
 from vctest.model.glm import simulate_response
 from vctest.nulls.bootstrap import Generator
 from vctest.nulls.executor import chunk_ranges, run_chunks
-
-POWER_METHODS = ("exact", "bootstrap", "asymptotic", "naive")
+from vctest.nulls.power import POWER_METHODS
 
 
 @dataclass(frozen=True, eq=False)

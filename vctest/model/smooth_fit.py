@@ -72,6 +72,19 @@ def components(design: Design, drop: str | None) -> list[Component]:
     return comps
 
 
+def stacked(comps: list[Component], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The components' columns side by side and each one's number of columns.
+
+    Refuses more than :data:`MAX_DENSE_Q` columns in all (the dense systems' limit).
+    """
+    z = np.hstack([c.Z for c in comps]) if comps else np.zeros((n, 0))
+    if z.shape[1] > MAX_DENSE_Q:
+        raise ValueError(
+            f"the model has {z.shape[1]} random-effects columns; with smooth terms vctest "
+            f"fits dense systems of at most {MAX_DENSE_Q}. Use a smaller k or fewer levels.")
+    return z, np.array([c.Z.shape[1] for c in comps], dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class Solution:
     """The penalised least-squares solution at one theta."""
@@ -105,14 +118,8 @@ class SmoothModel:
         self.design = design
         self.drop = drop
         self.components = components(design, drop)
-        z = (np.hstack([c.Z for c in self.components]) if self.components
-             else np.zeros((design.n, 0)))
-        if z.shape[1] > MAX_DENSE_Q:
-            raise ValueError(
-                f"the model has {z.shape[1]} random-effects columns; with smooth terms vctest "
-                f"fits dense systems of at most {MAX_DENSE_Q}. Use a smaller k or fewer levels.")
-        self.Z = z
-        self.sizes = np.array([c.Z.shape[1] for c in self.components], dtype=np.int64)
+        self.Z, self.sizes = stacked(self.components, design.n)
+        z = self.Z
         x, y = design.X, design.y
         self.ztz, self.ztx, self.zty = z.T @ z, z.T @ x, z.T @ y
         self.xtx, self.xty = x.T @ x, x.T @ y

@@ -28,7 +28,7 @@ from scipy.special import expit, gammaln
 
 from vctest.formula.design import Design
 from vctest.model.glm import family_iv, family_weights, response_iv
-from vctest.model.smooth_fit import MAX_DENSE_Q, SmoothFit, Solution, components
+from vctest.model.smooth_fit import SmoothFit, Solution, components, stacked
 
 __all__ = ["SmoothGlmmFit", "SmoothGlmmModel", "fit_smooth_glmm"]
 
@@ -58,14 +58,7 @@ class SmoothGlmmModel:
         self.y, self.wt = response_iv(design.y if y is None else y,
                                       family_weights(design, family), family)
         self.components = components(design, drop)
-        z = (np.hstack([c.Z for c in self.components]) if self.components
-             else np.zeros((design.n, 0)))
-        if z.shape[1] > MAX_DENSE_Q:
-            raise ValueError(
-                f"the model has {z.shape[1]} random-effects columns; with smooth terms vctest "
-                f"fits dense systems of at most {MAX_DENSE_Q}. Use a smaller k or fewer levels.")
-        self.Z = z
-        self.sizes = np.array([c.Z.shape[1] for c in self.components], dtype=np.int64)
+        self.Z, self.sizes = stacked(self.components, design.n)
         self._const = self._saturated_constant()
 
     @property
