@@ -40,22 +40,13 @@ import vctest
 from vctest._files import atomic_write_text, check_writable
 from vctest.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+from .subprocess_run import ROOT, clean_env, run_python
+
 DYE = ["Dyestuff", "Yield ~ 1 + (1 | Batch)", "--term", "(1 | Batch)"]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_DISABLE_JIT", "VCTEST_NUMBA_CACHE", "VCTEST_TRACEBACK")}
-    env.update(PYTHONPATH=str(ROOT), VCTEST_QUIET_COMPILE="1", **extra)
-    return env
-
-
-def _python(code: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
-                          env=env or _env(), capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+_env = clean_env
+_python = run_python
 
 
 @cache

@@ -194,17 +194,6 @@ def test_power_inner_tests_follow_the_user_seed(monkeypatch):
     assert set(first).isdisjoint(seen)  # was seed=i: the same draws for every seed
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("dask.distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def test_same_curve_on_one_or_two_threads_and_on_dask(client):
     kw = {"term": "(1 | g)", "along": "g", "sizes": [4, 7], "nsim": 24,
           "methods": ("exact", "bootstrap", "asymptotic"), "nsim_bootstrap": 49, "seed": 77,

@@ -5,23 +5,10 @@ data sets; the finished ones must equal an uninterrupted run's.
 """
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
-
-
-def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
-    env.update(PYTHONPATH=str(ROOT), VCTEST_QUIET_COMPILE="1")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
-
+from .subprocess_run import run_python as _python
 
 API_POWER_CURVE = """
 import importlib, json, os, signal, sys, warnings

@@ -11,17 +11,6 @@ SLEEP_NULL = "Reaction ~ Days + (1 | Subject)"
 DYE = ("Yield ~ 1 + (1 | Batch)", "Dyestuff")
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("dask.distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def test_exact_null_identical_locally_threads_and_on_dask(client):
     kw = {"term": "(1 | Batch)", "nsim": 100_003, "seed": 11}
     one = vctest.vc_test(*DYE, threads=1, **kw)
