@@ -95,8 +95,9 @@ def fit_model(st, data, ctl, start):
         (:data:`vctest.kernels.types.STATUS_TEXT`).
 
     The stages run in one loop, so the optimiser is inlined once; the
-    objective (:func:`~vctest.kernels.objective.evaluate`) is the only
-    separately compiled callee.
+    separately compiled callees are the objective's two kernels (chosen by the
+    inlined :func:`~vctest.kernels.objective.evaluate`), the gradient, the
+    cross-products and the work arrays -- the kernels :func:`run_fit` calls.
     """
     d, p = start.tscale.size, st.p
     tscale, bscale = start.tscale, start.bscale

@@ -23,9 +23,10 @@ Refits in a bootstrap must not leave compiled code (a Python-level
   (:func:`optimize`).
 
 Everything here is inlined into its one caller, the entry kernel
-:func:`vctest.kernels.engine.fit_model`: only :func:`~vctest.kernels.objective.evaluate`
-is compiled on its own, so the call tree is two layers deep (every separately
-compiled layer would code-generate its subtree again).
+:func:`vctest.kernels.engine.fit_model`: only the objective's kernels (behind
+:func:`~vctest.kernels.objective.evaluate`) and the gradient are compiled on their own,
+so the call tree is two layers deep (every separately compiled layer would
+code-generate its subtree again).
 
 It stops when the projected gradient is below ``gtol * (1 + |f|)``, or when an
 iteration changes f by less than ``ftol * (1 + |f|)`` and x by less than
