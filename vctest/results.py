@@ -298,8 +298,10 @@ class TestResult:
                "asymptotic": "asymptotic reference"}.get(self.method, self.method)
         if self.settings.get("family") in ("binomial", "poisson"):
             how += ", Laplace"
+        question = ("is it constant?" if self.settings.get("test") == "constant" else
+                    "is its variance zero?")
         head = (f"{self.test} ({how}): is the null model enough?" if self.is_comparison
-                else f"{self.test} of {self.term} ({how}): is its variance zero?")
+                else f"{self.test} of {self.term} ({how}): {question}")
         lines = [
             head,
             *([f"  INTERRUPTED: {self.nsim} of {self.settings.get('nsim')} simulations "

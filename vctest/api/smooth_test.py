@@ -28,7 +28,7 @@ from vctest.formula.parse import random_term_from_text
 from vctest.formula.smooth_design import find_smooth
 from vctest.model.smooth_fit import fit_smooth
 from vctest.model.smooth_glmm import SmoothGlmmFit, fit_smooth_glmm
-from vctest.nulls.asymptotic import mixture_50_50
+from vctest.nulls.asymptotic import chibar_pvalue, mixture_50_50
 from vctest.nulls.exact import SpectralDesign, SpectralTask, simulate_null
 from vctest.results import QUANTILE_LEVELS, TestResult
 
@@ -196,24 +196,39 @@ def _simulate(null: SmoothGlmmFit, rng: np.random.Generator) -> np.ndarray:
     return rng.poisson(mu).astype(float)
 
 
-def _test_glmm(design: Design, term: str, method: str, draws: Draws,
-               family: str) -> TestResult:
-    """LRT of one component of a binomial/Poisson model with smooths: bootstrap or mixture."""
+def _test_glmm(design: Design, term: str, method: str, draws: Draws, family: str, *,
+               null_design: Design | None = None, restricted: tuple[str, ...] = ()
+               ) -> TestResult:
+    """LRT of one component of a binomial/Poisson model with smooths: bootstrap or mixture.
+
+    By default the null model drops the component's random part.  ``null_design``
+    (a design without the tested smooth) replaces it: then H0 also sets the
+    fixed effects ``restricted`` of the full design to zero (``test="constant"``).
+    """
     if method not in ("bootstrap", "asymptotic"):
         raise ValueError(f"no exact null exists for a {family} model; use method='bootstrap' "
                          f"(or 'asymptotic'), not {method!r}.")
     label = smooth_component(design, term)
+    drop = None if null_design is not None else label
+    null_design = design if null_design is None else null_design
     full = fit_smooth_glmm(design, family)
-    null = fit_smooth_glmm(design, family, drop=label)
+    null = fit_smooth_glmm(null_design, family, drop=drop)
     statistic = float(clean_statistic(null.objective - full.objective))
-    mixture = "50:50 mixture chi2(0):chi2(1)"
-    asym = {mixture: mixture_50_50(statistic)}
+    q = len(restricted)
+    mixture = f"50:50 mixture chi2({q}):chi2({q + 1})"
+    asym = {mixture: mixture_50_50(statistic) if q == 0 else
+            chibar_pvalue(statistic, (0.5, 0.5), (q, q + 1))}
+    null_text = (f"{design.formula.text} without the random part of {label}" if drop else
+                 null_design.formula.text)
     settings = {"formula": design.formula.text, "term": label, "family": family,
-                "link": full.model.link, "reml": False,
-                "null_formula": f"{design.formula.text} without the random part of {label}",
+                "link": full.model.link, "reml": False, "null_formula": null_text,
                 "n": design.n, "n_dropped": design.n_dropped, "data_hash": design.data_hash}
+    if q:
+        settings["restricted"] = list(restricted)
     fits = {"full": full, "null": null}
     notes = ["the full model is a boundary (singular) fit."] if full.singular else []
+    if q:
+        notes.append(f"H0 also sets the fixed effect(s) {', '.join(restricted)} to zero.")
     if method == "asymptotic":
         return TestResult(
             statistic=statistic, pvalue=asym[mixture], pvalue_mc_se=None, pvalue_ci=None,
@@ -229,7 +244,7 @@ def _test_glmm(design: Design, term: str, method: str, draws: Draws,
         ystar = _simulate(null, rng)
         try:
             f1 = fit_smooth_glmm(design, family, y=ystar)
-            f0 = fit_smooth_glmm(design, family, drop=label, y=ystar)
+            f0 = fit_smooth_glmm(null_design, family, drop=drop, y=ystar)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             failures += 1
             continue

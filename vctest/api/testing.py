@@ -16,6 +16,7 @@ from vctest.api._checks import (
     offset_values,
 )
 from vctest.api._pipeline import Draws, test_term
+from vctest.api.smooth_constant import SMOOTH_TESTS, test_smooth_constant
 from vctest.api.smooth_test import test_smooth_design
 from vctest.formula.design import build_design
 from vctest.results import TestResult
@@ -46,6 +47,7 @@ def vc_test(
     link: str | None = None,
     offset: str | Any = None,
     weights: str | Any = None,
+    test: str = "linear",
 ) -> TestResult:
     """Test whether the variance of one random-effects term is zero.
 
@@ -123,6 +125,14 @@ def vc_test(
         positive value per row of ``data``.  Gaussian: row i has residual
         variance ``sigma^2 / w_i``; binomial: numbers of trials for a
         proportion response (times those of a ``cbind`` response).
+    test : {"linear", "constant"}, default "linear"
+        For a smooth ``term``: ``"linear"`` tests H0 "f is linear" (its
+        penalised part's variance is zero; for any other term: its variance is
+        zero).  ``"constant"`` tests H0 "f is constant": the variance and the
+        smooth's linear fixed effect (``s(x)Fx1``) are zero, by the ML LRT
+        (``reml`` is ignored) with its exact null (Crainiceanu et al. 2005) for
+        a Gaussian model, or a parametric bootstrap for a binomial or Poisson
+        one.  The smooth must be the model's only variance component.
 
     Returns
     -------
@@ -132,7 +142,9 @@ def vc_test(
     ------
     ValueError
         If the term is not in the model, or ``method="exact"`` is asked of a
-        term that is not a single variance component.
+        term that is not a single variance component, or ``test="constant"``
+        of a term that is not a smooth or of a model with other variance
+        components.
 
     Examples
     --------
@@ -143,8 +155,19 @@ def vc_test(
     6.369
     >>> res.pvalue < 0.01   # exact p = 0.0044 (the ANOVA F test)
     True
+
+    Does the mean reaction time change over the days at all (H0: the smooth is flat)?
+
+    >>> res = vctest.vc_test("Reaction ~ s(Days, k=5, bs='cr')", "sleepstudy",
+    ...                      term="s(Days)", test="constant", nsim=10_000, seed=1)
+    >>> res.test, res.settings["restricted"], round(res.statistic, 2), res.pvalue < 0.001
+    ('LRT', ['s(Days)Fx1'], 60.76, True)
     """
     check_family(family, link, offset)
+    if test not in SMOOTH_TESTS:
+        raise ValueError(f"`test` must be 'linear' (H0: the smooth is linear; for any term: "
+                         f"its variance is zero) or 'constant' (H0: the smooth is constant); "
+                         f"got {test!r}.")
     if method is None:
         method = "exact" if family == "gaussian" else "bootstrap"
     check_test_args(term, method, nsim, reml, threads)
@@ -169,6 +192,12 @@ def vc_test(
     draws = Draws(nsim=nsim, seed=seed, threads=threads, progress=progress,
                   stop_alpha=stop_alpha, stop_error=stop_error, backend=backend,
                   client=client, keep_null=keep_null)
+    if test == "constant":
+        if not design.smooths:
+            raise ValueError("test='constant' applies to a smooth term such as 's(x)', and the "
+                             "model has none; omit `test` to test a random-effects term.")
+        return test_smooth_constant(design, term, method, draws, family=family, link=link,
+                                    offset=offset)
     if design.smooths:
         return test_smooth_design(design, term, method, draws, reml=reml, family=family,
                                   link=link, offset=offset)

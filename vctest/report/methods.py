@@ -13,6 +13,8 @@ CITATIONS = {
     "hh2014": "Halekoh, U. & Højsgaard, S. (2014). A Kenward-Roger approximation and "
               "parametric bootstrap methods for tests in linear mixed models - the R "
               "package pbkrtest. J. Stat. Softw. 59(9).",
+    "crcw2005": "Crainiceanu, C. M., Ruppert, D., Claeskens, G. & Wand, M. P. (2005). "
+                "Exact likelihood ratio tests for penalised splines. Biometrika 92, 91-103.",
     "sl1987": "Self, S. G. & Liang, K.-Y. (1987). Asymptotic properties of maximum "
               "likelihood estimators and likelihood ratio tests under nonstandard "
               "conditions. JASA 82, 605-610.",
@@ -28,6 +30,7 @@ CITATIONS = {
 CITED_AS = {
     "bates2015": "Bates et al., 2015",
     "cr2004": "Crainiceanu & Ruppert, 2004",
+    "crcw2005": "Crainiceanu et al., 2005",
     "greven2008": "Greven et al., 2008",
     "hh2014": "Halekoh & Højsgaard, 2014",
     "sl1987": "Self & Liang, 1987",
@@ -58,7 +61,12 @@ def methods_text(result: Any) -> str:
         null = f"{null} (a generalized linear model)" if "|" not in str(null) else null
     else:
         kind = f"the linear mixed model {model}"
+    restricted = s.get("restricted") or []
     question = ("We tested the model against a nested one by " if result.is_comparison
+                else f"We tested whether the smooth {result.term} was constant (its "
+                "penalised part's variance and its fixed effect(s) "
+                f"{', '.join(restricted)} zero; Crainiceanu et al., 2005) by "
+                if s.get("test") == "constant"
                 else f"We tested whether the variance of the random effect {result.term} "
                 "was zero by ")
     parts = [
