@@ -5,6 +5,7 @@ Examples
 ``vctest fit sleepstudy "Reaction ~ Days + (Days | Subject)"``
 ``vctest fit data.csv "y ~ x + (1 | g)" --ml --json``
 ``vctest test Dyestuff "Yield ~ 1 + (1 | Batch)" --term "(1 | Batch)" --nsim 100000 --seed 1``
+``vctest test data.csv "y ~ s(x, bs='cr')" --term "s(x)" --test constant`` (is f constant?)
 ``vctest compare sleepstudy "Reaction ~ Days + (Days | Subject)" "Reaction ~ Days + (1 | Subject)"``
 ``vctest warmup`` (compile and cache every kernel ahead of time, e.g. in a Dockerfile)
 
@@ -85,6 +86,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         seed=args.seed, reml=not args.ml, threads=args.threads,
         progress=False if args.quiet else None, stop_alpha=args.stop_alpha,
         family=args.family, link=args.link, offset=args.offset, weights=args.weights,
+        test=args.test,
     )
     return _report(result, args)
 
@@ -215,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_test.add_argument("--method", default=None,
                         choices=["exact", "asymptotic", "bootstrap"],
                         help="reference distribution (default: exact; bootstrap for a GLMM)")
+    p_test.add_argument("--test", default="linear", choices=["linear", "constant"],
+                        help='for a smooth --term "s(x)": H0 "f is linear" (default) or "f is '
+                             'constant" (the ML LRT with the linear part restricted too; '
+                             "--ml is implied)")
     simulation(p_test, "null draws (default 100000 exact, 1000 bootstrap)")
     p_test.set_defaults(func=_cmd_test)
 
