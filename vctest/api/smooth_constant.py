@@ -131,7 +131,8 @@ def constant_null(design: Design, term: str) -> ConstantNull:
             raise ValueError(f"test='constant': the null space of {label} is not spanned by "
                              f"{by} and {slope}; this basis is not supported with "
                              "test='constant'.")
-        return ConstantNull(label, xf, (slope,), sm.Z, f"{f.response.text} ~ {f.fixed} + {by}")
+        rhs = by if f.fixed == "1" else f"{f.fixed} + {by}"
+        return ConstantNull(label, xf, (slope,), sm.Z, f"{f.response.text} ~ {rhs}")
     if not _in_span(np.ones(design.n), x_other.to_numpy()):
         raise ValueError(
             f"test='constant': {label} is constrained to sum to zero, so its constant is the "
