@@ -260,6 +260,31 @@ def test_refusals(formula, kwargs, match):
         vctest.vc_test(formula, _toy(), **kwargs)
 
 
+def test_refused_before_any_draw(monkeypatch):
+    """What a smooth model refuses (prior weights, a factor response) is refused before
+    the exact null is drawn."""
+    import vctest.api.smooth_constant as sc
+
+    monkeypatch.setattr(sc, "design_test", lambda *a, **k: pytest.fail("drew the null"))
+    data = _toy().assign(w=2.0, b=lambda d: np.where(d["y"] > 0, "hi", "lo"))
+    with pytest.raises(ValueError, match="weights"):
+        vctest.vc_test("y ~ s(x)", data, term="s(x)", test="constant", weights="w")
+    with pytest.raises(ValueError, match="is a factor"):
+        vctest.vc_test("b ~ s(x)", data, term="s(x)", test="constant")
+
+
+def test_other_fixed_effects_stay_in_the_null_model():
+    data = _toy().assign(w=lambda d: np.sin(5 * d["x"]) + np.arange(80) % 3)
+    res = vctest.vc_test("y ~ w + s(x, bs = 'cr', k = 6)", data, term="s(x)",
+                         test="constant", nsim=500, seed=1)
+    assert res.settings["null_formula"] == "y ~ w"
+    assert res.fits["null"]["columns"] == ["(Intercept)", "w"]
+    assert res.settings["restricted"] == ["s(x)Fx1"]
+    d = build_design("y ~ w + s(x, bs = 'cr', k = 6)", data)
+    assert res.statistic == pytest.approx(
+        res.fits["null"]["objective"] - fit_smooth(d, reml=False).objective, rel=1e-9)
+
+
 def test_refusals_are_in_the_errors_page():
     text = (Path(__file__).parents[1] / "docs" / "errors.rst").read_text()
     for phrase in ("`test` must be 'linear'", "only variance component", "Add the intercept",

@@ -181,10 +181,10 @@ def test_smooth_constant(design: Design, term: str, method: str, draws: Draws, *
             f"method={method!r} is not implemented for test='constant' in a Gaussian model; "
             "use method='exact' (the exact null of Crainiceanu et al. 2005; its result also "
             "lists the chi-bar-square p-values in result.asymptotic).")
+    full = fit_smooth(design, reml=False)  # first: refuses what smooth models do not fit
     result = design_test(design.y, cn.X, cn.Z, reml=False, restricted=list(cn.restricted),
                          draws=draws, term=cn.label, formula=design.formula.text,
                          null_formula=cn.null_formula)
-    full = fit_smooth(design, reml=False)
     settings = {**result.settings, "test": "constant", "n_dropped": design.n_dropped,
                 "data_hash": design.data_hash, "input": "formula"}
     notes = (f"{what}; the test is the ML LRT whatever `reml` says (REML cannot compare "
