@@ -75,7 +75,7 @@ def _dense_ml_deviance(y: np.ndarray, X: np.ndarray, Z: np.ndarray) -> float:
         r = yw - xw @ np.linalg.lstsq(xw, yw, rcond=None)[0]
         return n * math.log(2 * math.pi * (r @ r) / n) + n + 2 * np.sum(np.log(np.diag(c)))
 
-    grid = np.linspace(-20, 12, 161)
+    grid = np.linspace(-20, 12, 81)
     j = int(np.argmin([dev(t) for t in grid]))
     lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
     best = minimize_scalar(dev, bounds=(lo, hi), method="bounded",

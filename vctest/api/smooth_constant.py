@@ -127,10 +127,10 @@ def constant_null(design: Design, term: str) -> ConstantNull:
         x = design.frame[var].to_numpy(dtype=float)
         slope = f"{by}:{var}"
         xf = pd.concat([x_other, pd.DataFrame({by: z, slope: z * x})], axis=1)
+        # the cr, tp and ps penalties' null space is the straight lines: z, z x span it
         if not _in_span(design.X[:, sorted(cols)] @ np.ones(len(cols)), xf.to_numpy()):
-            raise ValueError(f"test='constant': the null space of {label} is not spanned by "
-                             f"{by} and {slope}; this basis is not supported with "
-                             "test='constant'.")
+            raise RuntimeError(f"internal error: the null space of {label} is not spanned by "
+                               f"{by} and {slope}; please report it.")
         rhs = by if f.fixed == "1" else f"{f.fixed} + {by}"
         return ConstantNull(label, xf, (slope,), sm.Z, f"{f.response.text} ~ {rhs}")
     if not _in_span(np.ones(design.n), x_other.to_numpy()):
@@ -190,6 +190,5 @@ def test_smooth_constant(design: Design, term: str, method: str, draws: Draws, *
     notes = (f"{what}; the test is the ML LRT whatever `reml` says (REML cannot compare "
              "models with different fixed effects).", *result.notes)
     reference = f"{result.reference}; H0: {cn.label} is constant"
-    out = dataclasses.replace(result, settings=settings, notes=notes, reference=reference,
-                              fits={"full": full, "null": result.fits["null"]})
-    return out
+    return dataclasses.replace(result, settings=settings, notes=notes, reference=reference,
+                               fits={"full": full, "null": result.fits["null"]})
