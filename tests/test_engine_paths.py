@@ -51,7 +51,7 @@ def test_interpreted_and_compiled_fits_are_identical(monkeypatch, formula, data,
     assert calls, "the fit made no engine call"
     for args in calls:
         a = engine._FIT_INTERPRETED(*args)
-        b = engine.fit_model(*args)
+        b = engine.fit_compiled(*args)
         assert len(a) == len(b)
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -59,7 +59,7 @@ def test_interpreted_and_compiled_fits_are_identical(monkeypatch, formula, data,
 
 def test_run_fit_uses_the_compiled_kernel_once_the_process_has_it(monkeypatch):
     calls = _recorded_calls(monkeypatch, *CASES[0])
-    engine.fit_model(*calls[0])  # compiled (or loaded) in this process
+    engine.fit_compiled(*calls[0])  # compiled (or loaded) in this process
     seen = []
     monkeypatch.setattr(engine, "_FIT_INTERPRETED", lambda *a: seen.append(a))
     engine.run_fit(*calls[0])

@@ -21,7 +21,7 @@ from scipy import special, stats
 
 import vctest
 from vctest.formula.design import build_design
-from vctest.kernels.engine import fit_model
+from vctest.kernels.engine import fit_compiled, fit_model, with_calls
 from vctest.kernels.types import Data
 from vctest.model.glm import GeneralizedLinearModel, fit_glm
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings, fit_glmm
@@ -317,8 +317,8 @@ def test_refit_kernel_is_the_fit(fitted):
     fit = fitted("grouseticks_scaled")
     m = fit.model
     start = make_start(m.layout, m.structure, fit.theta, m.beta_to_engine(fit.beta))
-    theta, beta, _, _, m2ll, _, n_evals, status = fit_model(m.structure, m.data(),
-                                                            GlmmSettings().kernel(), start)
+    theta, beta, _, _, m2ll, _, n_evals, status = fit_compiled(m.structure, m.data(),
+                                                               GlmmSettings().kernel(), start)
     assert status in (0, 1) and n_evals > 0
     assert m2ll == pytest.approx(fit.objective, rel=1e-11)
     np.testing.assert_allclose(theta, fit.theta, atol=2e-6)
@@ -383,9 +383,9 @@ def test_refit_kernel_runs_in_prange(fitted):
         return out
 
     start = make_start(m.layout, m.structure, fit.theta, m.beta_to_engine(fit.beta))
-    ctl = GlmmSettings().kernel(parallel=True)
+    ctl = with_calls(m.structure, m.data(), GlmmSettings().kernel(parallel=True), start)
     parallel = refit_all(ys, m.structure, m.data(), ctl, start)
-    serial = [fit_model(m.structure, m.with_response(y).data(), ctl, start)[4] for y in ys]
+    serial = [fit_compiled(m.structure, m.with_response(y).data(), ctl, start)[4] for y in ys]
     np.testing.assert_array_equal(parallel, serial)
 
 

@@ -6,7 +6,9 @@ random effects ``u ~ N(0, I)`` term by term and level by level, then Gaussian
 residuals in row order (sd sigma / sqrt(prior weight)) or the binomial / Poisson
 response given the mean),
 and refit both models from warm starts with the one engine
-(:func:`vctest.kernels.engine.fit_model`).  A full fit that ends worse than
+(:func:`vctest.kernels.engine.fit_model`, called through its address in
+``ctl.calls``, :mod:`vctest.kernels.calls`, so that the ``prange`` loop's
+layers do not compile the engine again).  A full fit that ends worse than
 the null fit is restarted from the null estimate embedded in the full space.
 Every replicate writes only its own output rows, so the numbers do not
 depend on the number of threads or on how the replicates are split into
@@ -21,14 +23,16 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from vctest.kernels._jit import jit, prange
-from vctest.kernels.engine import fit_model
+from vctest.kernels.calls import address_of, call_at
+from vctest.kernels.engine import fit_model, with_calls
 from vctest.kernels.families import family_row
 from vctest.kernels.pwls import linear_predictor, theta_to_factors
 from vctest.kernels.random import binomial, poisson, seed_state, standard_normal
-from vctest.kernels.types import BINOMIAL, GAUSSIAN, Data, Start
+from vctest.kernels.types import BINOMIAL, CALL_FIT, CALL_REPLICATE, GAUSSIAN, Data, Start
 
 
 @jit(internal=True)
@@ -62,8 +66,54 @@ def _refit(y, st, data, ctl, start):
         ym[r] = data.resp_scale * y[r] + data.resp_shift[r] if data.fam == GAUSSIAN else y[r]
     new = Data(ym, data.wt, data.offset, data.fam, data.link, data.reml, data.resp_scale,
                data.resp_shift)
-    theta, beta, _, _, f, _, nev, status = fit_model(st, new, ctl, start)
+    theta, beta, _, _, f, _, nev, status = call_at(fit_model, ctl.calls, CALL_FIT,
+                                                   (st, new, ctl, start))
     return theta, beta, f, nev, status
+
+
+@jit(internal=True)
+def replicate(b, seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed, ctl,
+              simulate_only, y_out, obj_out, est0_out, est1_out, nev_out, status_out):
+    """Replicate ``b`` of :func:`bootstrap`: simulate, refit both models, write row ``b``."""
+    d0, d1 = start0.theta.size, start1.theta.size
+    state = np.empty(4, dtype=np.uint64)
+    seed_state(seeds[b], state)
+    y = np.empty(sim_st.n)
+    simulate(state, sim_st, sim, y)
+    if simulate_only:
+        for r in range(y.size):
+            y_out[b, r] = y[r]
+        return
+    th0, b0, f0, nev0, s0 = _refit(y, st0, data0, ctl, start0)
+    th1, b1, f1, nev1, s1 = _refit(y, st1, data1, ctl, start1)
+    # the full model contains the null: a worse full fit is an optimiser
+    # failure -- restart it from the null estimate embedded in the full space
+    if f1 > f0 + 1e-9 * (1.0 + abs(f0)) and embed[0] != -1 and np.isfinite(f0):
+        theta = np.zeros(d1)
+        if embed[0] >= 0:
+            for i in range(embed.size):
+                theta[embed[i]] = th0[i]
+        beta = b0.copy() if b0.size == b1.size else start1.beta.copy()
+        restart = Start(theta, beta, start1.tscale, start1.bscale, start1.is_diag,
+                        start1.below)
+        th2, b2, f2, nev2, s2 = _refit(y, st1, data1, ctl, restart)
+        nev1 += nev2
+        if f2 < f1:
+            th1, b1, f1, s1 = th2, b2, f2, s2
+    obj_out[b, 0] = f0
+    obj_out[b, 1] = f1
+    for i in range(d0):
+        est0_out[b, i] = th0[i]
+    for i in range(b0.size):
+        est0_out[b, d0 + i] = b0[i]
+    for i in range(d1):
+        est1_out[b, i] = th1[i]
+    for i in range(b1.size):
+        est1_out[b, d1 + i] = b1[i]
+    nev_out[b, 0] = nev0
+    nev_out[b, 1] = nev1
+    status_out[b, 0] = s0
+    status_out[b, 1] = s1
 
 
 @jit(parallel=True)
@@ -85,50 +135,37 @@ def bootstrap(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,
         has no random effects (it embeds at theta = 0); ``[-1]`` if the null
         does not embed simply.
     ctl : Settings
+        With the addresses of :func:`~vctest.kernels.engine.with_calls` (``fit=True``)
+        and of :func:`replicate` (slot :data:`~vctest.kernels.types.CALL_REPLICATE`).
     simulate_only : bool
         Only write the simulated responses to ``y_out`` (B x n); no refits.
     y_out, obj_out (B, 2), est0_out (B, d0 + p0), est1_out (B, d1 + p1),
     nev_out (B, 2), status_out (B, 2)
         Outputs (null, full); estimates are theta then beta.
+
+    The ``prange`` body is one call of :func:`replicate` through its address:
+    Numba builds four modules for a ``prange`` loop, and each would otherwise
+    compile the replicate's code again.
     """
-    nrep = seeds.size
-    d0, d1 = start0.theta.size, start1.theta.size
-    for b in prange(nrep):
-        state = np.empty(4, dtype=np.uint64)
-        seed_state(seeds[b], state)
-        y = np.empty(sim_st.n)
-        simulate(state, sim_st, sim, y)
-        if simulate_only:
-            for r in range(y.size):
-                y_out[b, r] = y[r]
-            continue
-        th0, b0, f0, nev0, s0 = _refit(y, st0, data0, ctl, start0)
-        th1, b1, f1, nev1, s1 = _refit(y, st1, data1, ctl, start1)
-        # the full model contains the null: a worse full fit is an optimiser
-        # failure -- restart it from the null estimate embedded in the full space
-        if f1 > f0 + 1e-9 * (1.0 + abs(f0)) and embed[0] != -1 and np.isfinite(f0):
-            theta = np.zeros(d1)
-            if embed[0] >= 0:
-                for i in range(embed.size):
-                    theta[embed[i]] = th0[i]
-            beta = b0.copy() if b0.size == b1.size else start1.beta.copy()
-            restart = Start(theta, beta, start1.tscale, start1.bscale, start1.is_diag,
-                            start1.below)
-            th2, b2, f2, nev2, s2 = _refit(y, st1, data1, ctl, restart)
-            nev1 += nev2
-            if f2 < f1:
-                th1, b1, f1, s1 = th2, b2, f2, s2
-        obj_out[b, 0] = f0
-        obj_out[b, 1] = f1
-        for i in range(d0):
-            est0_out[b, i] = th0[i]
-        for i in range(b0.size):
-            est0_out[b, d0 + i] = b0[i]
-        for i in range(d1):
-            est1_out[b, i] = th1[i]
-        for i in range(b1.size):
-            est1_out[b, d1 + i] = b1[i]
-        nev_out[b, 0] = nev0
-        nev_out[b, 1] = nev1
-        status_out[b, 0] = s0
-        status_out[b, 1] = s1
+    for b in prange(seeds.size):
+        # the index's type is Numba's choice: int64 as replicate's address expects
+        call_at(replicate, ctl.calls, CALL_REPLICATE,
+                (np.int64(b), seeds, sim_st, sim, st0, data0, start0, st1, data1, start1,
+                 embed, ctl, simulate_only, y_out, obj_out, est0_out, est1_out, nev_out,
+                 status_out))
+
+
+def run_bootstrap_kernel(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,
+                         ctl, simulate_only, y_out, obj_out, est0_out, est1_out, nev_out,
+                         status_out):
+    """:func:`bootstrap` called from Python, with its table of kernel addresses filled.
+
+    The arguments are :func:`bootstrap`'s; ``ctl.calls`` may be empty (zeros):
+    the addresses of the engine's kernels (:func:`~vctest.kernels.engine.with_calls`)
+    and of :func:`replicate` are put in a copy.
+    """
+    ctl = with_calls(st1, data1, ctl, start1, fit=True)
+    args = (seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed, ctl,
+            simulate_only, y_out, obj_out, est0_out, est1_out, nev_out, status_out)
+    ctl.calls[CALL_REPLICATE] = address_of(replicate, numba.types.int64, *args)
+    bootstrap(*args)

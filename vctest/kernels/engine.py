@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from vctest.kernels._jit import interpreted, jit
+from vctest.kernels.calls import address_of, call_at, return_type
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity
@@ -44,6 +46,13 @@ from vctest.kernels.objective import (
 from vctest.kernels.optimize import derivatives, optimize
 from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
 from vctest.kernels.types import (
+    CALL_CROSS,
+    CALL_FIT,
+    CALL_GRADIENT,
+    CALL_PIRLS,
+    CALL_PROFILED,
+    CALL_SATURATED,
+    CALL_SCRATCH,
     GAUSSIAN,
     GLM,
     LAPLACE,
@@ -113,13 +122,14 @@ def fit_model(st, data, ctl, start):
     uo = np.empty(q)
     bo = np.empty(p)
     lxx = np.zeros((p, p))
-    scr = scratch(st)
+    scr = call_at(scratch, ctl.calls, CALL_SCRATCH, (st,))
     nev = 0
     status = 0
     gaussian = data.fam == GAUSSIAN
-    sat = 0.0 if gaussian else saturated_constant(data.fam, data.y, data.wt)
+    sat = 0.0 if gaussian else call_at(saturated_constant, ctl.calls, CALL_SATURATED,
+                                       (data.fam, data.y, data.wt))
     if gaussian:
-        cross_products(st, data.wt, data.y, scr)
+        call_at(cross_products, ctl.calls, CALL_CROSS, (st, data.wt, data.y, scr))
     # objective codes from an array, never literals (one specialisation)
     codes = np.array([PROFILED, LAPLACE_JOINT, LAPLACE, GLM])
     first_stage, last_stage = 1, 0  # no optimisation
@@ -188,8 +198,8 @@ def fit_model(st, data, ctl, start):
                                   uo, bo, lxx, scr)
     if ctl.maxiter < 0 and gaussian and d > 0 and math.isfinite(f):
         # the criterion's analytic gradient at the start, returned in theta's place
-        profiled_gradient(theta_to_factors(theta, st), st, data, ctl.lapack_min, uo, bo, scr,
-                          theta)
+        call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
+                (theta_to_factors(theta, st), st, data, ctl.lapack_min, uo, bo, scr, theta))
     if d == 0 and not gaussian:  # a GLM: its fit is this one IRLS run (n_evals = iterations)
         status = 0 if pst == PIRLS_OK else (1 if pst == PIRLS_SEPARATED else PIRLS_FAILED)
         nev = iters - 1
@@ -201,6 +211,41 @@ def fit_model(st, data, ctl, start):
 _FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
                                                     profiled_gradient, cross_products, scratch,
                                                     saturated_constant))
+
+
+_VEC = numba.types.float64[::1]
+_MAT = numba.types.float64[:, ::1]
+_CUBE = numba.types.float64[:, :, ::1]
+_INT = numba.types.int64
+
+
+def with_calls(st, data, ctl, start, *, fit=False):
+    """``ctl`` with ``calls`` holding the addresses :func:`fit_model` needs.
+
+    The kernels the model's family calls are compiled (or loaded from the
+    cache) for the types of ``st``, ``data`` and ``ctl`` -- a Gaussian model
+    never compiles PIRLS, a GLMM never the profiled criterion.  ``fit=True``
+    adds :func:`fit_model`'s own address (slot :data:`CALL_FIT`), for the
+    bootstrap kernel.  With ``NUMBA_DISABLE_JIT=1`` the addresses are 0.
+    """
+    calls = np.zeros(ctl.calls.shape, np.int64)
+    ctl = ctl._replace(calls=calls)
+    calls[CALL_SCRATCH] = address_of(scratch, st)
+    scr = return_type(scratch)
+    if data.fam == GAUSSIAN:
+        calls[CALL_CROSS] = address_of(cross_products, st, data.wt, data.y, scr)
+        calls[CALL_PROFILED] = address_of(evaluate_profiled, _VEC, _VEC, st, data, ctl, _VEC,
+                                          _VEC, _VEC, _MAT, scr)
+        calls[CALL_GRADIENT] = address_of(profiled_gradient, _CUBE, st, data, _INT, _VEC, _VEC,
+                                          scr, _VEC)
+    else:
+        calls[CALL_SATURATED] = address_of(saturated_constant, data.fam, data.y, data.wt)
+        calls[CALL_PIRLS] = address_of(evaluate_pirls, _INT, _VEC, _VEC, st, data, ctl, _VEC,
+                                       _VEC, numba.types.float64, _VEC, _VEC, _VEC, _VEC, _MAT,
+                                       scr)
+    if fit:
+        calls[CALL_FIT] = address_of(fit_model, st, data, ctl, start)
+    return ctl
 
 
 def run_fit(st, data, ctl, start):
@@ -219,5 +264,10 @@ def run_fit(st, data, ctl, start):
     The two paths run the same IEEE arithmetic in the same order (tested).
     """
     if getattr(fit_model, "signatures", None):
-        return fit_model(st, data, ctl, start)
+        return fit_compiled(st, data, ctl, start)
     return _FIT_INTERPRETED(st, data, ctl, start)
+
+
+def fit_compiled(st, data, ctl, start):
+    """:func:`fit_model` compiled (or loaded from the cache), with ``ctl.calls`` filled."""
+    return fit_model(st, data, with_calls(st, data, ctl, start), start)

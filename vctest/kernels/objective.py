@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from vctest.kernels._jit import jit
+from vctest.kernels.calls import call_at
 from vctest.kernels.families import MAX_HALVINGS, family_rows
 from vctest.kernels.linalg import assign
 from vctest.kernels.pwls import (
@@ -41,6 +42,8 @@ from vctest.kernels.pwls import (
     theta_to_factors,
 )
 from vctest.kernels.types import (
+    CALL_PIRLS,
+    CALL_PROFILED,
     CLOGLOG,
     GLM,
     LAPLACE,
@@ -267,7 +270,7 @@ def evaluate_pirls(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, 
     return dev + sat + usq + logdet, dev, status, iters
 
 
-@jit(inline=True)
+@jit(internal=True)
 def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr):
     """Objective ``code`` at the optimiser's parameters ``xv``: ``(f, dev, status, iters)``.
 
@@ -282,10 +285,13 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     ``dev + sat`` whatever the status.
 
     The two kinds are separate kernels (:func:`evaluate_profiled`,
-    :func:`evaluate_pirls`), so a linear mixed model's fit driven from Python
-    (:func:`vctest.kernels.engine.run_fit`) compiles only the first.
+    :func:`evaluate_pirls`), called through their addresses in ``ctl.calls``
+    (:mod:`vctest.kernels.calls`): each is compiled once, not again inside
+    every caller, and a linear mixed model never compiles the second.
     """
     if code == PROFILED:
-        return evaluate_profiled(xv, lower, st, data, ctl, tscale, uo, bo, lxx, scr)
-    return evaluate_pirls(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                          lxx, scr)
+        return call_at(evaluate_profiled, ctl.calls, CALL_PROFILED,
+                       (xv, lower, st, data, ctl, tscale, uo, bo, lxx, scr))
+    return call_at(evaluate_pirls, ctl.calls, CALL_PIRLS,
+                   (code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                    scr))

@@ -42,11 +42,12 @@ import math
 import numpy as np
 
 from vctest.kernels._jit import jit
+from vctest.kernels.calls import call_at
 from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity, max_abs, scaled_at_least
 from vctest.kernels.objective import evaluate, theta_of
 from vctest.kernels.pwls import theta_to_factors
-from vctest.kernels.types import PROFILED
+from vctest.kernels.types import CALL_GRADIENT, PROFILED
 
 _H_REL = 1e-6
 #: A variance parameter this close to its bound (scaled units) is probed for a restart.
@@ -55,7 +56,7 @@ EDGE_PROBE = 1e-4
 BOUNDARY_SNAP = 1e-5
 
 
-@jit(inline=True)
+@jit(internal=True)
 def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel, ncoord,
                 grad, curv, scr):
     """The gradient of the first ``ncoord`` coordinates into ``grad`` and, when ``curv``
@@ -72,7 +73,8 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
         if evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
                     scr)[0] < np.inf:
             t = theta_to_factors(theta_of(x, lower, tscale), st)
-            profiled_gradient(t, st, data, ctl.lapack_min, uo, bo, scr, gth)
+            call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
+                    (t, st, data, ctl.lapack_min, uo, bo, scr, gth))
         for i in range(ncoord):  # d theta / d x: cosh(x) / tscale for a variance parameter
             dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
             grad[i] = gth[i] * dtheta / tscale[i]
@@ -98,7 +100,7 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
     return 2 * ncoord
 
 
-@jit(inline=True)
+@jit(internal=True)
 def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb,
           scr):
     """Projected BFGS on objective ``code`` from ``x0`` (scaled units) with inverse Hessian
@@ -231,7 +233,7 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     return x, f, nev, it, status
 
 
-@jit(inline=True)
+@jit(internal=True)
 def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, data, ctl, tscale,
              bscale, sat, ub, bb, scr):
     """Minimise objective ``code`` from ``x0``; returns ``(x, f, n_evals, n_iter, status)``.

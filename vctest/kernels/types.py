@@ -7,7 +7,8 @@ positional tuple whose slot 11 means different things in two places:
   least-squares system, built once per design (:mod:`vctest.model.structure`);
 * :class:`Data` -- the response side: response, prior weights, offset, family
   and link codes, and how a simulated response maps onto this model's units;
-* :class:`Settings` -- optimiser and PIRLS tolerances.
+* :class:`Settings` -- optimiser and PIRLS tolerances, and the addresses of
+  the kernels the engine calls (:mod:`vctest.kernels.calls`).
 
 Codes are plain integers passed at run time (a function passed as an argument,
 or a literal frozen into a call site, would compile another specialisation and
@@ -34,6 +35,18 @@ PROFILED = 0  #: profiled deviance (ML) or REML criterion over theta (Gaussian)
 LAPLACE_JOINT = 1  #: Laplace over theta, (u, beta) by PIRLS (lme4's nAGQ = 0 stage)
 LAPLACE = 2  #: Laplace over (theta, beta), u by PIRLS (nAGQ = 1)
 GLM = 3  #: a GLM by IRLS (no random effects; R's ``mustart`` unless beta is finite)
+
+# Slots of ``Settings.calls``: addresses of separately compiled kernels
+# (:mod:`vctest.kernels.calls`); 0 where the model's family never calls one.
+CALL_PROFILED = 0  #: :func:`vctest.kernels.objective.evaluate_profiled`
+CALL_PIRLS = 1  #: :func:`vctest.kernels.objective.evaluate_pirls`
+CALL_GRADIENT = 2  #: :func:`vctest.kernels.gradient.profiled_gradient`
+CALL_CROSS = 3  #: :func:`vctest.kernels.pwls.cross_products`
+CALL_SCRATCH = 4  #: :func:`vctest.kernels.pwls.scratch`
+CALL_SATURATED = 5  #: :func:`vctest.kernels.families.saturated_constant`
+CALL_FIT = 6  #: :func:`vctest.kernels.engine.fit_model` (called by the bootstrap)
+CALL_REPLICATE = 7  #: :func:`vctest.kernels.bootstrap.replicate`
+N_CALLS = 8
 
 #: Status of PIRLS / IRLS.
 PIRLS_OK, PIRLS_NOT_PD, PIRLS_MAXIT, PIRLS_STALLED, PIRLS_SEPARATED = 0, 1, 2, 3, 4
@@ -137,6 +150,10 @@ class Settings(NamedTuple):
     (a GLMM's joint, nAGQ = 0, objective when ``two_stage`` is 1).
     ``lapack_min``: a dense block of at least this order is factored by LAPACK
     (never inside ``prange``: the bootstrap passes a huge value).
+    ``calls``: int64 (:data:`N_CALLS`, 2), the addresses of the kernels the
+    engine calls and their signature tags (rows ``CALL_*``; zeros when the
+    engine runs as Python; :func:`vctest.kernels.engine.with_calls` fills
+    them, :mod:`vctest.kernels.calls`).
     """
 
     maxiter: int
@@ -148,6 +165,7 @@ class Settings(NamedTuple):
     pirls_tol: float
     two_stage: int
     lapack_min: int
+    calls: np.ndarray
 
 
 class Start(NamedTuple):

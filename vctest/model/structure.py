@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vctest.kernels.linalg import LAPACK_MIN_ORDER
-from vctest.kernels.types import Settings, Start, Structure
+from vctest.kernels.types import N_CALLS, Settings, Start, Structure
 from vctest.model.terms import ThetaLayout, column_scales
 
 #: Largest order of the dense "rest" block (random effects after the first term, plus X).
@@ -253,7 +253,8 @@ def settings(*, maxiter: int, gtol: float, ftol: float, xtol: float, restarts: i
     return Settings(maxiter=int(maxiter), gtol=float(gtol), ftol=float(ftol), xtol=float(xtol),
                     restarts=int(restarts), pirls_maxit=int(pirls_maxit),
                     pirls_tol=float(pirls_tol), two_stage=int(bool(two_stage)),
-                    lapack_min=NO_LAPACK if parallel else LAPACK_MIN_ORDER)
+                    lapack_min=NO_LAPACK if parallel else LAPACK_MIN_ORDER,
+                    calls=np.zeros((N_CALLS, 2), np.int64))
 
 
 @dataclass(frozen=True)

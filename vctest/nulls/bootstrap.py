@@ -33,7 +33,7 @@ from vctest._rng import replicate_seeds
 from vctest._signals import interruptible
 from vctest.formula.design import Design
 from vctest.kernels._jit import set_threads
-from vctest.kernels.bootstrap import bootstrap
+from vctest.kernels.bootstrap import run_bootstrap_kernel
 from vctest.kernels.types import GAUSSIAN, IDENTITY, Data, Sim, Start
 from vctest.model.fit import LmmFit, OptimizerSettings
 from vctest.model.glm import GeneralizedLinearModel, GlmFit
@@ -215,10 +215,10 @@ class BootstrapTask:
             # uint64 wrap-around in the generators is intended (matters only when the
             # kernels run as plain Python with NUMBA_DISABLE_JIT=1)
             with np.errstate(over="ignore"):
-                bootstrap(seeds, sim_st, _sim(self.gen), self.null.structure, self.null.data,
-                          self.null.start, self.full.structure, self.full.data,
-                          self.full.start, self.embed, self.ctl, simulate_only, y, obj,
-                          est[0], est[1], nev, status)
+                run_bootstrap_kernel(seeds, sim_st, _sim(self.gen), self.null.structure,
+                                     self.null.data, self.null.start, self.full.structure,
+                                     self.full.data, self.full.start, self.embed, self.ctl,
+                                     simulate_only, y, obj, est[0], est[1], nev, status)
         finally:
             if previous is not None:
                 set_threads(previous)
