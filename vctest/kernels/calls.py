@@ -38,6 +38,23 @@ typed with and raises ``RuntimeError`` instead of calling on a mismatch;
 every vctest kernel has one specialisation anyway (inputs are converted once
 at the boundary; the last test of the suite checks it), and :func:`address_of`
 refuses a kernel that has more than one.
+
+Which calls
+-----------
+The engine's layers: the bootstrap's ``prange`` body calls
+:func:`~vctest.kernels.bootstrap.replicate`, which calls
+:func:`~vctest.kernels.engine.fit_model`, which calls the optimiser
+(:func:`~vctest.kernels.optimize.optimize`, :func:`~vctest.kernels.optimize.bfgs`,
+:func:`~vctest.kernels.optimize.derivatives`), the objective
+(:func:`~vctest.kernels.objective.evaluate` and the two kernels it chooses
+between), the gradient, the cross-products and the work arrays -- all by
+address.  Inside the objective kernels the numerical leaves (``pwls``,
+``factor_solve``, the family functions) are still called directly: each is
+linked into one or two callers only.
+
+Compiled, ``call_at`` is typed and lowered with Numba's low-level extension
+API (``type_callable``, ``lower_builtin``), so it adds no function of its own
+to compile.
 """
 
 from __future__ import annotations
@@ -47,7 +64,8 @@ from typing import Any
 
 import numba
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.core.imputils import lower_builtin
+from numba.extending import type_callable
 
 
 def signature_tag(argtypes: tuple[Any, ...]) -> int:
@@ -66,42 +84,45 @@ def call_at(kernel: Any, table: Any, slot: int, args: tuple[Any, ...]) -> Any:
     return kernel(*args)
 
 
-@intrinsic
-def _call_address(typingctx: Any, kernel: Any, address: Any, tag: Any, args: Any) -> Any:
-    argtys = tuple(args.types)
-    callee = typingctx.resolve_function_type(kernel, argtys, {})
-    if callee is None:
-        return None
-    restype = callee.return_type
+@type_callable(call_at)
+def _type_call_at(context: Any) -> Any:
+    def typer(kernel: Any, table: Any, slot: Any, args: Any) -> Any:
+        if not isinstance(kernel, numba.types.Dispatcher) or not isinstance(
+                args, numba.types.BaseTuple):
+            return None
+        callee = context.resolve_function_type(kernel, tuple(args.types), {})
+        return None if callee is None else callee.return_type
+
+    return typer
+
+
+@lower_builtin(call_at, numba.types.Any, numba.types.Any, numba.types.Any, numba.types.Any)
+def _lower_call_at(context: Any, builder: Any, sig: Any, llargs: Any) -> Any:
+    kernel_ty, table_ty, slot_ty, args_ty = sig.args
+    argtys = tuple(args_ty.types)
+    restype = sig.return_type
     expected = signature_tag(argtys)
-    name = kernel.dispatcher.py_func.__qualname__
-
-    def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
-        wrong = builder.icmp_signed("!=", llargs[2], llargs[2].type(expected))
-        with builder.if_then(wrong, likely=False):
-            context.call_conv.return_user_exc(
-                builder, RuntimeError,
-                (f"internal error: the address of kernel {name} was made for other argument "
-                 "types; please report this",))
-        values = [builder.extract_value(llargs[3], i) for i in range(len(argtys))]
-        fnty = context.call_conv.get_function_type(restype, argtys)
-        fnptr = builder.inttoptr(llargs[1], fnty.as_pointer())
-        status, result = context.call_conv.call_function(builder, fnptr, restype, argtys,
-                                                         values)
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return result
-
-    return restype(kernel, address, tag, args), codegen
-
-
-@overload(call_at, inline="always")
-def _call_at_compiled(kernel, table, slot, args):  # type: ignore[no-untyped-def]
-    # no annotations: Numba compares the overload's and impl's parameters
-    def impl(kernel, table, slot, args):  # type: ignore[no-untyped-def]
-        return _call_address(kernel, table[slot, 0], table[slot, 1], args)
-
-    return impl
+    name = kernel_ty.dispatcher.py_func.__qualname__
+    table = context.make_array(table_ty)(context, builder, llargs[1])
+    slot = context.cast(builder, llargs[2], slot_ty, numba.types.intp)
+    zero = context.get_constant(numba.types.intp, 0)
+    one = context.get_constant(numba.types.intp, 1)
+    address = builder.load(cgutils.get_item_pointer(context, builder, table_ty, table,
+                                                    [slot, zero]))
+    tag = builder.load(cgutils.get_item_pointer(context, builder, table_ty, table, [slot, one]))
+    wrong = builder.icmp_signed("!=", tag, tag.type(expected))
+    with builder.if_then(wrong, likely=False):
+        context.call_conv.return_user_exc(
+            builder, RuntimeError,
+            (f"internal error: the address of kernel {name} was made for other argument "
+             "types; please report this",))
+    values = [builder.extract_value(llargs[3], i) for i in range(len(argtys))]
+    fnty = context.call_conv.get_function_type(restype, argtys)
+    fnptr = builder.inttoptr(address, fnty.as_pointer())
+    status, result = context.call_conv.call_function(builder, fnptr, restype, argtys, values)
+    with cgutils.if_unlikely(builder, status.is_error):
+        context.call_conv.return_status_propagate(builder, status)
+    return result
 
 
 def return_type(kernel: Any) -> Any:

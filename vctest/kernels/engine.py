@@ -43,12 +43,16 @@ from vctest.kernels.objective import (
     theta_of,
     x_of,
 )
-from vctest.kernels.optimize import derivatives, optimize
+from vctest.kernels.optimize import bfgs, derivatives, optimize
 from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
 from vctest.kernels.types import (
+    CALL_BFGS,
     CALL_CROSS,
+    CALL_DERIVATIVES,
+    CALL_EVALUATE,
     CALL_FIT,
     CALL_GRADIENT,
+    CALL_OPTIMIZE,
     CALL_PIRLS,
     CALL_PROFILED,
     CALL_SATURATED,
@@ -150,8 +154,9 @@ def fit_model(st, data, ctl, start):
             lo[i] = lower[i]
         if laplace:
             # beta and its block of the inverse Hessian from the joint system at theta
-            f1 = evaluate(codes[1], x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
-                          lxx, scr)[0]
+            f1 = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                         (codes[1], x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo,
+                          lxx, scr))[0]
             nev += 1
             if math.isfinite(f1):
                 assign(u, uo)
@@ -162,8 +167,9 @@ def fit_model(st, data, ctl, start):
                 lo[d + i] = -np.inf
         if not gaussian:
             # theta's diagonal of the inverse Hessian from second differences
-            f0 = evaluate(code, x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx,
-                          scr)[0]
+            f0 = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                         (code, x, lo, st, data, ctl, tscale, bscale, sat, u, beta, uo, bo, lxx,
+                          scr))[0]
             nev += 1
             if math.isfinite(f0):
                 assign(u, uo)
@@ -171,14 +177,16 @@ def fit_model(st, data, ctl, start):
                     assign(beta, bo)
             grad = np.empty(d)
             curv = np.empty(d)
-            nev += derivatives(code, x, lo, f0, st, data, ctl, tscale, bscale, sat, u, beta,
-                               1e-3, d, grad, curv, scr)
+            nev += call_at(derivatives, ctl.calls, CALL_DERIVATIVES,
+                           (code, x, lo, f0, st, data, ctl, tscale, bscale, sat, u, beta, 1e-3, d,
+                            grad, curv, scr))
             for i in range(d):
                 c = curv[i]
                 hinv[i, i] = 1.0 / c if c > 1e-6 and math.isfinite(c) else 1.0
-        x, _, n, _, status = optimize(code, x, lo, hinv, gaussian, gaussian or laplace,
+        x, _, n, _, status = call_at(optimize, ctl.calls, CALL_OPTIMIZE,
+                                     (code, x, lo, hinv, gaussian, gaussian or laplace,
                                       start.is_diag, start.below, st, data, ctl, tscale, bscale,
-                                      sat, u, beta, scr)
+                                      sat, u, beta, scr))
         nev += n
         theta_x = theta_of(x, lower, tscale)
         for i in range(d):
@@ -194,8 +202,9 @@ def fit_model(st, data, ctl, start):
     x_of(theta, lower, tscale, xv)
     for i in range(p):
         xv[d + i] = beta[i] * bscale[i]
-    f, dev, pst, iters = evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta,
-                                  uo, bo, lxx, scr)
+    f, dev, pst, iters = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                                 (code, xv, lower, st, data, ctl, tscale, bscale, sat, u, beta, uo,
+                                  bo, lxx, scr))
     if ctl.maxiter < 0 and gaussian and d > 0 and math.isfinite(f):
         # the criterion's analytic gradient at the start, returned in theta's place
         call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
@@ -243,6 +252,14 @@ def with_calls(st, data, ctl, start, *, fit=False):
         calls[CALL_PIRLS] = address_of(evaluate_pirls, _INT, _VEC, _VEC, st, data, ctl, _VEC,
                                        _VEC, numba.types.float64, _VEC, _VEC, _VEC, _VEC, _MAT,
                                        scr)
+    f64, boolean = numba.types.float64, numba.types.boolean
+    common = (st, data, ctl, _VEC, _VEC, f64, _VEC, _VEC)  # ... tscale, bscale, sat, ub, bb
+    calls[CALL_EVALUATE] = address_of(evaluate, _INT, _VEC, _VEC, *common, _VEC, _VEC, _MAT, scr)
+    calls[CALL_DERIVATIVES] = address_of(derivatives, _INT, _VEC, _VEC, f64, *common, f64, _INT,
+                                         _VEC, _VEC, scr)
+    calls[CALL_BFGS] = address_of(bfgs, _INT, _VEC, _VEC, _MAT, boolean, *common, scr)
+    calls[CALL_OPTIMIZE] = address_of(optimize, _INT, _VEC, _VEC, _MAT, boolean, boolean,
+                                      start.is_diag, start.below, *common, scr)
     if fit:
         calls[CALL_FIT] = address_of(fit_model, st, data, ctl, start)
     return ctl

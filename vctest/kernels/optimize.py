@@ -47,7 +47,13 @@ from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, identity, max_abs, scaled_at_least
 from vctest.kernels.objective import evaluate, theta_of
 from vctest.kernels.pwls import theta_to_factors
-from vctest.kernels.types import CALL_GRADIENT, PROFILED
+from vctest.kernels.types import (
+    CALL_BFGS,
+    CALL_DERIVATIVES,
+    CALL_EVALUATE,
+    CALL_GRADIENT,
+    PROFILED,
+)
 
 _H_REL = 1e-6
 #: A variance parameter this close to its bound (scaled units) is probed for a restart.
@@ -70,8 +76,9 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
     lxx = np.empty((bb.size, bb.size))
     if code == PROFILED and curv.size == 0:
         gth = np.full(tscale.size, np.nan)
-        if evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
-                    scr)[0] < np.inf:
+        if call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                   (code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                    scr))[0] < np.inf:
             t = theta_to_factors(theta_of(x, lower, tscale), st)
             call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
                     (t, st, data, ctl.lapack_min, uo, bo, scr, gth))
@@ -84,11 +91,13 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
         h = h_rel * max(1.0, abs(x[i]))
         one_sided = x[i] - h < lower[i]
         xt[i] = x[i] + h
-        f1 = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
-                      scr)[0]
+        f1 = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                     (code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                      scr))[0]
         xt[i] = x[i] + 2.0 * h if one_sided else x[i] - h
-        f2 = evaluate(code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
-                      scr)[0]
+        f2 = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                     (code, xt, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                      scr))[0]
         xt[i] = x[i]
         if one_sided:
             grad[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * h)
@@ -101,8 +110,7 @@ def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, 
 
 
 @jit(internal=True)
-def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb,
-          scr):
+def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat, ub, bb, scr):
     """Projected BFGS on objective ``code`` from ``x0`` (scaled units) with inverse Hessian
     ``hinv0`` (scaled by the first curvature pair when ``scale_first``).
 
@@ -116,8 +124,8 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     lxx = np.empty((bb.size, bb.size))
     none = np.empty(0)
     x = scaled_at_least(x0, np.ones(d), lower)
-    f = evaluate(code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
-                 scr)[0]
+    f = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                (code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx, scr))[0]
     nev = 1
     if not math.isfinite(f):
         return x, f, nev, 0, 4
@@ -137,8 +145,9 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
     status = 2
     it = 0
     while True:
-        nev += derivatives(code, x, lower, f, st, data, ctl, tscale, bscale, sat, ub, bb, _H_REL,
-                           d, g, none, scr)
+        nev += call_at(derivatives, ctl.calls, CALL_DERIVATIVES,
+                       (code, x, lower, f, st, data, ctl, tscale, bscale, sat, ub, bb, _H_REL, d,
+                        g, none, scr))
         if have_prev:
             sy = 0.0
             ss = 0.0
@@ -212,8 +221,9 @@ def _bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sa
             for i in range(d):
                 xnew[i] = max(lower[i], x[i] + alpha * direction[i])
                 lin += g[i] * (xnew[i] - x[i])
-            fnew = evaluate(code, xnew, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
-                            lxx, scr)[0]
+            fnew = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                           (code, xnew, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo,
+                            lxx, scr))[0]
             nev += 1
             if math.isfinite(fnew) and fnew <= f + 1e-4 * lin:
                 accepted = True
@@ -238,7 +248,7 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
              bscale, sat, ub, bb, scr):
     """Minimise objective ``code`` from ``x0``; returns ``(x, f, n_evals, n_iter, status)``.
 
-    One projected BFGS run (:func:`_bfgs`), then, when ``edges``, lme4's
+    One projected BFGS run (:func:`bfgs`), then, when ``edges``, lme4's
     ``restart_edge`` and the boundary snap.  The objective depends on a variance
     parameter through its square, so its derivative at the bound is zero and a
     projected gradient method can stop there on a saddle.  Each variance
@@ -264,8 +274,9 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
     ub_try = ub.copy()
     bb_try = bb.copy()
     for attempt in range(ctl.restarts + 1 if edges else 1):
-        xa, fa, na, ita, sta = _bfgs(code, start, lower, hinv0, scale_first, st, data, ctl,
-                                     tscale, bscale, sat, ub_try, bb_try, scr)
+        xa, fa, na, ita, sta = call_at(bfgs, ctl.calls, CALL_BFGS,
+                                       (code, start, lower, hinv0, scale_first, st, data, ctl,
+                                        tscale, bscale, sat, ub_try, bb_try, scr))
         nev += na
         nit += ita
         if attempt > 0 and not fa <= f:
@@ -289,13 +300,15 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
                     probe[i + r] = sgn * x[i + r]
                 probe[i] = x[i] + EDGE_PROBE
                 nev += 1
-                if not evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                                bo, lxx, scr)[0] < f:
+                if not call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                               (code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                                bo, lxx, scr))[0] < f:
                     continue
                 for value in (1e-2, 1e-1, 1.0):
                     probe[i] = lower[i] + value
-                    fv = evaluate(code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb,
-                                  uo, bo, lxx, scr)[0]
+                    fv = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                                 (code, probe, lower, st, data, ctl, tscale, bscale, sat, ub, bb,
+                                  uo, bo, lxx, scr))[0]
                     nev += 1
                     if fv < best:
                         best = fv
@@ -312,8 +325,9 @@ def optimize(code, x0, lower, hinv0, scale_first, edges, is_diag, below, st, dat
             if is_diag[i] and 0.0 < gap < BOUNDARY_SNAP:
                 trial = x.copy()
                 trial[i] = lower[i]
-                ft = evaluate(code, trial, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
-                              bo, lxx, scr)[0]
+                ft = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                             (code, trial, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo,
+                              bo, lxx, scr))[0]
                 nev += 1
                 if ft <= f:
                     x, f = trial, ft

@@ -46,7 +46,11 @@ CALL_SCRATCH = 4  #: :func:`vctest.kernels.pwls.scratch`
 CALL_SATURATED = 5  #: :func:`vctest.kernels.families.saturated_constant`
 CALL_FIT = 6  #: :func:`vctest.kernels.engine.fit_model` (called by the bootstrap)
 CALL_REPLICATE = 7  #: :func:`vctest.kernels.bootstrap.replicate`
-N_CALLS = 8
+CALL_EVALUATE = 8  #: :func:`vctest.kernels.objective.evaluate`
+CALL_DERIVATIVES = 9  #: :func:`vctest.kernels.optimize.derivatives`
+CALL_BFGS = 10  #: :func:`vctest.kernels.optimize.bfgs`
+CALL_OPTIMIZE = 11  #: :func:`vctest.kernels.optimize.optimize`
+N_CALLS = 12
 
 #: Status of PIRLS / IRLS.
 PIRLS_OK, PIRLS_NOT_PD, PIRLS_MAXIT, PIRLS_STALLED, PIRLS_SEPARATED = 0, 1, 2, 3, 4
