@@ -165,6 +165,7 @@ def run_bootstrap_kernel(seeds, sim_st, sim, st0, data0, start0, st1, data1, sta
     and of :func:`replicate` are put in a copy.
     """
     ctl = with_calls(st1, data1, ctl, start1, fit=True)
+    ctl = ctl._replace(calls=ctl.calls.copy())  # the shared table is not written into
     args = (seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed, ctl,
             simulate_only, y_out, obj_out, est0_out, est1_out, nev_out, status_out)
     ctl.calls[CALL_REPLICATE] = address_of(replicate, numba.types.int64, *args)

@@ -107,10 +107,9 @@ def fit_model(st, data, ctl, start):
         Objective evaluations and the fit's status
         (:data:`vctest.kernels.types.STATUS_TEXT`).
 
-    The stages run in one loop, so the optimiser is inlined once; the
-    separately compiled callees are the objective's two kernels (chosen by the
-    inlined :func:`~vctest.kernels.objective.evaluate`), the gradient, the
-    cross-products and the work arrays -- the kernels :func:`run_fit` calls.
+    Every kernel it calls -- the optimiser, the objective, the gradient, the
+    cross-products and the work arrays -- is called through its address in
+    ``ctl.calls`` (:func:`with_calls`, :mod:`vctest.kernels.calls`).
     """
     d, p = start.tscale.size, st.p
     tscale, bscale = start.tscale, start.bscale
@@ -236,9 +235,25 @@ def with_calls(st, data, ctl, start, *, fit=False):
     never compiles PIRLS, a GLMM never the profiled criterion.  ``fit=True``
     adds :func:`fit_model`'s own address (slot :data:`CALL_FIT`), for the
     bootstrap kernel.  With ``NUMBA_DISABLE_JIT=1`` the addresses are 0.
+
+    Every kernel has one specialisation, so the table is made once per
+    process and family kind (Gaussian or not) and then shared: do not write
+    into ``ctl.calls`` (copy it first).  Arguments of other types than the
+    table was made for are caught by the compiled calls' type tags.
     """
-    calls = np.zeros(ctl.calls.shape, np.int64)
-    ctl = ctl._replace(calls=calls)
+    key = (data.fam == GAUSSIAN, fit)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _make_table(st, data, ctl._replace(calls=np.zeros_like(ctl.calls)), start, fit)
+        _TABLES[key] = table
+    return ctl._replace(calls=table)
+
+
+_TABLES: dict[tuple[bool, bool], np.ndarray] = {}
+
+
+def _make_table(st, data, ctl, start, fit):
+    calls = ctl.calls
     calls[CALL_SCRATCH] = address_of(scratch, st)
     scr = return_type(scratch)
     if data.fam == GAUSSIAN:
@@ -262,7 +277,7 @@ def with_calls(st, data, ctl, start, *, fit=False):
                                       start.is_diag, start.below, *common, scr)
     if fit:
         calls[CALL_FIT] = address_of(fit_model, st, data, ctl, start)
-    return ctl
+    return calls
 
 
 def run_fit(st, data, ctl, start):

@@ -14,9 +14,9 @@
   ``aic(mu(u*)) + ||u*||^2 + log|L|^2``, with R's ``aic`` = deviance +
   :func:`~vctest.kernels.families.saturated_constant`, or a GLM's.
 
-:func:`profiled` and :func:`pirls` are inlined into :func:`evaluate` (its only
-caller), so the engine's call tree stays flat: every separately compiled layer
-would code-generate its whole subtree again.
+:func:`profiled` and :func:`pirls` are inlined into :func:`evaluate_profiled`
+and :func:`evaluate_pirls`; :func:`evaluate` calls those two through their
+addresses (:mod:`vctest.kernels.calls`), so each is compiled once.
 
 PIRLS stops when the next full step is below ``tol``, so the log-determinant
 is taken with the weights at the returned mode (lme4 takes it one iteration

@@ -22,11 +22,10 @@ Refits in a bootstrap must not leave compiled code (a Python-level
 * after the search, lme4's ``restart_edge`` and a boundary snap
   (:func:`optimize`).
 
-Everything here is inlined into its one caller, the entry kernel
-:func:`vctest.kernels.engine.fit_model`: only the objective's kernels (behind
-:func:`~vctest.kernels.objective.evaluate`) and the gradient are compiled on their own,
-so the call tree is two layers deep (every separately compiled layer would
-code-generate its subtree again).
+:func:`optimize`, :func:`bfgs` and :func:`derivatives` are kernels of their
+own, and call each other, :func:`~vctest.kernels.objective.evaluate` and the
+gradient through addresses (:mod:`vctest.kernels.calls`): each is compiled once,
+not again inside its callers.
 
 It stops when the projected gradient is below ``gtol * (1 + |f|)``, or when an
 iteration changes f by less than ``ftol * (1 + |f|)`` and x by less than
@@ -116,7 +115,7 @@ def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat
 
     ``ub``/``bb`` hold the modes at the current iterate (updated in place).
     Returns ``(x, f, n_evals, n_iter, status)``.  The gradient is taken at one
-    place, the top of the loop (one inlined copy of the finite differences).
+    place, the top of the loop.
     """
     d = x0.size
     uo = np.empty(ub.size)
