@@ -177,8 +177,8 @@ def fit_model(st, data, ctl, start):
             grad = np.empty(d)
             curv = np.empty(d)
             nev += call_at(derivatives, ctl.calls, CALL_DERIVATIVES,
-                           (code, x, lo, f0, st, data, ctl, tscale, bscale, sat, u, beta, 1e-3, d,
-                            grad, curv, scr))
+                           (code, x, lo, f0, False, st, data, ctl, tscale, bscale, sat, u, beta,
+                            1e-3, d, grad, curv, scr))
             for i in range(d):
                 c = curv[i]
                 hinv[i, i] = 1.0 / c if c > 1e-6 and math.isfinite(c) else 1.0
@@ -270,8 +270,8 @@ def _make_table(st, data, ctl, start, fit):
     f64, boolean = numba.types.float64, numba.types.boolean
     common = (st, data, ctl, _VEC, _VEC, f64, _VEC, _VEC)  # ... tscale, bscale, sat, ub, bb
     calls[CALL_EVALUATE] = address_of(evaluate, _INT, _VEC, _VEC, *common, _VEC, _VEC, _MAT, scr)
-    calls[CALL_DERIVATIVES] = address_of(derivatives, _INT, _VEC, _VEC, f64, *common, f64, _INT,
-                                         _VEC, _VEC, scr)
+    calls[CALL_DERIVATIVES] = address_of(derivatives, _INT, _VEC, _VEC, f64, boolean, *common,
+                                         f64, _INT, _VEC, _VEC, scr)
     calls[CALL_BFGS] = address_of(bfgs, _INT, _VEC, _VEC, _MAT, boolean, *common, scr)
     calls[CALL_OPTIMIZE] = address_of(optimize, _INT, _VEC, _VEC, _MAT, boolean, boolean,
                                       start.is_diag, start.below, *common, scr)

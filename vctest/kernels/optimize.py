@@ -62,29 +62,38 @@ BOUNDARY_SNAP = 1e-5
 
 
 @jit(internal=True)
-def derivatives(code, x, lower, f0, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel, ncoord,
-                grad, curv, scr):
+def derivatives(code, x, lower, f0, current, st, data, ctl, tscale, bscale, sat, ub, bb, h_rel,
+                ncoord, grad, curv, scr):
     """The gradient of the first ``ncoord`` coordinates into ``grad`` and, when ``curv``
     has entries, second differences into ``curv``.  Returns #evaluations.
 
-    The profiled criterion's gradient is analytic (:mod:`vctest.kernels.gradient`, one
-    evaluation); the others are finite differences.
+    The profiled criterion's gradient is analytic (:mod:`vctest.kernels.gradient`): one
+    evaluation at ``x`` for its modes and factor, or none when ``current`` (the last
+    evaluation was at ``x``: ``scr`` holds its factor and ``ub``/``bb`` its modes; the
+    criterion is a function of ``x`` alone, so evaluating again would give the same
+    numbers).  The others are finite differences.
     """
     uo = np.empty(ub.size)
     bo = np.empty(bb.size)
     lxx = np.empty((bb.size, bb.size))
     if code == PROFILED and curv.size == 0:
         gth = np.full(tscale.size, np.nan)
-        if call_at(evaluate, ctl.calls, CALL_EVALUATE,
-                   (code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
-                    scr))[0] < np.inf:
+        if current:
+            assign(uo, ub)
+            assign(bo, bb)
+            ok = True
+        else:
+            ok = call_at(evaluate, ctl.calls, CALL_EVALUATE,
+                         (code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
+                          scr))[0] < np.inf
+        if ok:
             t = theta_to_factors(theta_of(x, lower, tscale), st)
             call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
                     (t, st, data, ctl.lapack_min, uo, bo, scr, gth))
         for i in range(ncoord):  # d theta / d x: cosh(x) / tscale for a variance parameter
             dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
             grad[i] = gth[i] * dtheta / tscale[i]
-        return 1
+        return 0 if current else 1
     xt = x.copy()
     for i in range(ncoord):
         h = h_rel * max(1.0, abs(x[i]))
@@ -144,9 +153,10 @@ def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat
     status = 2
     it = 0
     while True:
+        # x was the last point evaluated: its factor is in scr and its modes in ub/bb
         nev += call_at(derivatives, ctl.calls, CALL_DERIVATIVES,
-                       (code, x, lower, f, st, data, ctl, tscale, bscale, sat, ub, bb, _H_REL, d,
-                        g, none, scr))
+                       (code, x, lower, f, True, st, data, ctl, tscale, bscale, sat, ub, bb,
+                        _H_REL, d, g, none, scr))
         if have_prev:
             sy = 0.0
             ss = 0.0
