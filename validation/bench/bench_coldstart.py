@@ -39,6 +39,13 @@ interpreted, calling the compiled objective kernels): lmm_fit 65.8 / 23.4,
 exact_test 7.2 / 7.0, lmm_bootstrap 59.5 / 129.3 (it now compiles fit_model),
 process total 134.9 / 161.9, lmm_fit + exact_test 73.0 / 30.4, peak RSS 629 / 709
 MB; warm first call 0.4 / 0.5 s.
+
+Measured 2026-11-30 (session 7, quiet machine), baseline b13aa9c vs the engine's
+kernels calling each other by address (:mod:`vctest.kernels.calls`: each kernel
+compiled once, not again inside every caller and every ``prange`` layer):
+lmm_fit 22.2 / 24.6, exact_test 6.5 / 5.9, lmm_bootstrap 119.6 / 31.0, glmm stages
+0 / 0, process total 150.6 / 63.8 (goal 45), lmm_fit + exact_test 28.7 / 30.5
+(goal 12), peak RSS 721 / 467 MB (goal 500, met); warm first call 0.3 / 0.5 s.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 KERNELS_DIR = Path(__file__).resolve().parent
 """The directory whose ``*.py`` files make up the cache digest."""
 
-COMPILE_SECONDS = "about 25 s for fits and 2 minutes more for a bootstrap,"
+COMPILE_SECONDS = "about 25 s for a first fit and 30 s more for a first bootstrap,"
 """How long compiling every kernel takes on a typical machine (for the notice)."""
 
 
