@@ -21,7 +21,7 @@ pages inherited at spawn):
   Z'P0Z and ``numpy.linalg.eigvalsh``), only where it fits in memory;
 * ``whole vc_test``: ``vctest.vc_test(..., method="exact")`` from the data frame
   (design, two REML fits, eigenvalues, draws), with its CPU time and the wall
-  time of each run of the compiled engine (``vctest.kernels.engine.fit_model``:
+  time of each run of the engine (``vctest.kernels.engine.run_fit``:
   the full model's REML fit, then the null linear model) and its number of
   criterion evaluations -- what the Python side adds is the rest;
 * RLRsim 3.1's ``exactRLRT`` on the lme4 fit of the same data, timed without
@@ -115,7 +115,7 @@ formula = "y ~ x + (1 | g)"
 out = {}
 if mode == "test":
     import vctest.model.lmm as lmm_module
-    engine = lmm_module.fit_model  # the compiled engine, as the LMM calls it
+    engine = lmm_module.run_fit  # the engine, as the LMM calls it
     calls = []
 
     def timed_engine(*args):
@@ -124,7 +124,7 @@ if mode == "test":
         calls.append((time.perf_counter() - t, int(r[6])))  # seconds, evaluations
         return r
 
-    lmm_module.fit_model = timed_engine
+    lmm_module.run_fit = timed_engine
     base = hwm()
     t0, c0 = time.perf_counter(), time.process_time()
     res = vctest.vc_test(formula, data, term="(1 | g)", method="exact", nsim=nsim, seed=1)

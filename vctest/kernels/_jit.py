@@ -357,11 +357,15 @@ def _global_names(code: types.CodeType) -> set[str]:
     return out
 
 
-def interpreted(kernel: Any, compiled: tuple[Any, ...]) -> Callable[..., Any]:
+def interpreted(kernel: Any, compiled: tuple[Any, ...],
+                python: dict[Any, Callable[..., Any]] | None = None) -> Callable[..., Any]:
     """``kernel``'s source run by the Python interpreter, calling ``compiled`` compiled.
 
     Every other vctest kernel it calls, directly or further down, runs as
-    Python too (its ``py_func`` with the same rebinding).  Python floats are
+    Python too (its ``py_func`` with the same rebinding), except those that
+    ``python`` maps to a NumPy equivalent (a leaf whose element loop would be
+    slow in the interpreter on long arrays; the equivalent must give the same
+    numbers, e.g. a copy).  Python floats are
     IEEE doubles and the kernels are compiled without fast-math, so the same
     source gives the same numbers either way; a driver whose own work is small
     (an optimiser's loop over a few parameters) then need not be compiled for
@@ -371,7 +375,7 @@ def interpreted(kernel: Any, compiled: tuple[Any, ...]) -> Callable[..., Any]:
     if not isinstance(kernel, numba.core.dispatcher.Dispatcher):
         return kernel
     keep = {id(k) for k in compiled}
-    twins: dict[int, Callable[..., Any]] = {}
+    twins: dict[int, Callable[..., Any]] = {id(k): f for k, f in (python or {}).items()}
 
     def twin(dispatcher: Any) -> Callable[..., Any]:
         if id(dispatcher) not in twins:

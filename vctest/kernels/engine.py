@@ -35,7 +35,7 @@ from vctest.kernels._jit import interpreted, jit
 from vctest.kernels.calls import address_of, call_at, return_type
 from vctest.kernels.families import saturated_constant
 from vctest.kernels.gradient import profiled_gradient
-from vctest.kernels.linalg import assign, identity
+from vctest.kernels.linalg import assign, assign_numpy, identity
 from vctest.kernels.objective import (
     evaluate,
     evaluate_pirls,
@@ -218,7 +218,8 @@ def fit_model(st, data, ctl, start):
 
 _FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
                                                     profiled_gradient, cross_products, scratch,
-                                                    saturated_constant))
+                                                    saturated_constant),
+                               python={assign: assign_numpy})
 
 
 _VEC = numba.types.float64[::1]

@@ -76,6 +76,12 @@ def assign(dst, src):
         dst[i] = src[i]
 
 
+def assign_numpy(dst, src):
+    """:func:`assign` for code run by the interpreter (:func:`vctest.kernels._jit.interpreted`):
+    the same copy, without a Python loop over the elements."""
+    dst[: src.size] = src
+
+
 @jit(inline=True)
 def identity(d, scale):
     """``scale * I`` of order ``d``."""
