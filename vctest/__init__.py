@@ -78,9 +78,18 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
         value = module if name == "datasets" else getattr(module, name)
+        if name in ("load_result", "TestResult"):
+            module.set_confint_rebuilder(_rebuild_confint)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'vctest' has no attribute {name!r}")
+
+
+def _rebuild_confint(result: Any, data: Any) -> Any:
+    """``confint(data=...)`` of a loaded result; imports the API only when called."""
+    from vctest.api.loaded import rebuild_confint
+
+    return rebuild_confint(result, data)
 
 
 def __dir__() -> list[str]:

@@ -167,11 +167,15 @@ class TestResult:
         qs = np.quantile(self.null_distribution, levels)
         return {f"{lv:g}": float(q) for lv, q in zip(levels, qs, strict=True)}
 
-    def confint(self, level: float = 0.95, **kwargs: Any) -> Any:
+    def confint(self, level: float = 0.95, *, data: Any = None, **kwargs: Any) -> Any:
         """Exact confidence interval for the variance ratio by test inversion.
 
         Available for a model whose only random effect is the tested scalar
-        term; see ``vctest.nulls.exact.invert_rlrt``.
+        term; see ``vctest.nulls.exact.invert_rlrt``.  A result read by
+        :func:`vctest.load_result` keeps the fits' numbers but not the data the
+        REML criterion needs: pass the data it was computed on as ``data``
+        (checked against the stored hash) and the interval is the one the
+        original result gives, to the last digit (same seed).
 
         Examples
         --------
@@ -182,23 +186,39 @@ class TestResult:
         >>> 0.1 < ci.lower < ci.estimate < ci.upper < 6   # exact: 0.144 to 4.84
         True
         """
+        if data is not None:
+            if not self._loaded_exact_single():
+                raise ValueError("`data` is only for a result read by load_result() (an exact "
+                                 "RLRT of a formula); this result has its model: call "
+                                 "confint() without `data`.")
+            if _REBUILD_CONFINT is None:
+                raise ValueError("confint(data=...) needs vctest's API: read the file with "
+                                 "vctest.load_result().")
+            attach_confint(self, _REBUILD_CONFINT(self, data))
         if self._confint is None:
             raise ValueError(self._why_no_confint())
         return self._confint(level=level, **kwargs)
+
+    def _loaded_exact_single(self) -> bool:
+        exact_single = (self.method == "exact" and self.test == "RLRT"
+                        and "Greven" not in self.reference)
+        loaded = any(isinstance(f, dict) for f in self.fits.values())
+        return exact_single and loaded and self.settings.get("formula") is not None
 
     def _why_no_confint(self) -> str:
         exact_single = (self.method == "exact" and self.test == "RLRT"
                         and "Greven" not in self.reference)
         loaded = any(isinstance(f, dict) for f in self.fits.values())
         if exact_single and loaded:
-            seed = self.seed if self.seed is not None else self.seed_entropy
-            return ("confint() needs the fitted model, and a result read by load_result() "
-                    "keeps the fits' numbers but not the model or the data: run "
-                    f"vctest.vc_test({self.settings.get('formula')!r}, data, "
-                    f"term={self.term!r}, seed={seed!r}) on the same data (its hash is "
-                    f"in settings['data_hash']) and call confint() on that result; to keep "
-                    "confint() across sessions, save the result with pickle, which keeps "
-                    "the model.")
+            if self.settings.get("formula") is not None:
+                return ("confint() needs the data: a result read by load_result() keeps the "
+                        "fits' numbers but not the data the REML criterion is evaluated on; "
+                        "pass the data frame the test was run on, result.confint(data=...) "
+                        "(checked against settings['data_hash']).")
+            return ("confint() needs the model, and a result of exact_rlrt() read by "
+                    "load_result() keeps the fits' numbers but not y, X and Z: call "
+                    "vctest.exact_rlrt(y, X, Z, seed=...) again, or save the result with "
+                    "pickle, which keeps the model.")
         why = ("it is a comparison of two models" if self.is_comparison else
                f"its method is {self.method!r}, not 'exact'" if self.method != "exact" else
                "its fits are ML, not REML" if self.test != "RLRT" else
@@ -348,6 +368,19 @@ class TestResult:
             lines.append(f"  seed: none given; entropy {self.seed_entropy} (seed=<entropy> "
                          "repeats it)")
         return wrap_lines(lines)
+
+
+_REBUILD_CONFINT: Callable[[TestResult, Any], Callable[..., Any]] | None = None
+
+
+def set_confint_rebuilder(rebuild: Callable[[TestResult, Any], Callable[..., Any]]) -> None:
+    """Install how ``confint(data=...)`` rebuilds a loaded result's model (the API does).
+
+    ``rebuild(result, data)`` returns what :func:`attach_confint` takes.  Kept
+    as a hook so that this module imports nothing above it.
+    """
+    global _REBUILD_CONFINT
+    _REBUILD_CONFINT = rebuild
 
 
 def attach_confint(result: TestResult, confint: Callable[..., Any] | None) -> TestResult:

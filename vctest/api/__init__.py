@@ -6,6 +6,7 @@ designs -> their fits (:mod:`vctest.model`) -> a reference distribution from
 :mod:`vctest.api._pipeline`, shared by ``vc_test``, ``compare`` and ``power``.
 """
 
+from vctest.api import loaded as _loaded  # noqa: F401  (confint(data=...) of loaded results)
 from vctest.api.checking import check
 from vctest.api.comparing import compare
 from vctest.api.fitting import fit
