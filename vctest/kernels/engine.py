@@ -231,9 +231,10 @@ _INT = numba.types.int64
 def with_calls(st, data, ctl, start, *, fit=False):
     """``ctl`` with ``calls`` holding the addresses :func:`fit_model` needs.
 
-    The kernels the model's family calls are compiled (or loaded from the
-    cache) for the types of ``st``, ``data`` and ``ctl`` -- a Gaussian model
-    never compiles PIRLS, a GLMM never the profiled criterion.  ``fit=True``
+    The kernels are compiled (or loaded from the cache) for the types of
+    ``st``, ``data`` and ``ctl``; the table holds the objective kernel of the
+    model's family only, but compiling :func:`~vctest.kernels.objective.evaluate`
+    (the optimiser's dispatcher) compiles both objective kernels.  ``fit=True``
     adds :func:`fit_model`'s own address (slot :data:`CALL_FIT`), for the
     bootstrap kernel.  With ``NUMBA_DISABLE_JIT=1`` the addresses are 0.
 

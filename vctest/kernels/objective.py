@@ -287,7 +287,9 @@ def evaluate(code, xv, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo
     The two kinds are separate kernels (:func:`evaluate_profiled`,
     :func:`evaluate_pirls`), called through their addresses in ``ctl.calls``
     (:mod:`vctest.kernels.calls`): each is compiled once, not again inside
-    every caller, and a linear mixed model never compiles the second.
+    every caller.  A single fit driven from Python
+    (:func:`vctest.kernels.engine.run_fit`) compiles only the one its model
+    needs; compiling this dispatcher types, and so compiles, both.
     """
     if code == PROFILED:
         return call_at(evaluate_profiled, ctl.calls, CALL_PROFILED,

@@ -82,18 +82,16 @@ def derivatives(code, x, lower, f0, current, st, data, ctl, tscale, bscale, sat,
     lxx = np.empty((bb.size, bb.size))
     if code == PROFILED and curv.size == 0:
         gth = np.full(tscale.size, np.nan)
-        if current:
-            assign(uo, ub)
-            assign(bo, bb)
-            ok = True
-        else:
+        u, beta, ok = ub, bb, True  # the gradient only reads the modes
+        if not current:
+            u, beta = uo, bo
             ok = call_at(evaluate, ctl.calls, CALL_EVALUATE,
                          (code, x, lower, st, data, ctl, tscale, bscale, sat, ub, bb, uo, bo, lxx,
                           scr))[0] < np.inf
         if ok:
             t = theta_to_factors(theta_of(x, lower, tscale), st)
             call_at(profiled_gradient, ctl.calls, CALL_GRADIENT,
-                    (t, st, data, ctl.lapack_min, uo, bo, scr, gth))
+                    (t, st, data, ctl.lapack_min, u, beta, scr, gth))
         for i in range(ncoord):  # d theta / d x: cosh(x) / tscale for a variance parameter
             dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
             grad[i] = gth[i] * dtheta / tscale[i]
