@@ -187,7 +187,7 @@ class TestResult:
         True
         """
         if data is not None:
-            if not self._loaded_exact_single():
+            if not (self._loaded_exact() and self.settings.get("formula") is not None):
                 raise ValueError("`data` is only for a result read by load_result() (an exact "
                                  "RLRT of a formula); this result has its model: call "
                                  "confint() without `data`.")
@@ -199,17 +199,13 @@ class TestResult:
             raise ValueError(self._why_no_confint())
         return self._confint(level=level, **kwargs)
 
-    def _loaded_exact_single(self) -> bool:
-        exact_single = (self.method == "exact" and self.test == "RLRT"
-                        and "Greven" not in self.reference)
-        loaded = any(isinstance(f, dict) for f in self.fits.values())
-        return exact_single and loaded and self.settings.get("formula") is not None
+    def _loaded_exact(self) -> bool:
+        """An exact RLRT of one term read by load_result() (its fits are records, not models)."""
+        return (self.method == "exact" and self.test == "RLRT" and "Greven" not in self.reference
+                and any(isinstance(f, dict) for f in self.fits.values()))
 
     def _why_no_confint(self) -> str:
-        exact_single = (self.method == "exact" and self.test == "RLRT"
-                        and "Greven" not in self.reference)
-        loaded = any(isinstance(f, dict) for f in self.fits.values())
-        if exact_single and loaded:
+        if self._loaded_exact():
             if self.settings.get("formula") is not None:
                 return ("confint() needs the data: a result read by load_result() keeps the "
                         "fits' numbers but not the data the REML criterion is evaluated on; "
