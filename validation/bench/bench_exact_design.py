@@ -29,10 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import time
 
 import numba
 import numpy as np
+from _timing import best_of
 
 import vctest
 from vctest.model.one_component import OneComponentModel
@@ -68,15 +68,6 @@ def measure_rlrsim(n: int, k: int, nsim: int) -> tuple[float, float, float] | st
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return f"RLRsim did not run ({type(exc).__name__})"
     return seconds, p0, q95
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    best, result = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def main() -> None:

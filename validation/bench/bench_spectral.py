@@ -36,6 +36,7 @@ import time
 
 import numba
 import numpy as np
+from _timing import best_of
 
 from vctest._rng import replicate_seeds, seed_sequence
 from vctest.kernels._jit import set_threads
@@ -114,15 +115,6 @@ def cold_compile_seconds() -> float:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    best, result = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def main() -> None:
