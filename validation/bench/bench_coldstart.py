@@ -61,7 +61,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 STAGES = ["lmm_fit", "exact_test", "lmm_bootstrap", "glmm_fit", "glmm_bootstrap"]
-ALL_STAGES = [*STAGES, "poisson_fit"]
+ALL_STAGES = [*STAGES, "poisson_fit", "lmm_fit_large", "warmup"]
 GOALS = {"total_cpu": 45.0, "lmm_fit+exact_test": 12.0, "peak_rss_mb": 500.0,
          "warm_first_call": 2.0}
 
@@ -84,7 +84,18 @@ JOBS = {
     "glmm_bootstrap": lambda: vc_test(CBPP, "cbpp", term="(1 | herd)", family="binomial",
                                       nsim=4, seed=1, progress=False),
     "poisson_fit": lambda: fit("TICKS ~ YEAR + (1 | BROOD)", "grouseticks", family="poisson"),
+    "lmm_fit_large": lambda: fit("y ~ x + (x | g)", _large()),
+    "warmup": lambda: vctest.warmup(progress=False),
 }
+def _large():
+    import numpy as np, pandas as pd
+    rng = np.random.default_rng(1)
+    n, groups = 40_000, 400
+    g = rng.integers(0, groups, n)
+    x = rng.normal(size=n)
+    b = rng.normal(size=(groups, 2)) * [1.0, 0.5]
+    y = 1.0 + 0.3 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
 for name in stages:
     c, w = time.process_time(), time.perf_counter()
     JOBS[name]()
@@ -110,7 +121,7 @@ def extract(rev: str | None, dest: Path) -> Path:
 
 def run(tree: Path, cache: Path, stages: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if k not in {"VCTEST_NUMBA_CACHE", "NUMBA_DISABLE_JIT", "PYTHONPATH"}}
+           if k not in {"VCTEST_NUMBA_CACHE", "NUMBA_DISABLE_JIT", "PYTHONPATH", "VCTEST_JIT"}}
     env.update(PYTHONPATH=str(tree), VCTEST_CACHE_DIR=str(cache / "vctest"),
                NUMBA_CACHE_DIR=str(cache / "numba"), VCTEST_QUIET_COMPILE="1")
     out = subprocess.run([sys.executable, "-c", CHILD, ",".join(stages)], env=env,

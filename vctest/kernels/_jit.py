@@ -56,7 +56,10 @@ Environment
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -342,6 +345,38 @@ def set_threads(n: int | None) -> int:
 
 
 
+def _libm_math() -> types.ModuleType:
+    """:mod:`math`, but with the C library's ``lgamma`` (what compiled kernels call).
+
+    CPython's ``math.lgamma`` is its own approximation, which differs from the
+    C library's in the last bits; every other function of :mod:`math` that the
+    kernels use calls the C library in both worlds (tested).  Where no C math
+    library can be loaded, CPython's ``lgamma`` stays (the one difference).
+    """
+    shim = types.ModuleType("math")
+    shim.__dict__.update(math.__dict__)
+    name = ctypes.util.find_library("m") or ctypes.util.find_library("c")
+    try:
+        libm = ctypes.CDLL(name) if name else ctypes.CDLL(None)
+        lgamma = libm.lgamma
+    except (OSError, AttributeError):  # no C library to load (never on Linux or macOS)
+        return shim
+    lgamma.restype = ctypes.c_double
+    lgamma.argtypes = [ctypes.c_double]
+
+    def lgamma_c(x: float) -> float:
+        if x <= 0.0 and x == math.floor(x):
+            raise ValueError("math domain error")  # as math.lgamma (the kernels never ask)
+        return float(lgamma(float(x)))
+
+    shim.lgamma = lgamma_c  # type: ignore[attr-defined]
+    return shim
+
+
+MATH = _libm_math()
+"""The :mod:`math` module seen by kernels run as Python (:func:`interpreted`)."""
+
+
 def _is_kernel(obj: Any) -> bool:
     """A Numba dispatcher of a function defined under ``vctest/kernels/``."""
     return (isinstance(obj, numba.core.dispatcher.Dispatcher)
@@ -367,7 +402,9 @@ def interpreted(kernel: Any, compiled: tuple[Any, ...],
     slow in the interpreter on long arrays; the equivalent must give the same
     numbers, e.g. a copy).  Python floats are
     IEEE doubles and the kernels are compiled without fast-math, so the same
-    source gives the same numbers either way; a driver whose own work is small
+    source gives the same numbers either way (``math.lgamma``, the one function
+    whose CPython version is not the C library's that compiled code calls, is
+    the C library's in the interpreted source too: :data:`MATH`); a driver whose own work is small
     (an optimiser's loop over a few parameters) then need not be compiled for
     the heavy kernels it calls to run at compiled speed.  With
     ``NUMBA_DISABLE_JIT=1`` the kernel is already Python and is returned as is.
@@ -381,6 +418,8 @@ def interpreted(kernel: Any, compiled: tuple[Any, ...],
         if id(dispatcher) not in twins:
             func = dispatcher.py_func
             env = dict(func.__globals__)
+            if env.get("math") is math:
+                env["math"] = MATH
             twins[id(dispatcher)] = types.FunctionType(func.__code__, env, func.__name__,
                                                        func.__defaults__, func.__closure__)
             for name in _global_names(func.__code__):

@@ -26,12 +26,16 @@ import math
 import numba
 import numpy as np
 
-from vctest.kernels._jit import jit, prange
+from vctest.kernels._jit import interpreted, jit, prange
 from vctest.kernels.calls import address_of, call_at
-from vctest.kernels.engine import fit_model, with_calls
+from vctest.kernels.engine import TIERED, fit_model, with_calls
 from vctest.kernels.families import family_row
+from vctest.kernels.linalg import assign, assign_numpy
+from vctest.kernels.objective import evaluate
+from vctest.kernels.optimize import bfgs, derivatives, optimize
 from vctest.kernels.pwls import linear_predictor, theta_to_factors
 from vctest.kernels.random import binomial, poisson, seed_state, standard_normal
+from vctest.kernels.tiers import Tier, run_rows
 from vctest.kernels.types import BINOMIAL, CALL_FIT, CALL_REPLICATE, GAUSSIAN, Data, Start
 
 
@@ -155,18 +159,39 @@ def bootstrap(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,
                  status_out))
 
 
+BOOTSTRAP_TIER = Tier("parametric bootstrap", 30.0,
+                      (bootstrap, replicate, fit_model, evaluate, derivatives, bfgs, optimize))
+"""The bootstrap's own kernels (about 30 CPU s to compile); :mod:`vctest.kernels.tiers`."""
+
+_REPLICATE_PY = interpreted(replicate, compiled=(), python={assign: assign_numpy, **TIERED})
+
+
 def run_bootstrap_kernel(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,
                          ctl, simulate_only, y_out, obj_out, est0_out, est1_out, nev_out,
                          status_out):
-    """:func:`bootstrap` called from Python, with its table of kernel addresses filled.
+    """:func:`bootstrap` called from Python: the same arguments and numbers.
 
-    The arguments are :func:`bootstrap`'s; ``ctl.calls`` may be empty (zeros):
-    the addresses of the engine's kernels (:func:`~vctest.kernels.engine.with_calls`)
-    and of :func:`replicate` are put in a copy.
+    ``ctl.calls`` may be empty (zeros).  Replicate ``b`` depends on
+    ``seeds[b]`` only, so the replicates are done in chunks: as Python (the
+    replicate's source, whose fits call the engine's kernels compiled or not
+    as their tiers decide) while :data:`BOOTSTRAP_TIER` says compiling does not
+    pay yet, then compiled (:func:`vctest.kernels.tiers.run_rows`), with the
+    addresses of the engine's kernels (:func:`~vctest.kernels.engine.with_calls`)
+    and of :func:`replicate` put in a copy of the table.
     """
-    ctl = with_calls(st1, data1, ctl, start1, fit=True)
-    ctl = ctl._replace(calls=ctl.calls.copy())  # the shared table is not written into
-    args = (seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed, ctl,
-            simulate_only, y_out, obj_out, est0_out, est1_out, nev_out, status_out)
-    ctl.calls[CALL_REPLICATE] = address_of(replicate, numba.types.int64, *args)
-    bootstrap(*args)
+    models = (sim_st, sim, st0, data0, start0, st1, data1, start1, embed)
+    outs = (y_out, obj_out, est0_out, est1_out, nev_out, status_out)
+
+    def compiled(lo, hi):
+        c = with_calls(st1, data1, ctl, start1, fit=True)
+        c = c._replace(calls=c.calls.copy())  # the shared table is not written into
+        args = (seeds[lo:hi], *models, c, simulate_only, *(o[lo:hi] for o in outs))
+        c.calls[CALL_REPLICATE] = address_of(replicate, numba.types.int64, *args)
+        bootstrap(*args)
+
+    def interpreted_rows(lo, hi):
+        for b in range(lo, hi):
+            _REPLICATE_PY(np.int64(b), seeds, *models, ctl, simulate_only, *outs)
+
+    with np.errstate(over="ignore"):  # uint64 wrap-around, by design, when run as Python
+        run_rows(BOOTSTRAP_TIER, seeds.size, compiled, interpreted_rows, first=2)

@@ -33,7 +33,7 @@ import numpy as np
 
 from vctest.kernels._jit import interpreted, jit
 from vctest.kernels.calls import address_of, call_at, return_type
-from vctest.kernels.families import saturated_constant
+from vctest.kernels.families import inverse_link, saturated_constant
 from vctest.kernels.gradient import profiled_gradient
 from vctest.kernels.linalg import assign, assign_numpy, identity
 from vctest.kernels.objective import (
@@ -45,6 +45,7 @@ from vctest.kernels.objective import (
 )
 from vctest.kernels.optimize import bfgs, derivatives, optimize
 from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
+from vctest.kernels.tiers import Tier, TieredKernel, is_cached, mode
 from vctest.kernels.types import (
     CALL_BFGS,
     CALL_CROSS,
@@ -216,10 +217,34 @@ def fit_model(st, data, ctl, start):
     return theta, bo, uo, lxx, f, dev, nev + 1, status
 
 
+LMM_TIER = Tier("linear mixed model fit", 23.0,
+                (cross_products, evaluate_profiled, profiled_gradient))
+"""Compiled together by a first LMM fit (about 23 CPU s); :mod:`vctest.kernels.tiers`."""
+
+GLMM_TIER = Tier("GLMM fit", 12.0, (saturated_constant, evaluate_pirls))
+"""Compiled together by a first GLM or GLMM fit."""
+
+_SCRATCH_TIER = Tier("work arrays", 2.0, (scratch,), follows=(LMM_TIER, GLMM_TIER))
+
+TIERED = {
+    scratch: TieredKernel(scratch, _SCRATCH_TIER),
+    cross_products: TieredKernel(cross_products, LMM_TIER),
+    evaluate_profiled: TieredKernel(evaluate_profiled, LMM_TIER),
+    profiled_gradient: TieredKernel(profiled_gradient, LMM_TIER),
+    saturated_constant: TieredKernel(saturated_constant, GLMM_TIER),
+    evaluate_pirls: TieredKernel(evaluate_pirls, GLMM_TIER),
+}
+"""The kernels a fit calls from Python, each run compiled or as Python as its tier decides."""
+
+tiered_saturated_constant = TIERED[saturated_constant]
+tiered_inverse_link = TieredKernel(inverse_link, GLMM_TIER)
+
+_FIT_TIERED = interpreted(fit_model, compiled=(), python={assign: assign_numpy, **TIERED})
 _FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
                                                     profiled_gradient, cross_products, scratch,
                                                     saturated_constant),
                                python={assign: assign_numpy})
+_DRIVER = (fit_model, evaluate, derivatives, bfgs, optimize)
 
 
 _VEC = numba.types.float64[::1]
@@ -283,23 +308,25 @@ def _make_table(st, data, ctl, start, fit):
 
 
 def run_fit(st, data, ctl, start):
-    """:func:`fit_model` called from Python: the same results, bit for bit.
+    """:func:`fit_model` called from Python: the same results, bit for bit, whichever runs.
 
-    When this process has compiled (or loaded) :func:`fit_model` -- a bootstrap
-    or :func:`vctest.warmup` does -- that is called.  Otherwise its source runs
-    in the interpreter and calls the compiled kernels that do the heavy work
-    (:func:`~vctest.kernels.objective.evaluate_profiled`,
-    :func:`~vctest.kernels.objective.evaluate_pirls`,
-    :func:`~vctest.kernels.gradient.profiled_gradient`, the cross-products and
-    the work arrays): the optimiser's own arithmetic on a few parameters is
-    cheap in Python, and compiling it into one kernel with everything it calls
-    costs more than half of a first fit's compilation.  A first linear mixed
-    model fit thus compiles only the Gaussian objective and its gradient.
-    The two paths run the same IEEE arithmetic in the same order (tested).
+    * :func:`fit_model` compiled, when this process has compiled it or the disk
+      cache holds it and the kernels it calls (a bootstrap or
+      :func:`vctest.warmup` puts them there);
+    * else its source in the interpreter (the optimiser's own arithmetic on a
+      few parameters is cheap in Python, and compiling it costs more than half
+      of a first fit's compilation), calling the objective kernels, the
+      gradient, the cross-products and the work arrays either compiled or as
+      Python, as their tier decides (:mod:`vctest.kernels.tiers`: as Python
+      until the interpreter has spent about as long as compiling them would
+      take).  A model whose dense block is factored by LAPACK (order
+      ``ctl.lapack_min`` or more) always calls them compiled.
     """
-    if getattr(fit_model, "signatures", None):
+    if all(is_cached(k) for k in _DRIVER) and mode() != "interpret":
         return fit_compiled(st, data, ctl, start)
-    return _FIT_INTERPRETED(st, data, ctl, start)
+    if st.m_re + st.p >= ctl.lapack_min:
+        return _FIT_INTERPRETED(st, data, ctl, start)
+    return _FIT_TIERED(st, data, ctl, start)
 
 
 def fit_compiled(st, data, ctl, start):

@@ -47,8 +47,9 @@ import math
 
 import numpy as np
 
-from vctest.kernels._jit import jit, prange
+from vctest.kernels._jit import interpreted, jit, prange
 from vctest.kernels.random import chisquare, seed_state
+from vctest.kernels.tiers import Tier, run_rows
 
 # Constants are written as literals inside the kernels (kernels capture no
 # globals); their values, for reference:
@@ -374,3 +375,27 @@ def draw_variates(seeds, dfa, df_r, q, out):
             out[i, j] = chisquare(state, dfa[j])
         out[i, g] = chisquare(state, df_r)
         out[i, g + 1] = chisquare(state, q) if q > 0.0 else 0.0
+
+
+EXACT_TIER = Tier("exact test", 6.0, (spectral_null,))
+""":func:`spectral_null`'s compilation (about 6 CPU s); :mod:`vctest.kernels.tiers`."""
+
+_SPECTRAL_NULL_PY = interpreted(spectral_null, compiled=())
+
+
+def draw_null(seeds, lam0, vals, dfa, pen, n_eff, df_r, q, grid, active, pmat, emat,
+              closed_form, stat, lam_hat):
+    """:func:`spectral_null` called from Python (the same arguments and numbers).
+
+    Draw ``i`` depends on ``seeds[i]`` only, so the draws are done in chunks:
+    as Python while :data:`EXACT_TIER` says compiling does not pay yet, then
+    compiled (:func:`vctest.kernels.tiers.run_rows`).
+    """
+    common = (lam0, vals, dfa, pen, n_eff, df_r, q, grid, active, pmat, emat, closed_form)
+
+    def rows(kernel):
+        return lambda lo, hi: kernel(seeds[lo:hi], *common, stat[lo:hi], lam_hat[lo:hi])
+
+    with np.errstate(over="ignore"):  # uint64 wrap-around, by design, when run as Python
+        run_rows(EXACT_TIER, seeds.size, rows(spectral_null), rows(_SPECTRAL_NULL_PY),
+                 first=64)

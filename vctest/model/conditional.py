@@ -321,7 +321,7 @@ def predict_lmm(fit: Any, newdata: pd.DataFrame | None, re_form: Any,
 
 def inverse_link(model: Any, eta: np.ndarray) -> np.ndarray:
     """``mu = g^{-1}(eta)`` through the kernels' one copy of the links."""
-    from vctest.kernels.families import inverse_link as kernel_inverse_link
+    from vctest.kernels.engine import tiered_inverse_link as kernel_inverse_link
     from vctest.model.structure import f64
 
     mu = np.empty(eta.size)

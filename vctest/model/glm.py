@@ -26,7 +26,7 @@ from vctest.formula.design import Design
 from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels import types as codes
 from vctest.kernels.engine import run_fit
-from vctest.kernels.families import inverse_link
+from vctest.kernels.engine import tiered_inverse_link as inverse_link
 from vctest.kernels.types import Data, Structure
 from vctest.model.structure import EngineStart, EngineUnits, build_structure, f64, settings
 

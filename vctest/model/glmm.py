@@ -30,7 +30,7 @@ from vctest.diagnostics import FitDiagnostics, diagnose
 from vctest.formula.design import Design
 from vctest.formula.smooth_design import refuse_smooths
 from vctest.kernels.engine import run_fit
-from vctest.kernels.families import saturated_constant
+from vctest.kernels.engine import tiered_saturated_constant as saturated_constant
 from vctest.kernels.types import STATUS_TEXT, Structure
 from vctest.model.glm import (
     EngineModel,

@@ -42,7 +42,7 @@ import numpy as np
 
 from vctest._rng import SeedLike, replicate_seeds, seed_sequence
 from vctest.kernels._jit import set_threads
-from vctest.kernels.spectral import spectral_null
+from vctest.kernels.spectral import draw_null
 
 __all__ = ["NullInputs", "group_eigenvalues", "lrt_inputs", "lrt_null", "rlrt_inputs", "rlrt_null"]
 
@@ -255,7 +255,7 @@ class NullInputs:
         previous = set_threads(threads)
         try:
             with np.errstate(over="ignore"):
-                spectral_null(
+                draw_null(
                     np.ascontiguousarray(seeds, dtype=np.uint64),
                     float(self.lam0),
                     np.ascontiguousarray(self.vals, dtype=float),
