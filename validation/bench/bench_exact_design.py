@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 
 import numba
@@ -36,6 +37,9 @@ from _timing import best_of
 
 import vctest
 from vctest.model.one_component import OneComponentModel
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 R_SCRIPT = r"""
 suppressMessages(library(RLRsim))

@@ -73,6 +73,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
+
 DATA = r"""
 import numpy as np
 import pandas as pd

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -32,6 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 import vctest
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 ROOT = Path(__file__).parents[2]
 VERBAGG = ROOT / "validation/reference/verbagg.csv.gz"

@@ -22,12 +22,16 @@ is reported separately.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import time
 
 import numpy as np
 
 import vctest
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 R_SCRIPT = r"""

@@ -39,6 +39,9 @@ from vctest.model.glm import GeneralizedLinearModel
 from vctest.model.glmm import GeneralizedLinearMixedModel, GlmmSettings, fit_glmm
 from vctest.model.structure import make_start
 
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
+
 FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 ROOT = Path(__file__).parents[2]
 R_SCRIPT = r"""

@@ -14,10 +14,14 @@ per-fit time is compared.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
 import numpy as np
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 T_IMPORT = time.perf_counter()
 import vctest

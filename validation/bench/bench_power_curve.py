@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -32,6 +33,9 @@ import warnings
 import numpy as np
 
 import vctest
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 SIZES = (6, 10, 14, 18, 24)
 FORMULA = "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"

@@ -28,6 +28,9 @@ import numpy as np
 import vctest
 from vctest.results import versions
 
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
+
 CASES = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
     "Dyestuff": ("Yield ~ 1 + (1 | Batch)", "Dyestuff"),

@@ -37,6 +37,9 @@ import pandas as pd
 import vctest
 from vctest.results import versions
 
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
+
 FORMULA = "y ~ x + (x | subj) + (1 | item) + (1 | site)"
 REDUCED = {
     "x in (x | subj)": "y ~ x + (1 | subj) + (1 | item) + (1 | site)",

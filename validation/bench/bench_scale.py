@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import vctest
+
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
 
 DYE = ("Yield ~ 1 + (1 | Batch)", "Dyestuff")
 MEMORY_LEAN = r"""

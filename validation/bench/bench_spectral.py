@@ -43,6 +43,9 @@ from vctest.kernels._jit import set_threads
 from vctest.kernels.spectral import spectral_null
 from vctest.nulls.spectral import _search_grid, group_eigenvalues, rlrt_null
 
+# compiled speed: no first calls run as Python (vctest.kernels.tiers)
+os.environ.setdefault("VCTEST_JIT", "compile")
+
 #: EXTERNAL figure (not measured here): RLRsim RLRTSim, 10^6 draws, one thread,
 #: as stated in the vctest project brief.
 RLRSIM_STATED_SECONDS = 3.2

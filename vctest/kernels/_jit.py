@@ -37,7 +37,8 @@ directory does not matter: nothing is written next to the sources.
 The first compilation in a process whose cache is empty says so once, with a
 :class:`VctestCompileNotice` warning (compiling takes a while once; ``vctest
 warmup`` or :func:`vctest.warmup` does it ahead of time, e.g. when building a
-Docker image).
+Docker image).  Small jobs compile nothing: :mod:`vctest.kernels.tiers` runs a
+kernel's source as Python until compiling it pays.
 
 Environment
 -----------
@@ -78,7 +79,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 KERNELS_DIR = Path(__file__).resolve().parent
 """The directory whose ``*.py`` files make up the cache digest."""
 
-COMPILE_SECONDS = "about 25 s for a first fit and 30 s more for a first bootstrap,"
+COMPILE_SECONDS = "about 25 s for a fit's kernels and 30 s more for the bootstrap's,"
 """How long compiling every kernel takes on a typical machine (for the notice)."""
 
 
