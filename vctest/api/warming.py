@@ -114,7 +114,7 @@ def warmup(progress: bool = True) -> WarmupReport:
     LMM fit (sleepstudy), an exact test and a parametric bootstrap (Dyestuff),
     a binomial GLMM fit and bootstrap (cbpp) and a Poisson GLMM fit
     (grouseticks), with the tier policy set to ``compile``
-    (:mod:`vctest.kernels.tiers`: jobs this small would otherwise run the
+    (``vctest.kernels.tiers``: jobs this small would otherwise run the
     kernels' source as Python and compile nothing).  The first time this takes
     a minute or two of CPU; with a warm cache, a few seconds.  The cache lives
     in ``$VCTEST_CACHE_DIR`` (by default ``~/.cache/vctest/numba``), in a
