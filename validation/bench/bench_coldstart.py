@@ -19,7 +19,10 @@ Stages (tiny jobs on bundled data, as ``vctest warmup`` runs them):
 ``lmm_fit`` sleepstudy ``Reaction ~ Days + (Days | Subject)``; ``exact_test``
 Dyestuff ``(1 | Batch)``, 2,000 draws; ``lmm_bootstrap`` the same by
 parametric bootstrap, 8 replicates; ``glmm_fit`` cbpp binomial; ``glmm_bootstrap``
-cbpp ``(1 | herd)``, 4 replicates; ``poisson_fit`` grouseticks (not run by default).
+cbpp ``(1 | herd)``, 4 replicates; not run by default: ``poisson_fit`` grouseticks,
+``lmm_fit_large`` a simulated 40,000-row ``y ~ x + (x | g)`` (400 groups: large
+enough for compiling to pay) and ``warmup`` (``vctest.warmup()``: compiles every
+kernel, whatever the size of the jobs).
 
 The goals of the issue are printed next to the figures: total ≤ 45 s CPU
 (whole cold process, import included), LMM fit + exact test ≤ 12 s CPU, peak
@@ -46,6 +49,16 @@ compiled once, not again inside every caller and every ``prange`` layer):
 lmm_fit 22.2 / 24.6, exact_test 6.5 / 5.9, lmm_bootstrap 119.6 / 31.0, glmm stages
 0 / 0, process total 150.6 / 63.8 (goal 45), lmm_fit + exact_test 28.7 / 30.5
 (goal 12), peak RSS 721 / 467 MB (goal 500, met); warm first call 0.3 / 0.5 s.
+
+Measured 2026-11-30 (session 8; machine shared with three other jobs), baseline
+d01a5e7 vs tiered execution (:mod:`vctest.kernels.tiers`: small jobs run the
+kernels' source as Python, with the same numbers, until compiling pays):
+lmm_fit 21.6 / 0.1, exact_test 6.2 / 0.2, lmm_bootstrap 31.5 / 0.0, glmm_fit
+0.0 / 0.3, glmm_bootstrap 0.0 / 1.0, lmm_fit + exact_test 27.8 / 0.3 (goal 12),
+process total 61.4 / 3.7 (goal 45), peak RSS 459 / 202 MB (goal 500); warm
+first call 0.7 / 0.2 s.  What compiling costs when it does pay
+(``--stages lmm_fit_large,warmup``): a 40,000-row ``y ~ x + (x | g)`` fit
+25.4 / 21.9 s, then ``vctest.warmup()`` (everything else) 48.7 / 53.0 s.
 """
 
 from __future__ import annotations
