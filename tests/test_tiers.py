@@ -59,9 +59,8 @@ def fresh_tiers(monkeypatch):
     """Tiers that decide by their budget only (kernels count as not compiled), and a
     fake clock: every interpreted call or chunk takes one second."""
     monkeypatch.setattr(tiers, "is_cached", lambda kernel: False)
-    monkeypatch.setattr(engine, "is_cached", lambda kernel: False)
     monkeypatch.setattr(tiers.time, "perf_counter", FakeClock())
-    all_tiers = (engine.LMM_TIER, engine.GLMM_TIER, engine._SCRATCH_TIER,
+    all_tiers = (engine.LMM_TIER, engine.GLMM_TIER, engine._SCRATCH_TIER, engine.DRIVER_TIER,
                  spectral.EXACT_TIER, bootstrap.BOOTSTRAP_TIER)
     for tier in all_tiers:
         tier.reset()
@@ -216,11 +215,10 @@ def test_run_rows_does_every_row_once(fresh_tiers, budget, interpreted):
     assert tier.spent == len(interpreted)
 
 
-def test_lapack_sized_models_call_compiled_objectives(monkeypatch):
+def test_lapack_sized_models_call_compiled_objectives(fresh_tiers, monkeypatch):
     """NumPy's LAPACK is not the compiled kernels': a dense block of order
     ``lapack_min`` or more is never factored by interpreted source."""
     calls = []
-    monkeypatch.setattr(engine, "is_cached", lambda kernel: False)
     monkeypatch.setattr(engine, "_FIT_TIERED", lambda *a: calls.append("tiered"))
     monkeypatch.setattr(engine, "_FIT_INTERPRETED", lambda *a: calls.append("compiled"))
     ctl = SimpleNamespace(lapack_min=LAPACK_MIN_ORDER)
@@ -280,3 +278,33 @@ def test_a_cold_process_does_small_jobs_without_compiling(tmp_path):
     assert got["lmm"] == [m.objective, *map(float, m.theta)]
     assert got["glmm"] == [g.objective, *map(float, g.theta)]
     assert got["exact"] == e.pvalue
+
+
+def test_many_small_fits_compile_the_driver(fresh_tiers, monkeypatch):
+    """The optimiser's own Python time is charged to the driver's tier: once it
+    reaches the budget, fit_model itself runs compiled -- with the same numbers."""
+    monkeypatch.setattr(engine.LMM_TIER, "budget", 1e9)
+    monkeypatch.setattr(engine._SCRATCH_TIER, "budget", 1e9)
+    monkeypatch.setattr(engine.DRIVER_TIER, "budget", 5.0)
+    compiled_fits = []
+    real = engine.fit_compiled
+
+    def spy(*args):
+        compiled_fits.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(engine, "fit_compiled", spy)
+    first = _numbers(vctest.fit(LMM, "sleepstudy"))
+    assert not compiled_fits and engine.DRIVER_TIER.spent >= 5.0
+    second = _numbers(vctest.fit(LMM, "sleepstudy"))
+    assert compiled_fits
+    np.testing.assert_array_equal(first, second)
+
+
+def test_the_compile_policy_compiles_the_driver(monkeypatch):
+    compiled_fits = []
+    real = engine.fit_compiled
+    monkeypatch.setattr(engine, "fit_compiled", lambda *a: compiled_fits.append(1) or real(*a))
+    with tiers.forced("compile"):
+        vctest.fit(LMM, "sleepstudy")
+    assert compiled_fits

@@ -27,6 +27,7 @@ By family:
 from __future__ import annotations
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -45,7 +46,7 @@ from vctest.kernels.objective import (
 )
 from vctest.kernels.optimize import bfgs, derivatives, optimize
 from vctest.kernels.pwls import cross_products, scratch, theta_to_factors
-from vctest.kernels.tiers import Tier, TieredKernel, is_cached, mode
+from vctest.kernels.tiers import Tier, TieredKernel, inner_seconds, mode
 from vctest.kernels.types import (
     CALL_BFGS,
     CALL_CROSS,
@@ -244,7 +245,8 @@ _FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_
                                                     profiled_gradient, cross_products, scratch,
                                                     saturated_constant),
                                python={assign: assign_numpy})
-_DRIVER = (fit_model, evaluate, derivatives, bfgs, optimize)
+DRIVER_TIER = Tier("fit driver", 25.0, (fit_model, evaluate, derivatives, bfgs, optimize))
+"""fit_model and the optimiser, compiled together (about 25 CPU s; the bootstrap's too)."""
 
 
 _VEC = numba.types.float64[::1]
@@ -310,23 +312,29 @@ def _make_table(st, data, ctl, start, fit):
 def run_fit(st, data, ctl, start):
     """:func:`fit_model` called from Python: the same results, bit for bit, whichever runs.
 
-    * :func:`fit_model` compiled, when this process has compiled it or the disk
-      cache holds it and the kernels it calls (a bootstrap or
-      :func:`vctest.warmup` puts them there);
-    * else its source in the interpreter (the optimiser's own arithmetic on a
-      few parameters is cheap in Python, and compiling it costs more than half
-      of a first fit's compilation), calling the objective kernels, the
-      gradient, the cross-products and the work arrays either compiled or as
-      Python, as their tier decides (:mod:`vctest.kernels.tiers`: as Python
-      until the interpreter has spent about as long as compiling them would
-      take).  A model whose dense block is factored by LAPACK (order
-      ``ctl.lapack_min`` or more) always calls them compiled.
+    * :func:`fit_model` compiled, when :data:`DRIVER_TIER` says so: this process
+      has compiled it (a bootstrap does), the disk cache holds it
+      (:func:`vctest.warmup` puts it there), the policy is ``compile``, or the
+      interpreter has spent as long on its own lines (the optimiser's
+      arithmetic, outside the kernels it calls) as compiling it would take --
+      many small fits in one process;
+    * else its source in the interpreter, calling the objective kernels, the
+      gradient, the cross-products and the work arrays compiled or as Python,
+      as their own tiers decide (:mod:`vctest.kernels.tiers`).  A model whose
+      dense block is factored by LAPACK (order ``ctl.lapack_min`` or more)
+      always calls them compiled.
     """
-    if all(is_cached(k) for k in _DRIVER) and mode() != "interpret":
+    policy = mode()
+    if policy == "compile" or (policy == "auto" and DRIVER_TIER.compiled()):
         return fit_compiled(st, data, ctl, start)
-    if st.m_re + st.p >= ctl.lapack_min:
-        return _FIT_INTERPRETED(st, data, ctl, start)
-    return _FIT_TIERED(st, data, ctl, start)
+    path = _FIT_INTERPRETED if st.m_re + st.p >= ctl.lapack_min else _FIT_TIERED
+    if policy != "auto":
+        return path(st, data, ctl, start)
+    begin, inner = time.perf_counter(), inner_seconds()
+    try:
+        return path(st, data, ctl, start)
+    finally:
+        DRIVER_TIER.charge((time.perf_counter() - begin) - (inner_seconds() - inner))
 
 
 def fit_compiled(st, data, ctl, start):
