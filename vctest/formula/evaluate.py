@@ -338,7 +338,7 @@ def required_columns(rhs: str, where: str, columns: pd.Index | None = None) -> l
         raise ValueError(f"cannot parse {where} {rhs!r}: {plain_text(exc)}") from exc
     # R's functions vctest defines (factor, sqrt, ...) are not columns unless the data
     # has a column of that name
-    variables -= {v for v in R_CONTEXT if columns is None or v not in columns}
+    variables -= {v for v in variables & R_CONTEXT.keys() if columns is None or v not in columns}
     if columns is not None:
         variables |= {name for name in _written_names(rhs) if name in columns}
     return sorted(variables)
