@@ -126,6 +126,8 @@ def load(name: str) -> pd.DataFrame:
         One row per observation.  Factor columns are :class:`pandas.Categorical`
         whose categories are R's levels in R's order (``ordered=True`` for R's
         ordered factors); numeric columns are float64, integer columns int64.
+        The file is read once per process; every call returns a new copy, so
+        changing it changes no later load.
 
     Raises
     ------
@@ -145,7 +147,12 @@ def load(name: str) -> pd.DataFrame:
     >>> list(datasets.load("cbpp")["herd"].cat.categories[:3])
     ['1', '2', '3']
     """
-    canonical = _canonical(name)
+    return _read(_canonical(name)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _read(canonical: str) -> pd.DataFrame:
+    """Read the bundled data set ``canonical`` (cached: callers get copies, see :func:`load`)."""
     meta = _metadata()[canonical]
     classes: dict[str, str] = meta["column_class"]
     factor_cols = [c for c, cls in classes.items() if cls in ("factor", "ordered")]

@@ -69,6 +69,14 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     if values.dtype.kind in "iu":  # numpy integers: no missing values, no categorical
         codes, uniques = pd.factorize(values.to_numpy(), sort=True)
         return codes.astype(np.int64, copy=False), tuple(map(str, uniques.tolist()))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # a categorical with text levels, every one present and none missing: as it is
+        cat = values.array
+        labels = cat.categories
+        if (cat.codes.size and cat.codes.min() >= 0
+                and np.bincount(cat.codes, minlength=len(labels)).all()
+                and all(isinstance(c, str) for c in labels)):
+            return cat.codes.astype(np.int64), tuple(labels.tolist())
     cat = as_factor(values)
     return cat.codes.astype(np.int64), tuple(map(str, cat.categories.tolist()))
 

@@ -9,15 +9,17 @@ vctest refuses them with a message saying how to convert the column.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 
-def check_covariates(frame: pd.DataFrame, formula: str) -> None:
+def check_covariates(frame: pd.DataFrame | Mapping[str, pd.Series], formula: str) -> None:
     """Refuse date/time and time-span columns and columns mixing numbers and text.
 
     ``frame`` holds the columns the formula uses outside its groupings (after
-    rows with missing values are dropped).
+    rows with missing values are dropped): a DataFrame or a mapping of names to Series.
 
     Raises
     ------
@@ -33,9 +35,10 @@ def check_covariates(frame: pd.DataFrame, formula: str) -> None:
     ...
     ValueError: column 'x' used in 'y ~ x + (1 | g)' mixes numbers and text (e.g. 1 and 'two')...
     """
-    for col in frame.columns:
-        values = frame[col]
+    for col, values in frame.items():
         dtype = values.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":  # plain numbers
+            continue
         if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
             raise ValueError(
                 f"column {col!r} used in {formula!r} is a date/time ({dtype}); vctest does not "

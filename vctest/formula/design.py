@@ -15,9 +15,9 @@ before incomplete rows are dropped, as R's model frame does.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ from vctest.formula.evaluate import (
 from vctest.formula.parse import ParsedFormula, RandomTerm, parse_formula
 from vctest.formula.rsemantics import grouping_values, lme4_term_order
 from vctest.formula.smooth_design import SmoothBlock, smooth_blocks
+from vctest.formula.used import columns_hash, drop_missing, frame_of, take_columns
 
 __all__ = ["Design", "RandomBlock", "build_design", "lhs_column_names"]
 
@@ -145,10 +146,12 @@ class Design:
     row_index : ndarray of int64
         Positions in the input frame of the rows used.
     data_hash : str
-        SHA-256 hex digest of the used columns on the used rows.
+        SHA-256 hex digest of the used columns on the used rows (computed on
+        first access, as ``frame``).
     frame : pandas.DataFrame or None
         The used columns on the used rows (for refits on transformed data,
-        e.g. rescaled predictors).
+        e.g. rescaled predictors); a new frame, made on first access from the
+        columns taken from the data when the design was built.
     prior_weights : ndarray of float64 or None
         The ``weights=`` given to :func:`build_design` on the rows used
         (positive and finite), else None.  Gaussian: the residual variance of
@@ -170,12 +173,21 @@ class Design:
     blocks: tuple[RandomBlock, ...]
     n_dropped: int
     row_index: np.ndarray
-    data_hash: str
-    frame: pd.DataFrame | None = field(default=None, repr=False)
     prior_weights: np.ndarray | None = field(default=None, repr=False)
     response_levels: tuple[str, ...] | None = None
     smooths: tuple[SmoothBlock, ...] = ()
     _qr_memo: _QRMemo = field(default_factory=_QRMemo, repr=False)
+    _columns: Mapping[str, pd.Series] | None = field(default=None, repr=False)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame | None:
+        """The used columns on the used rows (made on first access; a fit does not need it)."""
+        return None if self._columns is None else frame_of(self._columns)
+
+    @cached_property
+    def data_hash(self) -> str:
+        """SHA-256 hex digest of the used columns on the used rows (on first access)."""
+        return columns_hash(self._columns or {})
 
     def qr(self) -> tuple[np.ndarray, np.ndarray]:
         """``numpy.linalg.qr(X)`` (reduced ``Q`` and ``R``), computed once.
@@ -242,53 +254,24 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
         if name not in used:
             used.append(name)
     model = list(dict.fromkeys(name for name, _ in wanted[:n_model]))
-    dup = [c for c in used if int((data.columns == c).sum()) > 1]
+    dup = [] if data.columns.is_unique else [c for c in used
+                                              if int((data.columns == c).sum()) > 1]
     if dup:
         raise ValueError(f"`data` has several columns named {dup[0]!r}; rename them so that "
                          "each column the formula uses is unique.")
     return used, model
 
 
-def _drop_missing(frame: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Drop incomplete rows (warning); reject infinite values."""
-    n = len(frame)
-    missing = frame.isna().to_numpy()
-    for col in frame.columns:
-        values = frame[col]
-        if pd.api.types.is_float_dtype(values.dtype) and np.isinf(
-                values.to_numpy(dtype=np.float64, na_value=np.nan)).any():
-            raise ValueError(f"column {col!r} has infinite values; remove those rows or "
-                             "replace them before fitting.")
-    bad_rows = missing.any(axis=1)
-    n_dropped = int(bad_rows.sum())
-    keep = np.flatnonzero(~bad_rows).astype(np.int64)
-    if n_dropped == n:
-        raise ValueError(f"every row of `data` has a missing value in a column used by "
-                         f"{formula!r}; no observations are left.")
-    if n_dropped:
-        counts = missing.sum(axis=0)
-        cols = ", ".join(f"{c!r} ({int(k)})" for c, k in zip(frame.columns, counts, strict=True)
-                         if k)
-        warnings.warn(
-            f"dropped {n_dropped} of {n} rows with missing values in columns {cols}; "
-            "the model uses the remaining complete rows.",
-            UserWarning,
-            stacklevel=3,
-        )
-        frame = frame.iloc[keep]
-    return frame.reset_index(drop=True), keep, n_dropped
-
-
-def _formula_frame(frame: pd.DataFrame, rows: np.ndarray | None = None
-                   ) -> tuple[pd.DataFrame, frozenset[str]]:
-    """Frame for formulaic: text/bool columns as R-ordered factors; ordered factor names.
+def _formula_frame(frame: Mapping[str, pd.Series] | pd.DataFrame,
+                   rows: np.ndarray | None = None) -> tuple[dict[str, Any], frozenset[str]]:
+    """Columns for formulaic: text/bool columns as R-ordered factors, numbers as float64
+    arrays; and the names of the ordered factors.
 
     Factor levels are those present in ``rows`` (the rows the model uses).
     """
-    out = {}
+    out: dict[str, Any] = {}
     ordered = set()
-    for col in frame.columns:
-        values = frame[col]
+    for col, values in frame.items():
         dtype = values.dtype
         if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype) \
                 or pd.api.types.is_bool_dtype(dtype):
@@ -298,28 +281,27 @@ def _formula_frame(frame: pd.DataFrame, rows: np.ndarray | None = None
             out[col] = cat
         else:
             out[col] = values.to_numpy(dtype=np.float64)
-    return pd.DataFrame(out), frozenset(ordered)
+    return out, frozenset(ordered)
 
 
-def _check_factor_levels(frame: pd.DataFrame, formula: str) -> None:
+def _check_factor_levels(frame: Mapping[str, Any], formula: str) -> None:
     """R refuses contrasts for a factor with one level; so do we (formulaic drops it)."""
-    for col in frame.columns:
-        values = frame[col]
-        if isinstance(values.dtype, pd.CategoricalDtype) and len(values.cat.categories) < 2:
+    for col, values in frame.items():
+        if isinstance(values, pd.Categorical) and len(values.categories) < 2:
             raise ValueError(
                 f"factor {col!r} used in {formula!r} has only one level "
-                f"{list(values.cat.categories)} in the rows used, so it has no contrasts; "
+                f"{list(values.categories)} in the rows used, so it has no contrasts; "
                 "remove it from the formula."
             )
 
 
-def _response(parsed: ParsedFormula, frame: pd.DataFrame, model_frame: pd.DataFrame,
-              ordered: frozenset[str], rows: np.ndarray
+def _response(parsed: ParsedFormula, frame: Mapping[str, pd.Series],
+              model_frame: Mapping[str, Any], ordered: frozenset[str], rows: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
     resp = parsed.response
     parts = []
     for part in resp.parts:
-        if resp.kind == "column" or part in frame.columns:
+        if resp.kind == "column" or part in frame:
             values = frame[part]
             if resp.kind == "column" and is_factor_like(values):
                 y, levels = factor_response(part, values)
@@ -371,7 +353,7 @@ def _rank_check(X: np.ndarray, names: tuple[str, ...], qr: _QRMemo) -> None:
         )
 
 
-def _group(term: RandomTerm, frame: pd.DataFrame,
+def _group(term: RandomTerm, frame: Mapping[str, pd.Series], n: int,
            cache: dict[str, tuple[np.ndarray, tuple[str, ...]]]
            ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes and level labels of a term's grouping factor (interactions as in R's ``:``)."""
@@ -382,7 +364,7 @@ def _group(term: RandomTerm, frame: pd.DataFrame,
         factors.append(cache[g])
     if len(factors) == 1:
         return factors[0]
-    combined = np.zeros(len(frame), dtype=np.int64)
+    combined = np.zeros(n, dtype=np.int64)
     for codes, labels in factors:
         combined = combined * len(labels) + codes
     present, codes = np.unique(combined, return_inverse=True)
@@ -415,15 +397,15 @@ def lhs_column_names(lhs: str, frame: pd.DataFrame) -> tuple[str, ...]:
     return evaluate(lhs, model_frame, ordered, "the left-hand side")[1]
 
 
-def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
-            factors: pd.DataFrame, rows: np.ndarray) -> tuple[RandomBlock, ...]:
+def _blocks(parsed: ParsedFormula, frame: Mapping[str, Any], ordered: frozenset[str],
+            factors: Mapping[str, pd.Series], rows: np.ndarray) -> tuple[RandomBlock, ...]:
     """One block per random term (``frame``: all rows; ``factors``: the rows used)."""
-    n = len(factors)
+    n = rows.size
     cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
     lhs_cache: dict[str, tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
     blocks = []
     for term in parsed.random:
-        codes, levels = _group(term, factors, cache)
+        codes, levels = _group(term, factors, n, cache)
         if len(levels) < 2:
             raise ValueError(
                 f"the grouping factor {term.group!r} of {term.source!r} has only one level "
@@ -449,22 +431,6 @@ def _blocks(parsed: ParsedFormula, frame: pd.DataFrame, ordered: frozenset[str],
             columns=np.ascontiguousarray(columns, dtype=np.float64), column_names=names,
             column_terms=terms))
     return tuple(blocks[i] for i in lme4_term_order([b.n_levels for b in blocks]))
-
-
-def _hash(frame: pd.DataFrame) -> str:
-    # arrays are hashed through their buffers: the bytes of tobytes(), without the copy
-    digest = hashlib.sha256()
-    for col in frame.columns:
-        values = frame[col]
-        digest.update(f"\x00{col}\x00".encode())
-        dtype = values.dtype
-        if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
-            digest.update(np.ascontiguousarray(values.to_numpy(dtype=np.float64)))
-        else:
-            codes, uniques = pd.factorize(values)
-            digest.update(np.ascontiguousarray(codes, dtype=np.int64))
-            digest.update("\x1f".join(str(u) for u in uniques).encode())
-    return digest.hexdigest()
 
 
 def _build_design_iv(formula: object, data: object) -> tuple[ParsedFormula, pd.DataFrame]:
@@ -537,29 +503,29 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
     parsed, data = _build_design_iv(formula, data)
     used, model_columns = _used_columns(parsed, data)
     if weights is None:
-        frame, row_index, n_dropped = _drop_missing(data[used], parsed.text)
-        prior = None
+        columns = take_columns(data, used)
     else:
         wframe, wname, what = with_weights(data, used, weights)
-        frame, row_index, n_dropped = _drop_missing(wframe, parsed.text)
-        prior = prior_weights(frame, wname, what)
-    check_covariates(frame[model_columns], parsed.text)
+        columns = take_columns(wframe, list(wframe.columns))
+    frame, row_index, n_dropped = drop_missing(columns, len(data), parsed.text)
+    prior = None if weights is None else prior_weights(frame, wname, what)
+    check_covariates({c: frame[c] for c in model_columns}, parsed.text)
     # R's model frame: variables (scale(x), poly(x, 2), ...) on all rows, then the
     # incomplete rows dropped
-    model_frame, ordered = _formula_frame(data[model_columns].reset_index(drop=True),
-                                          row_index)
+    model_frame, ordered = _formula_frame({c: columns[c] for c in model_columns}, row_index)
     y, trials, levels = _response(parsed, frame, model_frame, ordered, row_index)
     if trials is None and y.size and np.ptp(y) == 0:
         raise ValueError(f"the response {parsed.response.text!r} is constant ({y[0]:g}) in "
                          "the rows used; there is no variation to model.")
     _check_factor_levels(model_frame, parsed.text)
     if parsed.fixed.strip() == "1":
-        X, fixed_names = np.ones((len(frame), 1)), ("(Intercept)",)
+        X, fixed_names = np.ones((row_index.size, 1)), ("(Intercept)",)
     else:
         X, fixed_names = model_matrix(parsed.fixed, model_frame, ordered,
                                        "the fixed-effect part", row_index)
-    smooths, xs, snames = smooth_blocks(parsed.smooths, frame, X.shape[1])
-    if smooths:
+    smooths: tuple[SmoothBlock, ...] = ()
+    if parsed.smooths:
+        smooths, xs, snames = smooth_blocks(parsed.smooths, frame_of(frame), X.shape[1])
         X, fixed_names = np.hstack([X, xs]), fixed_names + snames
     check_fixed_size(X.shape[1], X.shape[0], parsed.fixed)
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -575,11 +541,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *,
         blocks=blocks,
         n_dropped=n_dropped,
         row_index=row_index,
-        data_hash=_hash(frame),
-        frame=frame,
         prior_weights=prior,
         response_levels=levels,
         _qr_memo=qr_memo,
         smooths=smooths,
+        _columns=frame,
     )
 

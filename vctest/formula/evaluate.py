@@ -11,9 +11,13 @@ columns a text uses.
 
 from __future__ import annotations
 
+import builtins
 import functools
+import keyword
 import re
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,30 +195,99 @@ def formula_terms(rhs: str) -> tuple[str, ...]:
     return tuple(terms)
 
 
-def evaluate(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,
-              rows: np.ndarray | None = None
-              ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+def _plain_name(term: str, frame: Mapping[str, Any], ordered: frozenset[str]) -> bool:
+    """``term`` is a bare data column that formulaic reads as it is (no call, no
+    reserved or ordered name, nothing a name could mean besides the column)."""
+    return (term.isidentifier() and not keyword.iskeyword(term) and term in frame
+            and term not in R_CONTEXT and term not in _RESERVED and term not in ordered
+            and not hasattr(builtins, term))
+
+
+def _plain_columns(rhs: str, frame: Mapping[str, Any], ordered: frozenset[str],
+                   rows: np.ndarray | None
+                   ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]] | None:
+    """formulaic's model matrix of a right-hand side of plain terms, built with NumPy.
+
+    Plain terms: the intercept, numeric columns as they are and, with the
+    intercept, unordered factors with treatment contrasts (a 0/1 column per
+    level but the first).  Returns None for anything else (calls,
+    interactions, ordered factors, a factor without the intercept...), which
+    formulaic evaluates.  Same values and names as formulaic's (tested).
+    """
+    try:
+        terms = formula_terms(rhs)
+    except ValueError:
+        return None
+    intercept = "1" in terms
+    pieces: list[tuple[str, np.ndarray | None, str]] = []  # (formulaic's name, values, term)
+    for term in terms:
+        if term == "1":
+            pieces.append(("Intercept", None, term))
+            continue
+        if not _plain_name(term, frame, ordered):
+            return None
+        values = frame[term]
+        if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.ndim == 1:
+            pieces.append((term, values if rows is None else values[rows], term))
+        elif isinstance(values, pd.Categorical) and intercept and not values.ordered \
+                and all(isinstance(c, str) for c in values.categories):
+            codes = values.codes if rows is None else values.codes[rows]
+            for j, level in enumerate(values.categories[1:], start=1):
+                pieces.append((f"{term}[T.{level}]", (codes == j).astype(np.float64), term))
+        else:
+            return None
+    n = len(rows) if rows is not None else (
+        len(next(iter(frame.values()))) if frame else 0)
+    out = np.empty((n, len(pieces)))
+    for j, (_, values, _) in enumerate(pieces):
+        out[:, j] = 1.0 if values is None else values
+    names = tuple(_r_name(name, {}) for name, _, _ in pieces)
+    return out, names, tuple(term for _, _, term in pieces)
+
+
+def evaluate(rhs: str, frame: Mapping[str, Any] | pd.DataFrame, ordered: frozenset[str],
+             where: str, rows: np.ndarray | None = None
+             ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     """Evaluate a right-hand side with formulaic; R-style names; finite check.
 
-    ``frame`` may hold more rows than the model uses (R's model frame evaluates
+    ``frame`` maps column names to values (float64 arrays and pandas
+    Categoricals, as :func:`vctest.formula.design.build_design` prepares them)
+    and may hold more rows than the model uses (R's model frame evaluates
     ``scale(x)`` or ``poly(x, 2)`` on all rows of the data, then drops the
-    incomplete ones); ``rows`` selects the rows used (increasing positions; default
-    all).  Returns
-    the values, the column names and the term (:func:`formula_terms`) each
-    column belongs to.
+    incomplete ones); ``rows`` selects the rows used (increasing positions;
+    default all).  Plain terms (the intercept, numeric columns and factors
+    with treatment contrasts) are built directly with NumPy, the same numbers
+    as formulaic's without its parsing and materialising.  Returns the values,
+    the column names and the term (:func:`formula_terms`) each column belongs to.
     """
+    columns = dict(frame.items()) if isinstance(frame, pd.DataFrame) else frame
+    plain = _plain_columns(rhs, columns, ordered, rows)
+    values, names, column_terms = plain if plain is not None else _formulaic_columns(
+        rhs, columns, ordered, where, rows)
+    bad = ~np.isfinite(values).all(axis=0)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad)]
+        raise ValueError(f"{where} {rhs!r} gives non-finite values in column(s) {cols}; "
+                         "transform or filter the data so that every value is finite.")
+    return values, names, column_terms
+
+
+def _formulaic_columns(rhs: str, frame: Mapping[str, Any], ordered: frozenset[str],
+                       where: str, rows: np.ndarray | None
+                       ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """:func:`evaluate`'s values, names and terms, by formulaic."""
     import formulaic
     from formulaic.errors import DataMismatchWarning
 
     text, renames = _to_formulaic(rhs, ordered)
+    data = pd.DataFrame({_RESERVED.get(c, c): v for c, v in frame.items()})
     try:
         # Non-finite results are reported below with the column's name; missing
         # factor values sit on rows that are dropped afterwards.
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore", DataMismatchWarning)
-            mm = formulaic.model_matrix(text, frame.rename(columns=_RESERVED),
-                                        na_action="ignore", context=R_CONTEXT)
+            mm = formulaic.model_matrix(text, data, na_action="ignore", context=R_CONTEXT)
     except Exception as exc:  # formulaic raises many types; re-raise as ours
         raise ValueError(f"cannot evaluate {where} {rhs!r}: {plain_text(exc)}; check the term "
                          "and the column types.") from exc
@@ -232,16 +305,12 @@ def evaluate(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,
         values[:, j] = mm.iloc[:, j].to_numpy(dtype=np.float64)
     if rows is not None and rows.size != values.shape[0]:  # rows: increasing, distinct
         values = values[rows]
-    bad = ~np.isfinite(values).all(axis=0)
-    if bad.any():
-        cols = [names[j] for j in np.flatnonzero(bad)]
-        raise ValueError(f"{where} {rhs!r} gives non-finite values in column(s) {cols}; "
-                         "transform or filter the data so that every value is finite.")
     return values, names, tuple(column_terms)
 
 
-def model_matrix(rhs: str, frame: pd.DataFrame, ordered: frozenset[str], where: str,
-                  rows: np.ndarray | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+def model_matrix(rhs: str, frame: Mapping[str, Any] | pd.DataFrame, ordered: frozenset[str],
+                 where: str, rows: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """:func:`evaluate` without the terms: values and R-style column names."""
     values, names, _ = evaluate(rhs, frame, ordered, where, rows)
     return values, names
@@ -269,13 +338,18 @@ def required_columns(rhs: str, where: str, columns: pd.Index | None = None) -> l
         raise ValueError(f"cannot parse {where} {rhs!r}: {plain_text(exc)}") from exc
     # R's functions vctest defines (factor, sqrt, ...) are not columns unless the data
     # has a column of that name
-    variables -= {v for v in R_CONTEXT if columns is None or v not in columns}
+    variables -= {v for v in variables & R_CONTEXT.keys() if columns is None or v not in columns}
     if columns is not None:
-        tokens = _tokenize(rhs, f"term {rhs!r}")
-        variables |= {t.value for t, nxt in zip(tokens, [*tokens[1:], None], strict=True)
-                      if t.kind == "name" and t.value in columns
-                      and (nxt is None or nxt.text not in ("(", "="))}
+        variables |= {name for name in _written_names(rhs) if name in columns}
     return sorted(variables)
+
+
+@functools.lru_cache(maxsize=256)
+def _written_names(rhs: str) -> tuple[str, ...]:
+    """The names written in ``rhs`` that are not called or keywords (a function of the text)."""
+    tokens = _tokenize(rhs, f"term {rhs!r}")
+    return tuple(t.value for t, nxt in zip(tokens, [*tokens[1:], None], strict=True)
+                 if t.kind == "name" and (nxt is None or nxt.text not in ("(", "=")))
 
 
 def python_expr(part: str) -> str:

@@ -18,6 +18,7 @@ are never split.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from vctest.formula.smooth import SmoothTerm
@@ -458,6 +459,12 @@ def parse_formula(text: str) -> ParsedFormula:
     if not isinstance(text, str):
         raise TypeError(f"`formula` must be a string such as 'y ~ x + (1 | g)'; got "
                         f"{type(text).__name__}.")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(text: str) -> ParsedFormula:
+    """:func:`parse_formula` of a string (cached: a frozen result of the text alone)."""
     source = text.strip()
     what = f"formula {source!r}"
     tokens = _tokenize(source, what)

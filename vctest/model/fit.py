@@ -64,7 +64,8 @@ class LmmFit(FitViews):
     beta : pandas.Series
         Fixed effects, named.
     beta_se : pandas.Series
-        Standard errors of the fixed effects.
+        Standard errors of the fixed effects (computed on first access from
+        the factor of the fit's last evaluation).
     sigma : float
         Residual standard deviation.
     objective : float
@@ -86,7 +87,6 @@ class LmmFit(FitViews):
     reml: bool
     theta: np.ndarray
     beta: pd.Series
-    beta_se: pd.Series
     sigma: float
     objective: float
     n_evals: int
@@ -94,6 +94,19 @@ class LmmFit(FitViews):
     optimizer_message: str
     optimizer_ok: bool
     settings: OptimizerSettings = field(default_factory=OptimizerSettings)
+    #: ``(R_X' of the fit's last evaluation, sigma of the fit)``: what ``beta_se`` needs
+    #: (None: evaluate at ``theta`` again, the same numbers)
+    _se_from: tuple[np.ndarray, float] | None = field(default=None, repr=False)
+
+    @cached_property
+    def beta_se(self) -> pd.Series:
+        """Standard errors of the fixed effects (computed on first access: a fit does not
+        need them)."""
+        lxx, sigma = self._se_from or (self.model.solution(self.theta, self.reml).lxx,
+                                       self.sigma)
+        vcov = self.model.beta_covariance(lxx)
+        return pd.Series(sigma * np.sqrt(np.diag(vcov)),
+                         index=list(self.model.design.fixed_names), name="se")
 
     @cached_property
     def diagnostics(self) -> FitDiagnostics:
@@ -558,13 +571,13 @@ def fit_model(
             theta, f = trial, ftrial
     # the engine's last evaluation is at its estimate: reuse it unless the snap moved theta
     at = run if run is not None and np.array_equal(run.theta, theta) else None
-    beta, vcov, pwrss = model.fixed_effects(theta, reml, at=at)
+    solution = model.solution(theta, reml, at=at)
     dof = model.n - model.p if reml else model.n
-    sigma = math.sqrt(pwrss / dof)
-    names = list(model.design.fixed_names)
+    sigma = math.sqrt(solution.pwrss / dof)
     return LmmFit(
-        model=model, reml=reml, theta=theta, beta=pd.Series(beta, index=names, name="beta"),
-        beta_se=pd.Series(sigma * np.sqrt(np.diag(vcov)), index=names, name="se"),
+        model=model, reml=reml, theta=theta,
+        beta=pd.Series(solution.beta, index=list(model.design.fixed_names), name="beta"),
         sigma=sigma, objective=float(f), n_evals=nev, optimizer=optimizer,
         optimizer_message=message, optimizer_ok=ok, settings=settings,
+        _se_from=(solution.lxx, sigma),
     )

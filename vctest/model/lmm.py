@@ -242,13 +242,24 @@ class LinearMixedModel(EngineStart):
         ``at`` is an engine run whose last evaluation was at ``theta`` (the
         fit's own run): its numbers are those of a new evaluation there.
         """
+        res = self.solution(theta, reml, at=at)
+        return res.beta, self.beta_covariance(res.lxx), res.pwrss
+
+    def solution(self, theta: np.ndarray, reml: bool, *, at: EngineFit | None = None
+                 ) -> EngineFit:
+        """The engine's evaluation at ``theta`` (``at`` when given), checked to be finite."""
         res = self.run(f64(theta), reml) if at is None else at
         if not math.isfinite(res.objective):
             raise FloatingPointError("the penalised system is not positive definite at theta.")
+        return res
+
+    def beta_covariance(self, lxx: np.ndarray) -> np.ndarray:
+        """``(X'V^{-1}X)^{-1} / sigma^2`` from the factor ``lxx`` of an evaluation
+        (:attr:`EngineFit.lxx`)."""
         if not self.p:
-            return res.beta, np.zeros((0, 0)), res.pwrss
+            return np.zeros((0, 0))
         from scipy.linalg import solve_triangular
 
         # Cov(beta) / sigma^2 = A (L L')^{-1} A' with L = R_X' in engine units
-        a_lx = self.units.a @ solve_triangular(res.lxx, np.eye(self.p), lower=True).T
-        return res.beta, a_lx @ a_lx.T, res.pwrss
+        a_lx = self.units.a @ solve_triangular(lxx, np.eye(self.p), lower=True).T
+        return a_lx @ a_lx.T
