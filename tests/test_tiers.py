@@ -308,3 +308,14 @@ def test_the_compile_policy_compiles_the_driver(monkeypatch):
     with tiers.forced("compile"):
         vctest.fit(LMM, "sleepstudy")
     assert compiled_fits
+
+
+@pytest.mark.parametrize("runner", ["_FIT_TIERED", "_FIT_INTERPRETED"])
+def test_a_fit_runs_only_the_driver_and_small_leaves_as_python(runner):
+    """Every kernel a fit's interpreted source reaches is the driver's own, an
+    inlined leaf, or a tiered kernel: a heavy kernel (one looping over the data)
+    left out of ``engine.TIERED`` would run as Python even once compiled."""
+    driver = set(engine.DRIVER_TIER.kernels)
+    for kernel in getattr(engine, runner).interpreted_kernels:
+        inline = kernel.targetoptions.get("inline") == "always"
+        assert kernel in driver or inline, kernel.py_func.__qualname__

@@ -405,18 +405,23 @@ def interpreted(kernel: Any, compiled: tuple[Any, ...],
     IEEE doubles and the kernels are compiled without fast-math, so the same
     source gives the same numbers either way (``math.lgamma``, the one function
     whose CPython version is not the C library's that compiled code calls, is
-    the C library's in the interpreted source too: :data:`MATH`); a driver whose own work is small
-    (an optimiser's loop over a few parameters) then need not be compiled for
-    the heavy kernels it calls to run at compiled speed.  With
-    ``NUMBA_DISABLE_JIT=1`` the kernel is already Python and is returned as is.
+    the C library's in the interpreted source too: :data:`MATH`); a driver whose
+    own work is small (an optimiser's loop over a few parameters) then need not
+    be compiled for the heavy kernels it calls to run at compiled speed.  The
+    returned function's ``interpreted_kernels`` lists the kernels whose source
+    it runs.  With ``NUMBA_DISABLE_JIT=1`` the kernel is already Python and is
+    returned as is.
     """
     if not isinstance(kernel, numba.core.dispatcher.Dispatcher):
         return kernel
     keep = {id(k) for k in compiled}
     twins: dict[int, Callable[..., Any]] = {id(k): f for k, f in (python or {}).items()}
 
+    made: list[Any] = []
+
     def twin(dispatcher: Any) -> Callable[..., Any]:
         if id(dispatcher) not in twins:
+            made.append(dispatcher)
             func = dispatcher.py_func
             env = dict(func.__globals__)
             if env.get("math") is math:
@@ -428,4 +433,6 @@ def interpreted(kernel: Any, compiled: tuple[Any, ...],
                     env[name] = twin(env[name])
         return twins[id(dispatcher)]
 
-    return twin(kernel)
+    out = twin(kernel)
+    out.interpreted_kernels = tuple(made)  # type: ignore[attr-defined]  (what runs as Python)
+    return out
