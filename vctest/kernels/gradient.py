@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from vctest.kernels._jit import jit
+from vctest.kernels.linalg import INVERSE_BLOCK, cholesky_inverse
 from vctest.kernels.objective import profiled
 from vctest.kernels.pwls import cross_products, linear_predictor, scratch, theta_to_factors
 
@@ -108,16 +109,13 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
                 dr2[pos] = -2.0 * acc
                 pos += 1
 
-    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c): by LAPACK/BLAS
-    # from order lapack_min on (outside prange, as the factorisation), else by loops
-    linv = np.zeros((mm, mm))
+    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c): blocked, by BLAS,
+    # from order lapack_min on (outside prange, as the factorisation), else by loops; the
+    # diagonal blocks (inverted by loops) are of order at most lapack_min
     if mm >= lapack_min:
-        for i in range(mm):
-            for j in range(i + 1):
-                linv[i, j] = c[i, j]
-        linv = np.linalg.inv(linv)
-        sinv = np.dot(linv.T, linv)
+        sinv = cholesky_inverse(c, mm, min(INVERSE_BLOCK, lapack_min))
     else:
+        linv = np.zeros((mm, mm))
         for i in range(mm):
             linv[i, i] = 1.0 / c[i, i]
             for j in range(i):
@@ -143,15 +141,15 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
             blk = roff[j] + lev * kj
             for a in range(kj):
                 cpos = blk + a
-                for e in range(mm):  # column cpos of Lambda_rest' G_rest
+                for e in range(mm):  # column cpos of Lambda_rest' G_rest (G symmetric: row cpos)
                     if e < m_re:
                         jj, cc = pterm[e], pwithin[e]
                         acc = 0.0
                         for f in range(cc, k[jj]):
-                            acc += t[jj, f, cc] * xc[e - cc + f, cpos]
+                            acc += t[jj, f, cc] * xc[cpos, e - cc + f]
                         fcol[e] = acc
                     else:
-                        fcol[e] = xc[e, cpos]
+                        fcol[e] = xc[cpos, e]
                 for b in range(a + 1):
                     acc = 0.0
                     for e in range(mm):
@@ -162,6 +160,11 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     dinv = np.zeros((k0, k0))
     lginv = np.zeros((k0, k0))
     ft0 = np.zeros((k0, k0))
+    nsmax = 0
+    for g in range(nlev0):
+        nsmax = max(nsmax, bptr[g + 1] - bptr[g])
+    v = np.empty((nsmax, k0))  # V_g = L_BD,g L_g^-1
+    srg = np.empty((nsmax, k0))  # Sigma_{R,g} = -S^-1 V_g on the level's rest rows
     for g in range(nlev0):
         lg = d1[g]
         s0 = bptr[g]
@@ -181,21 +184,22 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
                 for kk in range(max(i, j), k0):
                     acc += lginv[kk, i] * lginv[kk, j]
                 dinv[i, j] = acc
-        v = np.empty((ns, k0))  # V_g = L_BD,g L_g^-1
         for s in range(ns):
             for j in range(k0):
                 acc = 0.0
                 for kk in range(j, k0):
                     acc += bval[s0 + s, kk] * lginv[kk, j]
                 v[s, j] = acc
-        srg = np.empty((ns, k0))  # Sigma_{R,g} = -S^-1 V_g on the level's rest rows
-        for s in range(ns):
+        for s in range(ns):  # S^-1 symmetric: each pair (s, s2 < s) read once
             ds = bidx[s0 + s]
+            z = sinv[ds, ds]
             for j in range(k0):
-                acc = 0.0
-                for s2 in range(ns):
-                    acc -= sinv[ds, bidx[s0 + s2]] * v[s2, j]
-                srg[s, j] = acc
+                srg[s, j] = -z * v[s, j]
+            for s2 in range(s):
+                z = sinv[ds, bidx[s0 + s2]]
+                for j in range(k0):
+                    srg[s, j] -= z * v[s2, j]
+                    srg[s2, j] -= z * v[s, j]
         for i in range(k0):  # Sigma_gg = D_g^-1 - V_g' Sigma_{R,g}
             for j in range(k0):
                 acc = dinv[i, j]
