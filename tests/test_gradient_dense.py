@@ -14,6 +14,8 @@ from vctest.kernels.gradient import criterion_and_gradient
 from vctest.kernels.linalg import cholesky_inverse
 from vctest.model.lmm import LinearMixedModel
 
+from .dense_reference import dense_z_lambda
+
 NO_LAPACK = 10**9
 
 
@@ -48,52 +50,38 @@ CASES = [
 ]
 
 
-def _dense(st, data, theta, reml):
-    """(f, grad) of the profiled criterion from full matrices, in the engine's units."""
-    n, p, k, nlev = st.n, st.p, st.k, st.nlev
-    q0 = int(nlev[0] * k[0])
-    q = q0 + st.m_re
-    z = np.zeros((n, q))
-    offs = [0] + [q0 + int(st.roff[j]) for j in range(1, k.size)]
-    params = []  # (row, column) of Lambda for every theta entry, at every level
-    for j in range(k.size):
-        kj = int(k[j])
-        for c in range(kj):
-            z[np.arange(n), offs[j] + st.codes[j] * kj + c] = st.zcols[:, st.zoff[j] + c]
-        for c in range(kj):
-            for r in range(c, kj):
-                lev = np.arange(nlev[j]) * kj + offs[j]
-                params.append((lev + r, lev + c))
-    assert len(params) == theta.size
+def _dense(model, data, theta, reml):
+    """(f, grad) of the profiled criterion from full matrices, in the engine's units
+    (Z and Lambda from :func:`dense_z_lambda`; Lambda is linear in theta)."""
+    st = model.structure
+    n, p = st.n, st.p
     assert not np.any(data.offset)
     w, y = data.wt, data.y
+    z, lam = dense_z_lambda(model, theta)
+    q = z.shape[1]
 
-    def lam(th):
+    def tilde(block):  # diag(block, I_p) or diag(block, 0_p)
         out = np.zeros((q + p, q + p))
-        out[q:, q:] = np.eye(p)
-        for v, (rows, cols) in zip(th, params, strict=True):
-            out[rows, cols] = v
+        out[:q, :q] = block
         return out
 
+    lt = tilde(lam)
+    lt[q:, q:] = np.eye(p)
     m = np.hstack([z, st.x])
     g = m.T @ (w[:, None] * m)
-    lt = lam(theta)
     a = lt.T @ g @ lt
     a[np.arange(q), np.arange(q)] += 1.0
-    rhs = lt.T @ (m.T @ (w * y))
-    sol = np.linalg.solve(a, rhs)
+    sol = np.linalg.solve(a, lt.T @ (m.T @ (w * y)))
     resid = y - m @ lt @ sol
     r2 = np.sum(w * resid**2) + np.sum(sol[:q] ** 2)
-    keep = q + p if reml else q
-    nr = n - p if reml else n
+    keep, nr = (q + p, n - p) if reml else (q, n)
     ainv = np.linalg.inv(a[:keep, :keep])
     f = np.linalg.slogdet(a[:keep, :keep])[1] + nr * (1 + np.log(2 * np.pi * r2 / nr))
     grad = np.empty(theta.size)
-    for i, (rows, cols) in enumerate(params):
-        e = np.zeros((q + p, q + p))
-        e[rows, cols] = 1.0
+    for i in range(theta.size):
+        e = tilde(dense_z_lambda(model, np.eye(theta.size)[i])[1])  # d Lambda~ / d theta_i
         da = (e.T @ g @ lt + lt.T @ g @ e)[:keep, :keep]
-        dr2 = -2.0 * (w * resid) @ m @ e @ sol
+        dr2 = -2.0 * (w * resid) @ m @ e @ sol  # envelope theorem
         grad[i] = np.sum(ainv * da.T) + nr * dr2 / r2
     return f, grad
 
@@ -111,6 +99,6 @@ def test_criterion_and_gradient_equal_dense_reference(name, formula, reml, lapac
         theta = np.where(variance, rng.uniform(0.2, 1.5, variance.size),
                          rng.normal(0.0, 0.3, variance.size))
         f, grad = criterion_and_gradient(st, data, theta, lapack_min)
-        f_ref, grad_ref = _dense(st, data, theta, reml)
+        f_ref, grad_ref = _dense(model, data, theta, reml)
         assert abs(f - f_ref) <= 1e-10 * abs(f_ref)
         np.testing.assert_allclose(grad, grad_ref, rtol=1e-9, atol=1e-10 * abs(f_ref))
