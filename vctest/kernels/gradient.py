@@ -138,13 +138,25 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     # rest x rest: sum_e S^-1[d, e] (Lambda_rest' G_rest)[e, c] for the parameter pairs
     tr = np.zeros(grad.size)
     fcol = np.zeros(mm)
+    scalar = True  # every rest term one column: Lambda_rest diagonal (lam)
+    for j in range(1, k.size):
+        scalar = scalar and k[j] == 1
+    lam = np.ones(mm)
+    for e in range(m_re):
+        lam[e] = t[pterm[e], 0, 0]
     for j in range(1, k.size):
         kj = k[j]
         for lev in range(nlev[j]):
             blk = roff[j] + lev * kj
             for a in range(kj):
                 cpos = blk + a
-                for e in range(mm):  # column cpos of Lambda_rest' G_rest (G symmetric: row cpos)
+                if scalar:  # column cpos of Lambda_rest' G_rest (G symmetric: row cpos)
+                    acc = 0.0
+                    for e in range(mm):
+                        acc += sinv[cpos, e] * (lam[e] * xc[cpos, e])
+                    tr[toff[j]] += acc
+                    continue
+                for e in range(mm):
                     if e < m_re:
                         jj, cc = pterm[e], pwithin[e]
                         acc = 0.0

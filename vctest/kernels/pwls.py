@@ -226,26 +226,37 @@ def apply_factors(t, st, scr):
             for e in range(cc, k[j]):
                 acc += t[j, e, cc] * br[i + e]
             br[i + cc] = acc
-    for i in range(m):  # c row by row (contiguous): row i of Lambda_rest' C, then times Lambda_rest
-        if i < m_re:
-            j, cc = scr.pterm[i], scr.pwithin[i]
+    scalar = True  # every rest term one column: Lambda_rest diagonal, c = lam_i C_ij lam_j
+    for j in range(1, k.size):
+        scalar = scalar and k[j] == 1
+    if scalar:
+        lam = np.ones(m)
+        for i in range(m_re):
+            lam[i] = t[scr.pterm[i], 0, 0]
+        for i in range(m):
             for col in range(m):
-                acc = 0.0
-                for e in range(cc, k[j]):
-                    acc += t[j, e, cc] * xc[i - cc + e, col]
-                c[i, col] = acc
-        else:
-            for col in range(m):
-                c[i, col] = xc[i, col]
-        for ib in range(m_re):
-            if scr.pwithin[ib] != 0:
-                continue
-            j = scr.pterm[ib]
-            for cc in range(k[j]):  # ascending: column cc reads columns >= cc only
-                acc = 0.0
-                for e in range(cc, k[j]):
-                    acc += c[i, ib + e] * t[j, e, cc]
-                c[i, ib + cc] = acc
+                c[i, col] = (lam[i] * xc[i, col]) * lam[col]
+    else:
+        for i in range(m):  # row by row (contiguous): row i of Lambda_rest' C, times Lambda_rest
+            if i < m_re:
+                j, cc = scr.pterm[i], scr.pwithin[i]
+                for col in range(m):
+                    acc = 0.0
+                    for e in range(cc, k[j]):
+                        acc += t[j, e, cc] * xc[i - cc + e, col]
+                    c[i, col] = acc
+            else:
+                for col in range(m):
+                    c[i, col] = xc[i, col]
+            for ib in range(m_re):
+                if scr.pwithin[ib] != 0:
+                    continue
+                j = scr.pterm[ib]
+                for cc in range(k[j]):  # ascending: column cc reads columns >= cc only
+                    acc = 0.0
+                    for e in range(cc, k[j]):
+                        acc += c[i, ib + e] * t[j, e, cc]
+                    c[i, ib + cc] = acc
 
 
 @jit(internal=True)
