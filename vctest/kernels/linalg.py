@@ -102,11 +102,29 @@ def cholesky_inverse(low, m, nb):
                 for j in range(kk + 1):
                     li[i, j] -= a * li[kk, j]
             li[i, i] = 1.0 / d
-        z11 = np.dot(li.T, li)
+        lit = np.empty((b, b))  # C-contiguous copies by loops: np.dot of (C, C) arrays only
+        for r in range(b):
+            for c in range(b):
+                lit[r, c] = li[c, r]
+        z11 = np.dot(lit, li)
         if j1 < m:
-            w = np.dot(np.ascontiguousarray(low[j1:m, j0:j1]), li)
-            zw = np.dot(np.ascontiguousarray(z[j1:m, j1:m]), w)  # -Z21
-            z11 += np.dot(w.T, zw)
+            l21 = np.empty((m - j1, b))
+            z22 = np.empty((m - j1, m - j1))
+            for r in range(m - j1):
+                for c in range(b):
+                    l21[r, c] = low[j1 + r, j0 + c]
+                for c in range(m - j1):
+                    z22[r, c] = z[j1 + r, j1 + c]
+            w = np.dot(l21, li)
+            zw = np.dot(z22, w)  # -Z21
+            wt = np.empty((b, m - j1))
+            for r in range(m - j1):
+                for c in range(b):
+                    wt[c, r] = w[r, c]
+            wzw = np.dot(wt, zw)
+            for r in range(b):
+                for c in range(b):
+                    z11[r, c] += wzw[r, c]
             for r in range(m - j1):
                 for c in range(b):
                     z[j1 + r, j0 + c] = -zw[r, c]
