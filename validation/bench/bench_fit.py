@@ -41,6 +41,34 @@ computed on first access.  Stages after (min-median of 400 calls, ``fit_model`` 
 data set 0.09 ms, ``build_design`` 0.41-0.56 ms (no step in it above 0.13 ms),
 ``LinearMixedModel.from_design`` 0.26-0.38 ms (the engine's units and structure: a QR, two
 least-squares projections), ``fit_model`` 0.38-0.63 ms of which the engine's run 0.23-0.35.
+
+InstEval, issue 21 item 2 (2026-11-30, 2 cores shared with three other sessions, load
+average 3-8, so wall times with OpenBLAS's threads are not comparable; CPU seconds of
+the fit with ``OPENBLAS_NUM_THREADS=1`` are):
+
+* before (d01a5e7): 33 evaluations (24 with the gradient); 9.5 s CPU single-threaded;
+  7.08 s wall on a quiet machine (the lead's figure); 68.3 s wall under the load above
+  with threaded BLAS; peak RSS 353 MB.  Per call (single-threaded CPU, theta = (0.5, 0.3,
+  0.2)): evaluation ~70 ms (apply the factors 14, Schur updates of the levels of ``s``
+  8, dense Cholesky of the rest block (order 1158) with its symmetric copies 35,
+  substitutions 12); gradient 270 ms (dense inverse of the rest block by an LU inverse
+  of L and a full product 206, rest x rest traces 24, levels of ``s`` 11, residuals 1).
+* after: the same 33 evaluations and the same criterion to the last digits
+  (237661.5357197279); 2.7 s CPU single-threaded; 3.97 s wall single-threaded under the
+  load above (32.5 s with threaded BLAS); peak RSS 343 MB.  Per call: evaluation ~32 ms
+  (apply 3, Schur 10, Cholesky 17, substitutions 1); gradient ~62 ms (blocked inverse
+  from the factor, 2m^3/3 flops in BLAS products, 38; rest x rest 3.5; levels of ``s``
+  18; residuals 2.5).  What is left is BLAS-bound (Cholesky and inverse, ~60%) or the
+  scattered reads/writes of the Schur fill (~30%): L_S is ~98% dense in this order.
+* with R in the same run (``OPENBLAS_NUM_THREADS=1 python validation/bench/bench_fit.py
+  --cases insteval``, while the test suite ran beside it): vctest 9.78 s, lme4 65.9 s
+  (~30 s on a quiet machine), ratio 0.148, REML criterion equal to lme4's to -2.6e-13
+  relative, 33 evaluations, peak RSS 343 MB.  The 3 s goal is not shown on this loaded
+  machine: the single-threaded CPU time (2.7-3.8 s, depending on the load's cache
+  pressure) bounds a quiet run's wall time.
+* first fit's compilation (``bench_coldstart.py --baseline d01a5e7 --stages lmm_fit``):
+  26.3 s CPU before, 29.7 s after in the same run; 28.0 s in a later run of the final
+  tree (runs differ by ~10% on this machine).
 """
 
 from __future__ import annotations

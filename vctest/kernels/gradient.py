@@ -19,7 +19,10 @@ the trace needs the entries of ``A_*^-1`` on the pattern of ``A`` only (a
 selected inverse; Takahashi et al. 1973): with the factor
 ``L = [L_D, 0; L_BD, L_S]`` of :func:`vctest.kernels.pwls.factor_solve`
 (``L_D`` block diagonal over the levels of term 0), ``S^-1 = (L_S L_S')^-1``
-is formed densely (the "rest" block is dense anyway), and per level g of term
+is formed densely (the "rest" block fills in: the s-d co-occurrences of
+InstEval leave ~98% of ``L_S`` non-zero), from order ``lapack_min`` on by
+:func:`vctest.kernels.linalg.cholesky_inverse` (blocked, BLAS products,
+``2 m^3 / 3`` flops), and per level g of term
 0 ``V_g = L_BD,g L_g^-1``, ``Sigma_{R,g} = -S^-1 V_g`` on the level's rest
 positions and ``Sigma_gg = D_g^-1 - V_g' Sigma_{R,g}``.  The cost is one dense
 inverse of the rest block plus O(sum over levels of their rest positions
@@ -36,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from vctest.kernels._jit import jit
+from vctest.kernels.linalg import INVERSE_BLOCK, cholesky_inverse
 from vctest.kernels.objective import profiled
 from vctest.kernels.pwls import cross_products, linear_predictor, scratch, theta_to_factors
 
@@ -108,16 +112,13 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
                 dr2[pos] = -2.0 * acc
                 pos += 1
 
-    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c): by LAPACK/BLAS
-    # from order lapack_min on (outside prange, as the factorisation), else by loops
-    linv = np.zeros((mm, mm))
+    # S^-1 of the leading mm x mm block (L_S in the lower triangle of c): blocked, by BLAS,
+    # from order lapack_min on (outside prange, as the factorisation), else by loops; the
+    # diagonal blocks (inverted by loops) are of order at most lapack_min
     if mm >= lapack_min:
-        for i in range(mm):
-            for j in range(i + 1):
-                linv[i, j] = c[i, j]
-        linv = np.linalg.inv(linv)
-        sinv = np.dot(linv.T, linv)
+        sinv = cholesky_inverse(c, mm, min(INVERSE_BLOCK, lapack_min))
     else:
+        linv = np.zeros((mm, mm))
         for i in range(mm):
             linv[i, i] = 1.0 / c[i, i]
             for j in range(i):
@@ -137,21 +138,33 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     # rest x rest: sum_e S^-1[d, e] (Lambda_rest' G_rest)[e, c] for the parameter pairs
     tr = np.zeros(grad.size)
     fcol = np.zeros(mm)
+    scalar = True  # every rest term one column: Lambda_rest diagonal (lam)
+    for j in range(1, k.size):
+        scalar = scalar and k[j] == 1
+    lam = np.ones(mm)
+    for e in range(m_re):
+        lam[e] = t[pterm[e], 0, 0]
     for j in range(1, k.size):
         kj = k[j]
         for lev in range(nlev[j]):
             blk = roff[j] + lev * kj
             for a in range(kj):
                 cpos = blk + a
-                for e in range(mm):  # column cpos of Lambda_rest' G_rest
+                if scalar:  # column cpos of Lambda_rest' G_rest (G symmetric: row cpos)
+                    acc = 0.0
+                    for e in range(mm):
+                        acc += sinv[cpos, e] * (lam[e] * xc[cpos, e])
+                    tr[toff[j]] += acc
+                    continue
+                for e in range(mm):
                     if e < m_re:
                         jj, cc = pterm[e], pwithin[e]
                         acc = 0.0
                         for f in range(cc, k[jj]):
-                            acc += t[jj, f, cc] * xc[e - cc + f, cpos]
+                            acc += t[jj, f, cc] * xc[cpos, e - cc + f]
                         fcol[e] = acc
                     else:
-                        fcol[e] = xc[e, cpos]
+                        fcol[e] = xc[cpos, e]
                 for b in range(a + 1):
                     acc = 0.0
                     for e in range(mm):
@@ -162,6 +175,11 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
     dinv = np.zeros((k0, k0))
     lginv = np.zeros((k0, k0))
     ft0 = np.zeros((k0, k0))
+    nsmax = 0
+    for g in range(nlev0):
+        nsmax = max(nsmax, bptr[g + 1] - bptr[g])
+    v = np.empty((nsmax, k0))  # V_g = L_BD,g L_g^-1
+    srg = np.empty((nsmax, k0))  # Sigma_{R,g} = -S^-1 V_g on the level's rest rows
     for g in range(nlev0):
         lg = d1[g]
         s0 = bptr[g]
@@ -181,21 +199,22 @@ def profiled_gradient(t, st, data, lapack_min, u, beta, scr, grad):
                 for kk in range(max(i, j), k0):
                     acc += lginv[kk, i] * lginv[kk, j]
                 dinv[i, j] = acc
-        v = np.empty((ns, k0))  # V_g = L_BD,g L_g^-1
         for s in range(ns):
             for j in range(k0):
                 acc = 0.0
                 for kk in range(j, k0):
                     acc += bval[s0 + s, kk] * lginv[kk, j]
                 v[s, j] = acc
-        srg = np.empty((ns, k0))  # Sigma_{R,g} = -S^-1 V_g on the level's rest rows
-        for s in range(ns):
+        for s in range(ns):  # S^-1 symmetric: each pair (s, s2 < s) read once
             ds = bidx[s0 + s]
+            z = sinv[ds, ds]
             for j in range(k0):
-                acc = 0.0
-                for s2 in range(ns):
-                    acc -= sinv[ds, bidx[s0 + s2]] * v[s2, j]
-                srg[s, j] = acc
+                srg[s, j] = -z * v[s, j]
+            for s2 in range(s):
+                z = sinv[ds, bidx[s0 + s2]]
+                for j in range(k0):
+                    srg[s, j] -= z * v[s2, j]
+                    srg[s2, j] -= z * v[s, j]
         for i in range(k0):  # Sigma_gg = D_g^-1 - V_g' Sigma_{R,g}
             for j in range(k0):
                 acc = dinv[i, j]

@@ -1,4 +1,5 @@
-"""Small dense linear-algebra kernels (no BLAS, safe inside ``prange``).
+"""Small dense linear-algebra kernels (no BLAS, safe inside ``prange``), and one
+blocked inverse by BLAS for large blocks (:func:`cholesky_inverse`, outside ``prange``).
 
 All matrices are C-contiguous float64 and lower-triangular factors are stored
 in the lower triangle; the strict upper triangle is ignored.
@@ -14,6 +15,9 @@ from vctest.kernels._jit import jit
 
 #: Above this order a dense factorisation calls LAPACK through NumPy (outside ``prange``).
 LAPACK_MIN_ORDER = 96
+
+#: Order of the diagonal blocks of :func:`cholesky_inverse`.
+INVERSE_BLOCK = 128
 
 
 @jit(internal=True)
@@ -67,6 +71,69 @@ def cholesky_envelope(a, m, first):
             else:
                 return False
     return True
+
+
+@jit(internal=True)
+def cholesky_inverse(low, m, nb):
+    """``S^-1 = L^-T L^-1`` (full and symmetric, ``(m, m)``) from the lower Cholesky
+    factor ``L`` of ``S`` in the leading ``m x m`` lower triangle of ``low``.
+
+    Blocked, last block first, with the matrix products by BLAS (``np.dot``):
+    for ``L = [L11, 0; L21, L22]`` with ``L11`` the next diagonal block (order at
+    most ``nb``) and ``Z22 = (L22 L22')^-1`` already known,
+
+        W = L21 L11^-1,  Z21 = -Z22 W,  Z11 = L11^-T L11^-1 + W' Z22 W,
+
+    so the work is ``2 m^3 / 3`` flops, nearly all in ``Z22 W`` (LAPACK's
+    ``potri`` does the same count; an inverse through an LU factorisation and a
+    product ``L^-T L^-1`` costs six times as many).  Calls BLAS: never inside
+    ``prange``.
+    """
+    z = np.zeros((m, m))
+    j1 = m
+    while j1 > 0:
+        j0 = max(0, j1 - nb)
+        b = j1 - j0
+        li = np.zeros((b, b))  # L11^-1 (lower) by loops, row i from rows < i
+        for i in range(b):
+            d = low[j0 + i, j0 + i]
+            for kk in range(i):
+                a = low[j0 + i, j0 + kk] / d
+                for j in range(kk + 1):
+                    li[i, j] -= a * li[kk, j]
+            li[i, i] = 1.0 / d
+        lit = np.empty((b, b))  # C-contiguous copies by loops: np.dot of (C, C) arrays only
+        for r in range(b):
+            for c in range(b):
+                lit[r, c] = li[c, r]
+        z11 = np.dot(lit, li)
+        if j1 < m:
+            l21 = np.empty((m - j1, b))
+            z22 = np.empty((m - j1, m - j1))
+            for r in range(m - j1):
+                for c in range(b):
+                    l21[r, c] = low[j1 + r, j0 + c]
+                for c in range(m - j1):
+                    z22[r, c] = z[j1 + r, j1 + c]
+            w = np.dot(l21, li)
+            zw = np.dot(z22, w)  # -Z21
+            wt = np.empty((b, m - j1))
+            for r in range(m - j1):
+                for c in range(b):
+                    wt[c, r] = w[r, c]
+            wzw = np.dot(wt, zw)
+            for r in range(b):
+                for c in range(b):
+                    z11[r, c] += wzw[r, c]
+            for r in range(m - j1):
+                for c in range(b):
+                    z[j1 + r, j0 + c] = -zw[r, c]
+                    z[j0 + c, j1 + r] = -zw[r, c]
+        for r in range(b):
+            for c in range(b):
+                z[j0 + r, j0 + c] = 0.5 * (z11[r, c] + z11[c, r])
+        j1 = j0
+    return z
 
 
 @jit(inline=True)

@@ -217,30 +217,46 @@ def apply_factors(t, st, scr):
                     bval[u + cc, a] = acc
     for i in range(m):
         br[i] = xbr[i]
-        for j in range(m):
-            c[i, j] = xc[i, j]
     for i in range(m_re):
         if scr.pwithin[i] != 0:
             continue
         j = scr.pterm[i]
-        kj = k[j]
-        for cc in range(kj):
+        for cc in range(k[j]):
             acc = 0.0
-            for e in range(cc, kj):
+            for e in range(cc, k[j]):
                 acc += t[j, e, cc] * br[i + e]
             br[i + cc] = acc
-        for col in range(m):  # rows i..i+kj-1 <- T_j' rows
-            for cc in range(kj):
-                acc = 0.0
-                for e in range(cc, kj):
-                    acc += t[j, e, cc] * c[i + e, col]
-                c[i + cc, col] = acc
-        for row in range(m):  # columns i..i+kj-1 <- columns T_j
-            for cc in range(kj):
-                acc = 0.0
-                for e in range(cc, kj):
-                    acc += c[row, i + e] * t[j, e, cc]
-                c[row, i + cc] = acc
+    scalar = True  # every rest term one column: Lambda_rest diagonal, c = lam_i C_ij lam_j
+    for j in range(1, k.size):
+        scalar = scalar and k[j] == 1
+    if scalar:
+        lam = np.ones(m)
+        for i in range(m_re):
+            lam[i] = t[scr.pterm[i], 0, 0]
+        for i in range(m):
+            for col in range(m):
+                c[i, col] = (lam[i] * xc[i, col]) * lam[col]
+    else:
+        for i in range(m):  # row by row (contiguous): row i of Lambda_rest' C, times Lambda_rest
+            if i < m_re:
+                j, cc = scr.pterm[i], scr.pwithin[i]
+                for col in range(m):
+                    acc = 0.0
+                    for e in range(cc, k[j]):
+                        acc += t[j, e, cc] * xc[i - cc + e, col]
+                    c[i, col] = acc
+            else:
+                for col in range(m):
+                    c[i, col] = xc[i, col]
+            for ib in range(m_re):
+                if scr.pwithin[ib] != 0:
+                    continue
+                j = scr.pterm[ib]
+                for cc in range(k[j]):  # ascending: column cc reads columns >= cc only
+                    acc = 0.0
+                    for e in range(cc, k[j]):
+                        acc += c[i, ib + e] * t[j, e, cc]
+                    c[i, ib + cc] = acc
 
 
 @jit(internal=True)
@@ -293,14 +309,10 @@ def factor_solve(st, joint, lapack_min, sol, lxx, scr):
                     acc += bval[s0 + u, a] * bval[s0 + v, a]
                 c[iu, iv] -= acc
     if m >= lapack_min:
-        full = np.empty((m, m))
         for i in range(m):
             if not c[i, i] > 0.0:
                 return np.inf, np.inf, False
-            for j in range(i + 1):
-                full[i, j] = c[i, j]
-                full[j, i] = c[i, j]
-        low = np.linalg.cholesky(full)
+        low = np.linalg.cholesky(c[:m, :m])  # reads the lower triangle only
         for i in range(m):
             if not low[i, i] > 0.0:
                 return np.inf, np.inf, False
@@ -318,12 +330,10 @@ def factor_solve(st, joint, lapack_min, sol, lxx, scr):
         for j in range(first[i], i):
             acc -= c[i, j] * br[j]
         br[i] = acc / c[i, i]
-    for i in range(m - 1, -1, -1):
-        acc = br[i]
-        for j in range(i + 1, m):
-            if first[j] <= i:
-                acc -= c[j, i] * br[j]
-        br[i] = acc / c[i, i]
+    for i in range(m - 1, -1, -1):  # by rows of L (contiguous): L[i, j] is 0 for j < first[i]
+        br[i] /= c[i, i]
+        for j in range(first[i], i):
+            br[j] -= c[i, j] * br[i]
     for i in range(m):
         sol[q0 + i] = br[i]
     if joint:
