@@ -34,7 +34,7 @@ import numpy as np
 from vctest.kernels._jit import interpreted, jit
 from vctest.kernels.calls import address_of, call_at, return_type
 from vctest.kernels.families import saturated_constant
-from vctest.kernels.gradient import profiled_gradient
+from vctest.kernels.gradient import laplace_gradient, profiled_gradient
 from vctest.kernels.linalg import assign, assign_numpy, identity
 from vctest.kernels.objective import (
     evaluate,
@@ -217,8 +217,8 @@ def fit_model(st, data, ctl, start):
 
 
 _FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
-                                                    profiled_gradient, cross_products, scratch,
-                                                    saturated_constant),
+                                                    profiled_gradient, laplace_gradient,
+                                                    cross_products, scratch, saturated_constant),
                                python={assign: assign_numpy})
 
 
@@ -269,6 +269,8 @@ def _make_table(st, data, ctl, start, fit):
         calls[CALL_PIRLS] = address_of(evaluate_pirls, _INT, _VEC, _VEC, st, data, ctl, _VEC,
                                        _VEC, numba.types.float64, _VEC, _VEC, _VEC, _VEC, _MAT,
                                        scr)
+        calls[CALL_GRADIENT] = address_of(laplace_gradient, _CUBE, st, data, numba.types.boolean,
+                                          _INT, _VEC, _VEC, scr, _VEC)
     f64, boolean = numba.types.float64, numba.types.boolean
     common = (st, data, ctl, _VEC, _VEC, f64, _VEC, _VEC)  # ... tscale, bscale, sat, ub, bb
     calls[CALL_EVALUATE] = address_of(evaluate, _INT, _VEC, _VEC, *common, _VEC, _VEC, _MAT, scr)
