@@ -29,7 +29,11 @@ own, and call each other, :func:`~vctest.kernels.objective.evaluate` and the
 gradient through addresses (:mod:`vctest.kernels.calls`): each is compiled once,
 not again inside its callers.
 
-It stops when the projected gradient is below ``gtol * (1 + |f|)``, or when an
+It stops when the projected gradient is below ``gtol * (1 + |f|)``, or (a Laplace
+objective) when the quadratic model's decrease along the search direction,
+``-g'd``, is below ``ftol * (1 + |f|)`` (status 1: PIRLS's tolerance leaves noise
+in f that a line search cannot resolve, so it would only halve its step down to
+``xtol``), or when an
 iteration changes f by less than ``ftol * (1 + |f|)`` and x by less than
 ``xtol``, or when the line search has halved its step below ``xtol`` without a
 decrease (status 1 too: near the optimum of a criterion summed over millions of
@@ -235,6 +239,11 @@ def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat
                         s -= hinv[i, j] * g[j]
             direction[i] = s
             slope += s * g[i]
+        if code != PROFILED and slope < 0.0 and -slope <= ctl.ftol * (1.0 + abs(f)):
+            # the quadratic model predicts a decrease below ftol: a Laplace objective
+            # carries PIRLS's convergence noise, which a line search cannot resolve
+            status = 1
+            break
         if not slope < 0.0:  # not a descent direction: restart from steepest descent
             hinv = identity(d, 1.0)
             for i in range(d):
