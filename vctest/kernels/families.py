@@ -80,6 +80,26 @@ def family_row(fam, link, eta, y, wt):
     return mu, w, score, 2.0 * wt * (a + b)
 
 
+@jit(inline=True)
+def canonical_row(fam, eta, y, wt):
+    """One observation of a canonical link (Poisson's log, else the binomial logit):
+    ``(w, score, dw/deta)`` -- :func:`family_row`'s weight and score by the same
+    arithmetic, and the weight's derivative, ``w`` (log) or ``w (1 - 2 mu)`` (logit)."""
+    if fam == POISSON:
+        mu = math.exp(min(eta, _ETA_MAX))
+        return wt * mu, wt * (y - mu), wt * mu
+    if eta >= 0.0:
+        ex = math.exp(-eta)
+        mu = 1.0 / (1.0 + ex)
+        one_m = ex / (1.0 + ex)
+    else:
+        ex = math.exp(eta)
+        mu = ex / (1.0 + ex)
+        one_m = 1.0 / (1.0 + ex)
+    w = wt * mu * one_m
+    return w, wt * (y - mu), w * (one_m - mu)
+
+
 @jit
 def saturated_constant(fam, y, wt):
     """``-2 log p(y | mu = y)`` summed: R's ``aic`` = sum of deviance residuals + this."""

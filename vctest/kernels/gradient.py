@@ -59,7 +59,8 @@ W (Z Lambda v + X v_beta)``.  The cost is about one PIRLS iteration, against 2
 basis of the gradients of Laplace approximations in e.g. Bates et al., lme4's
 ``glmer`` documentation, and TMB, Kristensen et al. 2016, J. Stat. Softw.
 70(5), where it is done by automatic differentiation.)  Non-canonical links
-(probit, cloglog) have ``ds/deta != -W``; they keep finite differences.
+(probit, cloglog) have ``ds/deta != -W``; they keep finite differences, as
+does a rest block the engine factors by LAPACK (order ``lapack_min`` or more).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ import math
 import numpy as np
 
 from vctest.kernels._jit import jit
-from vctest.kernels.families import family_row
+from vctest.kernels.families import canonical_row
 from vctest.kernels.objective import pirls, profiled
 from vctest.kernels.pwls import (
     cross_products,
@@ -87,29 +88,35 @@ def rest_inverse(c, mm, lapack_min):
     Cholesky factor ``L_S`` in the lower triangle of ``c`` (dense, symmetric): by
     LAPACK from order ``lapack_min`` on (outside prange, as the factorisation),
     else by loops."""
+    if mm < lapack_min:
+        return rest_inverse_by_loops(c, mm)
     linv = np.zeros((mm, mm))
-    if mm >= lapack_min:
-        for i in range(mm):
-            for j in range(i + 1):
-                linv[i, j] = c[i, j]
-        linv = np.linalg.inv(linv)
-        sinv = np.dot(linv.T, linv)
-    else:
-        for i in range(mm):
-            linv[i, i] = 1.0 / c[i, i]
-            for j in range(i):
-                acc = 0.0
-                for kk in range(j, i):
-                    acc -= c[i, kk] * linv[kk, j]
-                linv[i, j] = acc / c[i, i]
-        sinv = np.zeros((mm, mm))
-        for i in range(mm):
-            for j in range(i + 1):
-                acc = 0.0
-                for kk in range(i, mm):
-                    acc += linv[kk, i] * linv[kk, j]
-                sinv[i, j] = acc
-                sinv[j, i] = acc
+    for i in range(mm):
+        for j in range(i + 1):
+            linv[i, j] = c[i, j]
+    linv = np.linalg.inv(linv)
+    return np.dot(linv.T, linv)
+
+
+@jit(inline=True)
+def rest_inverse_by_loops(c, mm):
+    """:func:`rest_inverse` by loops (no LAPACK/BLAS code to compile)."""
+    linv = np.zeros((mm, mm))
+    for i in range(mm):
+        linv[i, i] = 1.0 / c[i, i]
+        for j in range(i):
+            acc = 0.0
+            for kk in range(j, i):
+                acc -= c[i, kk] * linv[kk, j]
+            linv[i, j] = acc / c[i, i]
+    sinv = np.zeros((mm, mm))
+    for i in range(mm):
+        for j in range(i + 1):
+            acc = 0.0
+            for kk in range(i, mm):
+                acc += linv[kk, i] * linv[kk, j]
+            sinv[i, j] = acc
+            sinv[j, i] = acc
     return sinv
 
 
@@ -343,10 +350,13 @@ def laplace_gradient(t, st, data, joint, lapack_min, u, beta, scr, grad):
     (beta is then a mode too and its entries of ``grad`` are the partial
     derivatives).  Returns False (``grad`` untouched) for a link that is not the
     family's canonical one (logit, Poisson's log), where the weights are not the
-    observed information: the caller then takes finite differences.
+    observed information, and for a rest block of order ``lapack_min`` or more
+    (its inverse here is by loops, to keep LAPACK's code out of this kernel's
+    compilation; where the engine factors that block by LAPACK, finite
+    differences cost less): the caller then takes finite differences.
     See the module docstring for the formulas.
     """
-    if not (data.fam == POISSON or data.link == LOGIT):
+    if not (data.fam == POISSON or data.link == LOGIT) or st.m_re >= lapack_min:
         return False
     n, p, m_re = st.n, st.p, st.m_re
     k, roff, toff, bptr, bidx = st.k, st.roff, st.toff, st.bptr, st.bidx
@@ -362,13 +372,10 @@ def laplace_gradient(t, st, data, joint, lapack_min, u, beta, scr, grad):
     eta, w, s, wd = scr.eta, scr.w, scr.score, scr.tw
     linear_predictor(t, st, u, beta, data.offset, eta)
     for r in range(n):
-        mu, wr, sr, _ = family_row(data.fam, data.link, eta[r], y[r], wt[r])
-        w[r] = wr
-        s[r] = sr
-        wd[r] = wr if data.fam == POISSON else wr * (1.0 - 2.0 * mu)
+        w[r], s[r], wd[r] = canonical_row(data.fam, eta[r], y[r], wt[r])
 
     # the selected inverse of A_ZZ (the random-effect block), as the profiled gradient's
-    sinv = rest_inverse(c, m_re, lapack_min)
+    sinv = rest_inverse_by_loops(c, m_re)
     sigd = np.empty((nlev0, k0, k0))
     sigb = np.zeros((bidx.size, k0))
     lginv = np.zeros((k0, k0))
