@@ -75,8 +75,10 @@ def family_row(fam, link, eta, y, wt):
         else:
             w = 0.0
             score = 0.0
-    a = y * (math.log(y) - log_mu) if y > 0.0 else 0.0
-    b = (1.0 - y) * (math.log(1.0 - y) - log_1m) if y < 1.0 else 0.0
+    # y = 1 and y = 0 (Bernoulli rows) skip a log(1) = 0: the same numbers, bit for bit
+    a = 0.0 if not y > 0.0 else (0.0 - log_mu if y == 1.0 else y * (math.log(y) - log_mu))
+    b = 0.0 if not y < 1.0 else (0.0 - log_1m if y == 0.0 else (1.0 - y) * (
+        math.log(1.0 - y) - log_1m))
     return mu, w, score, 2.0 * wt * (a + b)
 
 

@@ -174,9 +174,9 @@ def assemble(t, st, w, s, joint, lower_only, scr):
             br[pos[e]] += sr * val[e]
             for a in range(k0):
                 bval[slot[e], a] += wv * a0[a]
-            if lower_only:
+            if lower_only:  # a row's positions ascend (terms by roff, then X)
                 for f in range(e + 1):
-                    c[max(pos[e], pos[f]), min(pos[e], pos[f])] += wv * val[f]
+                    c[pos[e], pos[f]] += wv * val[f]
             else:
                 for f in range(cnt):
                     c[pos[e], pos[f]] += wv * val[f]
