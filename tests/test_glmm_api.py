@@ -275,7 +275,9 @@ def test_methods_paragraph_of_a_glmm_test(herd_test):
 def test_flagged_glmm_refits_get_a_second_look():
     # tolerances no optimiser can meet: refits stop on the iteration limit or a failed line
     # search at the optimum; the boundary-aware check recognises them (status RECHECKED)
-    # and their statistics are those of a run with the default settings
+    # and their statistics are those of a run with the default settings.  (xtol < 0: with
+    # the analytic gradient, exactly 0 at a variance on its bound, the projected step there
+    # can be exactly 0, which xtol = 0 would accept.)
     from vctest.model.glmm import GlmmSettings
     from vctest.nulls.bootstrap import RECHECKED
     from vctest.nulls.bootstrap import run_bootstrap as run_glmm_bootstrap
@@ -287,7 +289,7 @@ def test_flagged_glmm_refits_get_a_second_look():
     kw = {"nsim": 40, "seed_seq": np.random.SeedSequence(1), "observed": 1.0}
     default = run_glmm_bootstrap(null, full, np.array([0]), **kw).replicates
     strict = run_glmm_bootstrap(null, full, np.array([0]), **kw, settings=GlmmSettings(
-        gtol=1e-16, ftol=0.0, xtol=0.0, maxiter=60)).replicates
+        gtol=1e-16, ftol=0.0, xtol=-1.0, maxiter=60)).replicates
     rechecked = np.any(strict.status == RECHECKED, axis=1)
     assert rechecked.sum() >= 5 and strict.n_failed == 0 and default.n_failed == 0
     np.testing.assert_allclose(strict.statistic, default.statistic, atol=1e-6)

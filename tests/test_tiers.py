@@ -118,9 +118,11 @@ def test_interpreted_and_compiled_bootstraps_are_identical(formula, data, term, 
     np.testing.assert_array_equal(python.null_distribution, compiled.null_distribution)
 
 
-def test_a_fit_switches_to_compiled_kernels_midway_with_the_same_numbers(fresh_tiers):
+def test_a_fit_switches_to_compiled_kernels_midway_with_the_same_numbers(fresh_tiers,
+                                                                          monkeypatch):
     """Budget 23 s, one fake second per call, a lookahead of 20 calls: the third
     evaluation's charge decides to compile, and the fit goes on compiled."""
+    monkeypatch.setattr(engine.LMM_TIER, "budget", 23.0)
     with tiers.forced("compile"):
         reference = _numbers(vctest.fit(LMM, "sleepstudy"))
     seen = []

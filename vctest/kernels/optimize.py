@@ -10,10 +10,12 @@ Refits in a bootstrap must not leave compiled code (a Python-level
   variance parameter, ``theta * tscale`` for the others, ``beta * bscale``
   (:func:`vctest.kernels.objective.theta_of`), so a covariate's units do not
   change the path and a variance far from its bound is a few steps away;
-* the profiled criterion's gradient in closed form (:mod:`vctest.kernels.gradient`);
-  the Laplace objectives' by finite differences -- central in the interior,
-  second-order one-sided near a lower bound, so the objective is never
-  evaluated outside its domain;
+* the profiled criterion's gradient, and the Laplace objectives' for the
+  canonical links (logit, Poisson's log), in closed form
+  (:mod:`vctest.kernels.gradient`); other links by finite differences --
+  central in the interior, second-order one-sided near a lower bound, so the
+  objective is never evaluated outside its domain (the second differences
+  that scale the Laplace fits' first inverse Hessian are taken the same way);
 * an active set: a parameter at its bound with a positive derivative is held
   there; the inverse-Hessian approximation acts on the free parameters;
 * a projected backtracking (Armijo) line search, steps capped at
@@ -27,7 +29,11 @@ own, and call each other, :func:`~vctest.kernels.objective.evaluate` and the
 gradient through addresses (:mod:`vctest.kernels.calls`): each is compiled once,
 not again inside its callers.
 
-It stops when the projected gradient is below ``gtol * (1 + |f|)``, or when an
+It stops when the projected gradient is below ``gtol * (1 + |f|)``, or (a Laplace
+objective) when the quadratic model's decrease along the search direction,
+``-g'd``, is below ``ftol * (1 + |f|)`` (status 1: PIRLS's tolerance leaves noise
+in f that a line search cannot resolve, so it would only halve its step down to
+``xtol``), or when an
 iteration changes f by less than ``ftol * (1 + |f|)`` and x by less than
 ``xtol``, or when the line search has halved its step below ``xtol`` without a
 decrease (status 1 too: near the optimum of a criterion summed over millions of
@@ -46,7 +52,7 @@ import numpy as np
 
 from vctest.kernels._jit import jit
 from vctest.kernels.calls import call_at
-from vctest.kernels.gradient import profiled_gradient
+from vctest.kernels.gradient import laplace_gradient, profiled_gradient
 from vctest.kernels.linalg import assign, identity, max_abs, scaled_at_least
 from vctest.kernels.objective import evaluate, theta_of
 from vctest.kernels.pwls import theta_to_factors
@@ -55,6 +61,8 @@ from vctest.kernels.types import (
     CALL_DERIVATIVES,
     CALL_EVALUATE,
     CALL_GRADIENT,
+    GLM,
+    LAPLACE,
     PROFILED,
 )
 
@@ -75,7 +83,9 @@ def derivatives(code, x, lower, f0, current, st, data, ctl, tscale, bscale, sat,
     evaluation at ``x`` for its modes and factor, or none when ``current`` (the last
     evaluation was at ``x``: ``scr`` holds its factor and ``ub``/``bb`` its modes; the
     criterion is a function of ``x`` alone, so evaluating again would give the same
-    numbers).  The others are finite differences.
+    numbers).  So is the Laplace objectives' with a canonical link when ``current``
+    (:func:`~vctest.kernels.gradient.laplace_gradient`, at the modes of that
+    evaluation).  The others are finite differences.
     """
     uo = np.empty(ub.size)
     bo = np.empty(bb.size)
@@ -96,6 +106,20 @@ def derivatives(code, x, lower, f0, current, st, data, ctl, tscale, bscale, sat,
             dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
             grad[i] = gth[i] * dtheta / tscale[i]
         return 0 if current else 1
+    if code != GLM and curv.size == 0 and current:
+        # the Laplace objectives' analytic gradient at the current evaluation's modes
+        d = tscale.size
+        gfull = np.empty(d + bb.size)
+        t = theta_to_factors(theta_of(x, lower, tscale), st)
+        if call_at(laplace_gradient, ctl.calls, CALL_GRADIENT,
+                   (t, st, data, code != LAPLACE, ctl.lapack_min, ub, bb, scr, gfull)):
+            for i in range(ncoord):
+                if i < d:
+                    dtheta = math.cosh(x[i]) if math.isfinite(lower[i]) else 1.0
+                    grad[i] = gfull[i] * dtheta / tscale[i]
+                else:
+                    grad[i] = gfull[i] / bscale[i - d]
+            return 0
     xt = x.copy()
     for i in range(ncoord):
         h = h_rel * max(1.0, abs(x[i]))
@@ -215,6 +239,11 @@ def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat
                         s -= hinv[i, j] * g[j]
             direction[i] = s
             slope += s * g[i]
+        if code != PROFILED and slope < 0.0 and -slope <= ctl.ftol * (1.0 + abs(f)):
+            # the quadratic model predicts a decrease below ftol: a Laplace objective
+            # carries PIRLS's convergence noise, which a line search cannot resolve
+            status = 1
+            break
         if not slope < 0.0:  # not a descent direction: restart from steepest descent
             hinv = identity(d, 1.0)
             for i in range(d):

@@ -105,14 +105,19 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx, scr):
     ok : bool
         False when a factorisation failed.
     """
-    assemble(t, st, w, s, joint, scr)
+    assemble(t, st, w, s, joint, st.n >= 0, scr)  # a run-time True (one specialisation)
     return factor_solve(st, joint, lapack_min, sol, lxx, scr)
 
 
 @jit(internal=True)
-def assemble(t, st, w, s, joint, scr):
+def assemble(t, st, w, s, joint, lower_only, scr):
     """The system's blocks from the rows into ``scr`` (``d1, b0, bval, c, br``),
-    with the factors ``t`` applied (identity factors: the raw cross-products)."""
+    with the factors ``t`` applied (identity factors: the raw cross-products).
+
+    ``lower_only``: only the lower triangle of the rest block ``c`` (all that
+    :func:`factor_solve` reads; half the work per row for a dense X), else the
+    whole symmetric block (the raw cross-products the gradient and
+    :func:`apply_factors` read)."""
     k, nlev, roff, codes = st.k, st.nlev, st.roff, st.codes
     zcols, zoff, bptr, bidx, rowslot, x = st.zcols, st.zoff, st.bptr, st.bidx, st.rowslot, st.x
     n, p, m_re = st.n, st.p, st.m_re
@@ -169,8 +174,12 @@ def assemble(t, st, w, s, joint, scr):
             br[pos[e]] += sr * val[e]
             for a in range(k0):
                 bval[slot[e], a] += wv * a0[a]
-            for f in range(cnt):
-                c[pos[e], pos[f]] += wv * val[f]
+            if lower_only:  # a row's positions ascend (terms by roff, then X)
+                for f in range(e + 1):
+                    c[pos[e], pos[f]] += wv * val[f]
+            else:
+                for f in range(cnt):
+                    c[pos[e], pos[f]] += wv * val[f]
 
 
 @jit(inline=True)
@@ -398,9 +407,67 @@ def cross_products(st, w, y, scr):
         yy += s[r] * y[r]
     scr.yy[0] = yy
     joint = st.n >= 0  # a run-time True: a literal would compile another specialisation
-    assemble(t, st, w, s, joint, scr)
+    assemble(t, st, w, s, joint, st.n < 0, scr)  # the whole block: a run-time False
     assign(scr.xd1.reshape(-1), scr.d1.reshape(-1))
     assign(scr.xb0.reshape(-1), scr.b0.reshape(-1))
     assign(scr.xbval.reshape(-1), scr.bval.reshape(-1))
     assign(scr.xc.reshape(-1), scr.c.reshape(-1))
     assign(scr.xbr, scr.br)
+
+
+@jit(internal=True)
+def solve_factored(st, joint, b0, br, sol, scr):
+    """Solve the system factored by the last :func:`factor_solve` in ``scr`` for another
+    right-hand side: ``b0`` (term 0, ``(nlev0, k0)``) and ``br`` (the rest, length
+    ``m_re + p`` when ``joint``, else ``m_re``), both overwritten; the solution (u,
+    then beta when ``joint``) goes to ``sol``.  The same substitutions as
+    :func:`factor_solve`'s, without factoring again."""
+    k, bptr, bidx = st.k, st.bptr, st.bidx
+    p = st.p
+    k0, nlev0 = k[0], st.nlev[0]
+    q0 = nlev0 * k0
+    px = p if joint else 0
+    m = st.m_re + px
+    d1, bval, c, first, a0 = scr.d1, scr.bval, scr.c, scr.first, scr.a0
+    for g in range(nlev0):
+        lg = d1[g]
+        for a in range(k0):
+            acc = b0[g, a]
+            for b in range(a):
+                acc -= lg[a, b] * b0[g, b]
+            b0[g, a] = acc / lg[a, a]
+        s0 = bptr[g]
+        ns = bptr[g + 1] - s0 - (p - px)
+        for u in range(ns):
+            acc = 0.0
+            for a in range(k0):
+                acc += bval[s0 + u, a] * b0[g, a]
+            br[bidx[s0 + u]] -= acc
+    for i in range(m):
+        acc = br[i]
+        for j in range(first[i], i):
+            acc -= c[i, j] * br[j]
+        br[i] = acc / c[i, i]
+    for i in range(m - 1, -1, -1):
+        acc = br[i]
+        for j in range(i + 1, m):
+            if first[j] <= i:
+                acc -= c[j, i] * br[j]
+        br[i] = acc / c[i, i]
+    for i in range(m):
+        sol[q0 + i] = br[i]
+    for g in range(nlev0):
+        lg = d1[g]
+        s0 = bptr[g]
+        ns = bptr[g + 1] - s0 - (p - px)
+        for a in range(k0):
+            acc = b0[g, a]
+            for u in range(ns):
+                acc -= bval[s0 + u, a] * br[bidx[s0 + u]]
+            a0[a] = acc
+        for a in range(k0 - 1, -1, -1):
+            acc = a0[a]
+            for b in range(a + 1, k0):
+                acc -= lg[b, a] * a0[b]
+            a0[a] = acc / lg[a, a]
+            sol[g * k0 + a] = a0[a]

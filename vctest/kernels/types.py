@@ -40,7 +40,7 @@ GLM = 3  #: a GLM by IRLS (no random effects; R's ``mustart`` unless beta is fin
 # (:mod:`vctest.kernels.calls`); 0 where the model's family never calls one.
 CALL_PROFILED = 0  #: :func:`vctest.kernels.objective.evaluate_profiled`
 CALL_PIRLS = 1  #: :func:`vctest.kernels.objective.evaluate_pirls`
-CALL_GRADIENT = 2  #: :func:`vctest.kernels.gradient.profiled_gradient`
+CALL_GRADIENT = 2  #: ``gradient.profiled_gradient`` (Gaussian) / ``laplace_gradient`` (GLMM)
 CALL_CROSS = 3  #: :func:`vctest.kernels.pwls.cross_products`
 CALL_SCRATCH = 4  #: :func:`vctest.kernels.pwls.scratch`
 CALL_SATURATED = 5  #: :func:`vctest.kernels.families.saturated_constant`
