@@ -248,6 +248,13 @@ def bfgs(code, x0, lower, hinv0, scale_first, st, data, ctl, tscale, bscale, sat
             hinv = identity(d, 1.0)
             for i in range(d):
                 direction[i] = -g[i] if free[i] else 0.0
+        if first and it == 1:
+            # the first step knows no curvature (hinv is the identity): it goes at most
+            # half-way to a bound, coordinate by coordinate (still a descent direction),
+            # rather than landing on the bound with an unscaled step
+            for i in range(d):
+                if direction[i] < 0.0 and math.isfinite(lower[i]):
+                    direction[i] = max(direction[i], -0.5 * (x[i] - lower[i]))
         cap = max(1.0, max_abs(x))
         dmax = max_abs(direction)
         if dmax > cap:
