@@ -21,6 +21,12 @@ Refits in a bootstrap must not leave compiled code (a Python-level
 * a projected backtracking (Armijo) line search, steps capped at
   ``max(1, |x|)``; BFGS updates only when the curvature condition holds, with
   a restart to steepest descent otherwise;
+* the first step, taken before any curvature is known (an identity inverse
+  Hessian whose scale means nothing), goes at most half-way to each bound:
+  landing on a variance's bound from it cost InstEval 14 evaluations (33 instead
+  of 19) and the sleepstudy ``(Days | Subject)`` bootstrap's refits 3.5 per
+  replicate (37.6 instead of 34.2, and more refits that did not converge: 4
+  against 2 in 3,000) while the fit re-learnt that coordinate's scale;
 * after the search, lme4's ``restart_edge`` and a boundary snap
   (:func:`optimize`).
 
