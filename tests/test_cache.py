@@ -192,3 +192,15 @@ def test_an_unusable_cache_dir_falls_back_to_the_next(tmp_path, monkeypatch):
     assert len(record) == 1  # said once
     assert found == tmp_path / "numba" / f"vctest-{_jit.SOURCE_DIGEST[:16]}"
     assert found.is_dir()
+
+
+def test_the_locator_names_its_source_file():
+    """Numba's warning for a function it cannot cache reads the locator's ``_py_file``
+    (with ``NUMBA_OPT=0`` the cache's save failed with AttributeError without it)."""
+    from vctest.kernels import objective
+
+    path = objective.__file__
+    locator = _jit.VctestCacheLocator.from_function(objective.evaluate_profiled.py_func, path)
+    if locator is None:
+        pytest.skip("no kernel cache in this process")
+    assert locator._py_file == path

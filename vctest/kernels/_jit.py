@@ -208,6 +208,7 @@ class VctestCacheLocator(_caching._CacheLocator):
         rel = Path(py_file).resolve().parent.relative_to(KERNELS_DIR.parent)
         self._cache_path = str(CACHE_DIR.joinpath(rel))
         self._lineno = py_func.__code__.co_firstlineno
+        self._py_file = py_file  # Numba names it when a function cannot be cached
 
     def get_cache_path(self) -> str:
         return self._cache_path
