@@ -36,7 +36,7 @@ from vctest.kernels._jit import interpreted, jit
 from vctest.kernels.calls import address_of, call_at, return_type
 from vctest.kernels.families import inverse_link, saturated_constant
 from vctest.kernels.gradient import laplace_gradient, profiled_gradient
-from vctest.kernels.linalg import assign, assign_numpy, identity
+from vctest.kernels.linalg import assign, assign_numpy, identity, lower_inverse
 from vctest.kernels.objective import (
     evaluate,
     evaluate_pirls,
@@ -75,12 +75,7 @@ def _beta_hinv(lxx, bscale, hinv, off):
     """``hinv[off:, off:] = 0.5 S (L L')^{-1} S`` with ``S = diag(bscale)``."""
     p = bscale.size
     linv = np.zeros((p, p))
-    for c in range(p):  # columns of L^{-1} by forward substitution
-        for i in range(c, p):
-            acc = 1.0 if i == c else 0.0
-            for j in range(c, i):
-                acc -= lxx[i, j] * linv[j, c]
-            linv[i, c] = acc / lxx[i, i]
+    lower_inverse(lxx, p, linv)
     for a in range(p):
         for b in range(p):
             acc = 0.0

@@ -74,11 +74,12 @@ import numpy as np
 
 from vctest.kernels._jit import jit
 from vctest.kernels.families import canonical_row
-from vctest.kernels.linalg import INVERSE_BLOCK, cholesky_inverse
+from vctest.kernels.linalg import INVERSE_BLOCK, cholesky_inverse, lower_inverse
 from vctest.kernels.objective import pirls, profiled
 from vctest.kernels.pwls import (
     cross_products,
     linear_predictor,
+    row_entries,
     scratch,
     solve_factored,
     theta_to_factors,
@@ -102,13 +103,7 @@ def rest_inverse(c, mm, lapack_min):
 def rest_inverse_by_loops(c, mm):
     """:func:`rest_inverse` by loops (no LAPACK/BLAS code to compile)."""
     linv = np.zeros((mm, mm))
-    for i in range(mm):
-        linv[i, i] = 1.0 / c[i, i]
-        for j in range(i):
-            acc = 0.0
-            for kk in range(j, i):
-                acc -= c[i, kk] * linv[kk, j]
-            linv[i, j] = acc / c[i, i]
+    lower_inverse(c, mm, linv)
     sinv = np.zeros((mm, mm))
     for i in range(mm):
         for j in range(i + 1):
@@ -131,15 +126,7 @@ def level_inverse(lg, bval, bidx, s0, ns, sinv, lginv, dinv, v, srg):
     ``srg`` ``Sigma_{R,g} = -S^-1 V_g`` on the level's rest rows (``ns x k0``).
     """
     k0 = lg.shape[0]
-    for i in range(k0):  # L_g^-1 (lower)
-        for j in range(k0):
-            lginv[i, j] = 0.0
-        lginv[i, i] = 1.0 / lg[i, i]
-        for j in range(i):
-            acc = 0.0
-            for kk in range(j, i):
-                acc -= lg[i, kk] * lginv[kk, j]
-            lginv[i, j] = acc / lg[i, i]
+    lower_inverse(lg, k0, lginv)  # L_g^-1 (lower)
     for i in range(k0):  # D_g^-1 = L_g^-T L_g^-1
         for j in range(k0):
             acc = 0.0
@@ -377,7 +364,7 @@ def laplace_gradient(t, st, data, joint, lapack_min, u, beta, scr, grad):
         return False
     n, p, m_re = st.n, st.p, st.m_re
     k, roff, toff, bptr, bidx = st.k, st.roff, st.toff, st.bptr, st.bidx
-    codes, zcols, zoff, rowslot, x = st.codes, st.zcols, st.zoff, st.rowslot, st.x
+    codes, zcols, zoff, x = st.codes, st.zcols, st.zoff, st.x
     k0, nlev0 = k[0], st.nlev[0]
     q0 = nlev0 * k0
     q = q0 + m_re
@@ -419,24 +406,7 @@ def laplace_gradient(t, st, data, joint, lapack_min, u, beta, scr, grad):
     cw = np.empty(n)
     for r in range(n):
         g = codes[0, r]
-        for a in range(k0):
-            acc = 0.0
-            for cc in range(a, k0):
-                acc += zcols[r, zoff[0] + cc] * t[0, cc, a]
-            a0[a] = acc
-        cnt = 0
-        for j in range(1, k.size):
-            kj = k[j]
-            base = roff[j] + codes[j, r] * kj
-            sl = rowslot[r, j - 1]
-            for cc in range(kj):
-                acc = 0.0
-                for c2 in range(cc, kj):
-                    acc += zcols[r, zoff[j] + c2] * t[j, c2, cc]
-                pos[cnt] = base + cc
-                val[cnt] = acc
-                slot[cnt] = sl + cc
-                cnt += 1
+        cnt = row_entries(r, t, st, a0, pos, val, slot)
         lev = 0.0
         for a in range(k0):
             acc = 0.0

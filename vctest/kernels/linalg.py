@@ -137,6 +137,21 @@ def cholesky_inverse(low, m, nb):
 
 
 @jit(inline=True)
+def lower_inverse(low, n, out):
+    """``out[:n, :n] = L^-1`` (zeros above the diagonal) for the lower triangle ``L``
+    of ``low[:n, :n]``, by forward substitution, row by row."""
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = 0.0
+        out[i, i] = 1.0 / low[i, i]
+        for j in range(i):
+            acc = 0.0
+            for kk in range(j, i):
+                acc -= low[i, kk] * out[kk, j]
+            out[i, j] = acc / low[i, i]
+
+
+@jit(inline=True)
 def assign(dst, src):
     """``dst[i] = src[i]`` for every i (a loop compiles far faster than ``dst[:] = src``)."""
     for i in range(src.size):

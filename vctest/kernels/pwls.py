@@ -109,6 +109,34 @@ def pwls(t, st, w, s, joint, lapack_min, sol, lxx, scr):
     return factor_solve(st, joint, lapack_min, sol, lxx, scr)
 
 
+@jit(inline=True)
+def row_entries(r, t, st, a0, pos, val, slot):
+    """Row ``r``'s entries of ``Lambda' z_r`` with the factors ``t``: term 0's ``k0``
+    into ``a0``; every other term's into ``val``, with their rest positions in
+    ``pos`` and their slots in ``bidx`` in ``slot``.  Returns how many went to ``val``."""
+    k, roff, codes, zcols, zoff, rowslot = st.k, st.roff, st.codes, st.zcols, st.zoff, st.rowslot
+    k0 = k[0]
+    for a in range(k0):
+        acc = 0.0
+        for cc in range(a, k0):
+            acc += zcols[r, zoff[0] + cc] * t[0, cc, a]
+        a0[a] = acc
+    cnt = 0
+    for j in range(1, k.size):
+        kj = k[j]
+        base = roff[j] + codes[j, r] * kj
+        sl = rowslot[r, j - 1]
+        for cc in range(kj):
+            acc = 0.0
+            for c2 in range(cc, kj):
+                acc += zcols[r, zoff[j] + c2] * t[j, c2, cc]
+            pos[cnt] = base + cc
+            val[cnt] = acc
+            slot[cnt] = sl + cc
+            cnt += 1
+    return cnt
+
+
 @jit(internal=True)
 def assemble(t, st, w, s, joint, lower_only, scr):
     """The system's blocks from the rows into ``scr`` (``d1, b0, bval, c, br``),
@@ -118,10 +146,9 @@ def assemble(t, st, w, s, joint, lower_only, scr):
     :func:`factor_solve` reads; half the work per row for a dense X), else the
     whole symmetric block (the raw cross-products the gradient and
     :func:`apply_factors` read)."""
-    k, nlev, roff, codes = st.k, st.nlev, st.roff, st.codes
-    zcols, zoff, bptr, bidx, rowslot, x = st.zcols, st.zoff, st.bptr, st.bidx, st.rowslot, st.x
+    k, nlev, codes = st.k, st.nlev, st.codes
+    bptr, bidx, x = st.bptr, st.bidx, st.x
     n, p, m_re = st.n, st.p, st.m_re
-    nterms = k.size
     k0, nlev0 = k[0], nlev[0]
     m = m_re + (p if joint else 0)
     d1, b0, bval, c, br, a0 = scr.d1, scr.b0, scr.bval, scr.c, scr.br, scr.a0
@@ -140,28 +167,11 @@ def assemble(t, st, w, s, joint, lower_only, scr):
             c[i, j] = 0.0
     for r in range(n):
         wr, sr, g = w[r], s[r], codes[0, r]
-        for a in range(k0):
-            acc = 0.0
-            for cc in range(a, k0):
-                acc += zcols[r, zoff[0] + cc] * t[0, cc, a]
-            a0[a] = acc
+        cnt = row_entries(r, t, st, a0, pos, val, slot)
         for a in range(k0):
             b0[g, a] += sr * a0[a]
             for b in range(k0):
                 d1[g, a, b] += wr * a0[a] * a0[b]
-        cnt = 0
-        for j in range(1, nterms):
-            kj = k[j]
-            base = roff[j] + codes[j, r] * kj
-            sl = rowslot[r, j - 1]
-            for cc in range(kj):
-                acc = 0.0
-                for c2 in range(cc, kj):
-                    acc += zcols[r, zoff[j] + c2] * t[j, c2, cc]
-                pos[cnt] = base + cc
-                val[cnt] = acc
-                slot[cnt] = sl + cc
-                cnt += 1
         if joint:
             xs = bptr[g + 1] - p
             for i in range(p):
