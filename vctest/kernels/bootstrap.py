@@ -28,11 +28,8 @@ import numpy as np
 
 from vctest.kernels._jit import interpreted, jit, prange
 from vctest.kernels.calls import address_of, call_at
-from vctest.kernels.engine import TIERED, fit_model, with_calls
+from vctest.kernels.engine import DRIVER_TIER, PYTHON_TWINS, fit_model, with_calls
 from vctest.kernels.families import family_row
-from vctest.kernels.linalg import assign, assign_numpy
-from vctest.kernels.objective import evaluate
-from vctest.kernels.optimize import bfgs, derivatives, optimize
 from vctest.kernels.pwls import linear_predictor, theta_to_factors
 from vctest.kernels.random import binomial, poisson, seed_state, standard_normal
 from vctest.kernels.tiers import Tier, run_rows
@@ -160,10 +157,10 @@ def bootstrap(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,
 
 
 BOOTSTRAP_TIER = Tier("parametric bootstrap", 30.0,
-                      (bootstrap, replicate, fit_model, evaluate, derivatives, bfgs, optimize))
+                      (bootstrap, replicate, *DRIVER_TIER.kernels))
 """The bootstrap's own kernels (about 30 CPU s to compile); :mod:`vctest.kernels.tiers`."""
 
-_REPLICATE_PY = interpreted(replicate, compiled=(), python={assign: assign_numpy, **TIERED})
+_REPLICATE_PY = interpreted(replicate, compiled=(), python=PYTHON_TWINS)
 
 
 def run_bootstrap_kernel(seeds, sim_st, sim, st0, data0, start0, st1, data1, start1, embed,

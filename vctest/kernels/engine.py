@@ -236,11 +236,11 @@ TIERED = {
 tiered_saturated_constant = TIERED[saturated_constant]
 tiered_inverse_link = TieredKernel(inverse_link, GLMM_TIER)
 
-_FIT_TIERED = interpreted(fit_model, compiled=(), python={assign: assign_numpy, **TIERED})
-_FIT_INTERPRETED = interpreted(fit_model, compiled=(evaluate_profiled, evaluate_pirls,
-                                                    profiled_gradient, laplace_gradient,
-                                                    cross_products, scratch, saturated_constant),
-                               python={assign: assign_numpy})
+PYTHON_TWINS = {assign: assign_numpy, **TIERED}
+"""What the engine's interpreted source calls in place of kernels (a fit's, a replicate's)."""
+
+_FIT_TIERED = interpreted(fit_model, compiled=(), python=PYTHON_TWINS)
+_FIT_INTERPRETED = interpreted(fit_model, compiled=tuple(TIERED), python={assign: assign_numpy})
 DRIVER_TIER = Tier("fit driver", 25.0, (fit_model, evaluate, derivatives, bfgs, optimize))
 """fit_model and the optimiser, compiled together (about 25 CPU s; the bootstrap's too)."""
 
